@@ -1,0 +1,183 @@
+"""The prompt-tuned VideoMAE: attention maths, prompt semantics, transfer types, folding."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import models
+from models.vit import Attention
+
+
+def tiny(**kw):
+    base = dict(img_size=32, num_frames=4, embed_dim=48, depth=3, num_heads=3, num_classes=5,
+                prompt_num_tokens=7)
+    return models.create_model("vit_small_patch16_224", **{**base, **kw})
+
+
+def explicit_attention(attn: Attention, x, pk=None, pv=None):
+    """softmax(Q K^T / sqrt(d)) V written out from the weights, one head at a time."""
+    b, n, d = x.shape
+    h, hd = attn.num_heads, attn.head_dim
+    w = attn.qkv.weight
+    q = x @ w[:d].T + attn.q_bias
+    k = x @ w[d:2 * d].T
+    v = x @ w[2 * d:].T + attn.v_bias
+    outs = []
+    for i in range(h):
+        sl = slice(i * hd, (i + 1) * hd)
+        ki, vi = k[..., sl], v[..., sl]
+        if pk is not None:  # the same prompts for every head
+            ki = torch.cat([ki, pk.expand(b, -1, -1)], 1)
+            vi = torch.cat([vi, pv.expand(b, -1, -1)], 1)
+        a = torch.softmax(q[..., sl] @ ki.transpose(1, 2) / math.sqrt(hd), -1)
+        outs.append(a @ vi)
+    return attn.proj(torch.cat(outs, -1))
+
+
+@pytest.mark.parametrize("impl,heads,tokens,n", list(itertools.product(["sdpa", "math"], [1, 2, 4], [0, 1, 5], [3, 16])))
+def test_attention_matches_explicit_computation(impl, heads, tokens, n):
+    torch.manual_seed(0)
+    attn = Attention(16 * heads, heads).eval()
+    attn.attn_impl = impl
+    torch.nn.init.normal_(attn.q_bias)
+    torch.nn.init.normal_(attn.v_bias)
+    x = torch.randn(2, n, attn.head_dim * heads)
+    pk = torch.randn(tokens, attn.head_dim) if tokens else None
+    pv = torch.randn(tokens, attn.head_dim) if tokens else None
+    out = attn(x, pk, pv)
+    assert out.shape == x.shape  # prompts extend K/V only
+    torch.testing.assert_close(out, explicit_attention(attn, x, pk, pv), atol=1e-5, rtol=1e-5)
+
+
+def test_sdpa_and_math_models_agree():
+    torch.manual_seed(0)
+    m = tiny().eval()
+    x = torch.randn(3, 3, 4, 32, 32)
+    a = m(x)
+    m.set_attn_impl("math")
+    torch.testing.assert_close(m(x), a, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="attn_impl='flash'"):
+        m.set_attn_impl("flash")
+
+
+def test_reparameterization_uses_max_of_scale_and_one_per_token():
+    m = tiny(prompt_num_tokens=3).eval()
+    with torch.no_grad():
+        m.prompt_scale.copy_(torch.tensor([0.5, 1.0, 3.0]).expand_as(m.prompt_scale))
+        m.prompt_scale[1, 1, 2] = -2.0
+    eff = m.effective_prompts()
+    assert eff.shape == (3, 2, 3, 16)
+    raw = torch.stack([m.prompt_embeddings_k, m.prompt_embeddings_v], 1)
+    factor = torch.tensor([1.0, 1.0, 3.0]).expand(3, 2, 3).clone()
+    factor[1, 1, 2] = 1.0
+    torch.testing.assert_close(eff, raw * factor[..., None])
+
+
+def test_prompt_dropout_only_in_training_and_before_scale():
+    torch.manual_seed(0)
+    m = tiny(prompt_dropout=0.5)
+    with torch.no_grad():
+        m.prompt_scale.fill_(2.0)
+    m.eval()
+    raw = torch.stack([m.prompt_embeddings_k, m.prompt_embeddings_v], 1)
+    torch.testing.assert_close(m.effective_prompts(), raw * 2)
+    m.train()
+    eff = m.effective_prompts()
+    kept = eff != 0
+    assert 0.3 < kept.float().mean() < 0.7
+    # dropout scales survivors by 1/(1-p) = 2, then the reparam by max(2, 1) = 2
+    torch.testing.assert_close(eff[kept], (raw * 4)[kept])
+
+
+def test_prompts_change_the_output_and_only_prompted_layers_get_them():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 32, 32)
+    m = tiny(prompt_start=1, prompt_end=1).eval()
+    assert m.prompt_embeddings_k.shape == (1, 7, 16)
+    seen = []
+    for i, blk in enumerate(m.blocks):
+        blk.attn.register_forward_hook(lambda mod, args, out, i=i: seen.append((i, args[1] is not None)))
+    m(x)
+    assert seen == [(0, False), (1, True), (2, False)]
+    plain = tiny(transfer_type="end2end").eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if "prompt" not in k})
+    assert not torch.allclose(plain(x), m(x))
+
+
+@pytest.mark.parametrize("frames,size", [(4, 32), (8, 48), (16, 64), (2, 16)])
+def test_position_table_matches_formula_for_any_geometry(frames, size):
+    m = tiny(num_frames=frames, img_size=size)
+    n, d = frames // 2 * (size // 16) ** 2, 48
+    expect = np.array([[p / np.power(10000, 2 * (j // 2) / d) for j in range(d)] for p in range(n)])
+    expect[:, 0::2], expect[:, 1::2] = np.sin(expect[:, 0::2]), np.cos(expect[:, 1::2])
+    np.testing.assert_allclose(m.pos_embed[0].numpy(), expect, atol=1e-6)
+    assert "pos_embed" not in m.state_dict()
+    assert m(torch.randn(1, 3, frames, size, size)).shape == (1, 5)
+
+
+def test_wrong_input_geometry_is_named():
+    with pytest.raises(ValueError, match="8 frames at 32x32 does not match the model \\(4 frames at 32x32\\)"):
+        tiny()(torch.randn(1, 3, 8, 32, 32))
+
+
+def trainable(m):
+    return {n for n, p in m.named_parameters() if p.requires_grad}
+
+
+def test_trainable_sets_per_transfer_type():
+    assert trainable(tiny()) == {"prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale",
+                                 "head.weight", "head.bias", "head_norm.weight", "head_norm.bias"}
+    assert trainable(tiny(transfer_type="linear")) == {"head.weight", "head.bias", "head_norm.weight",
+                                                       "head_norm.bias"}
+    m = tiny(transfer_type="end2end")
+    assert trainable(m) == {n for n, _ in m.named_parameters()}
+    assert not any("prompt" in n for n in trainable(m))
+    with pytest.raises(ValueError, match="transfer_type='lora'"):
+        tiny(transfer_type="lora")
+
+
+@pytest.mark.parametrize("tokens,classes", [(1, 51), (200, 101)])
+def test_vit_base_prompt_parameter_count_matches_the_paper(tokens, classes):
+    with torch.device("meta"):
+        m = models.create_model("vit_base_patch16_224", num_classes=classes, prompt_num_tokens=tokens)
+    t, total = models.count_parameters(m)
+    assert t == 1560 * tokens + 769 * classes + 1536
+    assert total == 86_225_664 + 1536 + 769 * classes + 1560 * tokens  # VideoMAE ViT-B backbone
+
+
+@pytest.mark.parametrize("reparam,tokens", list(itertools.product([True, False], [1, 6])))
+def test_folded_model_gives_identical_eval_logits(reparam, tokens):
+    torch.manual_seed(0)
+    m = tiny(prompt_reparam=reparam, prompt_num_tokens=tokens, prompt_dropout=0.3)
+    if reparam:
+        with torch.no_grad():
+            m.prompt_scale.uniform_(0.2, 3.0)
+    x = torch.randn(2, 3, 4, 32, 32)
+    f = models.fold_prompts(m)
+    assert m.training and not f.training  # the input model is left as it was
+    m.eval()
+    torch.testing.assert_close(f(x), m(x), atol=0, rtol=0)
+    names = dict(f.named_parameters())
+    assert "prompt_scale" not in f.state_dict() and "prompt_embeddings_k" not in names
+    assert not any(p.requires_grad for p in f.parameters())
+    f.train()  # no dropout left on the prompts
+    torch.testing.assert_close(f.effective_prompts(), m.effective_prompts())
+
+
+def test_registry_lists_and_rejects():
+    assert {"vit_small_patch16_224", "vit_base_patch16_224", "vit_large_patch16_224",
+            "vit_huge_patch16_224", "vit_micro_patch16_112"} <= set(models.list_models())
+    with pytest.raises(ValueError, match="unknown model 'vit_giant'"):
+        models.create_model("vit_giant")
+    with pytest.raises(ValueError, match="prompt layers 3..2"):
+        tiny(prompt_start=3, prompt_end=2)
+
+
+def test_backward_reaches_only_trainable_tensors():
+    m = tiny()
+    F.cross_entropy(m(torch.randn(2, 3, 4, 32, 32)), torch.tensor([0, 1])).backward()
+    grads = {n for n, p in m.named_parameters() if p.grad is not None}
+    assert grads == trainable(m)
