@@ -1,0 +1,230 @@
+"""Datasets and manifests: VideoMAE list files, class folders, SSv2 JSON, and the probed manifest.
+
+A manifest is a CSV with one row per video: ``path,label,frames,fps,codec,width,height,duration,
+status,reason``. ``status`` is ``ok`` for a usable video; any other value names why the video is
+not used, and ``reason`` says it in words. Paths in a manifest are absolute.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
+                    ".ogv", ".3gp", ".ts")
+MANIFEST_COLUMNS = ("path", "label", "frames", "fps", "codec", "width", "height", "duration", "status",
+                    "reason")
+
+
+class DataError(ValueError):
+    """Bad dataset input: the message names the file, line or key and what to do."""
+
+
+@dataclass
+class VideoEntry:
+    """One video of a dataset, as probed. ``label`` is -1 when unknown (scoring)."""
+
+    path: str
+    label: int = -1
+    frames: int = 0
+    fps: float = 0.0
+    codec: str = ""
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    status: str = "unprobed"
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def damaged(self) -> bool:
+        """Usable, but decoding stops early: only the frames counted are read, through PyAV."""
+        return self.reason.startswith("damaged")
+
+    def to_row(self) -> dict:
+        row = dataclasses.asdict(self)
+        row["fps"] = f"{self.fps:.6g}"
+        row["duration"] = f"{self.duration:.6g}"
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict, where: str) -> VideoEntry:
+        try:
+            return cls(path=row["path"], label=int(row["label"]), frames=int(row["frames"]),
+                       fps=float(row["fps"]), codec=row["codec"], width=int(row["width"]),
+                       height=int(row["height"]), duration=float(row["duration"]),
+                       status=row["status"], reason=row.get("reason") or "")
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{where}: not a manifest row ({exc}); expected columns "
+                            f"{','.join(MANIFEST_COLUMNS)}") from exc
+
+
+@dataclass
+class Dataset:
+    """Videos with labels and the class names they index."""
+
+    entries: list[VideoEntry]
+    classes: list[str]
+    source: str = ""
+
+    def usable(self) -> list[VideoEntry]:
+        return [e for e in self.entries if e.ok]
+
+
+# -- writing files atomically ----------------------------------------------------------------------
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(path: str | Path, entries: list[VideoEntry]) -> None:
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS)
+    w.writeheader()
+    for e in entries:
+        w.writerow(e.to_row())
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_manifest(path: str | Path) -> list[VideoEntry]:
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not set(MANIFEST_COLUMNS) <= set(reader.fieldnames):
+            raise DataError(f"{path}: not a manifest: the header must hold {','.join(MANIFEST_COLUMNS)}")
+        return [VideoEntry.from_row(row, f"{path}:{i + 2}") for i, row in enumerate(reader)]
+
+
+def is_manifest(path: Path) -> bool:
+    if path.suffix != ".csv" or not path.is_file():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readline().strip().startswith("path,label,frames")
+
+
+# -- class names ---------------------------------------------------------------------------------------
+def read_classes(path: str | Path) -> list[str]:
+    """``classes.txt``: one class name per line, line i is label i."""
+    names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(set(names)) != len(names):
+        raise DataError(f"{path}: class names repeat; each line must name a distinct class")
+    return names
+
+
+# -- dataset sources ----------------------------------------------------------------------------------
+def read_list_file(path: str | Path, data_root: str | Path | None = None) -> list[VideoEntry]:
+    """VideoMAE list file: ``<path> <int label>`` per line, space separated, no header.
+
+    Paths are relative to ``data_root`` (default: the list file's folder). The path may contain
+    spaces: the label is the last field.
+    """
+    path = Path(path)
+    root = Path(data_root) if data_root else path.parent
+    entries = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rstrip().rsplit(" ", 1)
+        if len(parts) != 2 or not re.fullmatch(r"-?\d+", parts[1]):
+            raise DataError(f"{path}:{n}: expected '<path> <int label>', got {line.strip()!r}")
+        p = Path(parts[0])
+        entries.append(VideoEntry(path=str(p if p.is_absolute() else (root / p).resolve()),
+                                  label=int(parts[1])))
+    if not entries:
+        raise DataError(f"{path}: the list file holds no videos")
+    return entries
+
+
+def scan_folder(folder: str | Path, labelled: bool = True) -> tuple[list[VideoEntry], list[str]]:
+    """Videos under ``folder``. With ``labelled``, one sub-folder per class (sorted names = labels);
+    otherwise every video file found recursively, label -1, sorted by path."""
+    folder = Path(folder)
+    if labelled:
+        classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+        entries = [VideoEntry(path=str(p.resolve()), label=i) for i, c in enumerate(classes)
+                   for p in sorted((folder / c).rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        return entries, classes
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return [VideoEntry(path=str(p.resolve())) for p in files], []
+
+
+def read_ssv2(labels_json: str | Path, split_json: str | Path, video_dir: str | Path,
+              ext: str = ".webm") -> Dataset:
+    """Something-Something v2: ``labels.json`` maps template -> id; a split file lists
+    ``{"id": ..., "template": "Pushing [something] ..."}``. Brackets are removed from templates."""
+    labels = json.loads(Path(labels_json).read_text(encoding="utf-8"))
+    classes = [name for name, _ in sorted(labels.items(), key=lambda kv: int(kv[1]))]
+    index = {name: int(i) for name, i in labels.items()}
+    entries = []
+    for n, item in enumerate(json.loads(Path(split_json).read_text(encoding="utf-8"))):
+        template = item.get("template", "").replace("[", "").replace("]", "")
+        if template not in index:
+            raise DataError(f"{split_json}: item {n} (id {item.get('id')}) has template {template!r}, "
+                            f"which is not in {labels_json}")
+        entries.append(VideoEntry(path=str(Path(video_dir, f"{item['id']}{ext}").resolve()),
+                                  label=index[template]))
+    return Dataset(entries, classes, str(split_json))
+
+
+def find_classes_file(start: Path) -> Path | None:
+    for d in (start, *start.parents[:2]):
+        if (d / "classes.txt").is_file():
+            return d / "classes.txt"
+    return None
+
+
+def open_dataset(source: str | Path, data_root: str | Path | None = None,
+                 classes: list[str] | None = None) -> Dataset:
+    """A dataset from a list file, a manifest, a class-folder tree, or a plain folder of videos.
+
+    Class names come from ``classes``, else a ``classes.txt`` beside the list (or its parents), else
+    the sub-folder names; failing all of these, ``class_<i>``.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder")
+    if source.is_dir():
+        entries, names = scan_folder(source, labelled=_has_class_folders(source))
+        if not entries:
+            raise DataError(f"{source}: no video files found (looked for {', '.join(VIDEO_EXTENSIONS)})")
+        if not names and (cf := find_classes_file(source)):
+            names = read_classes(cf)
+        return Dataset(entries, classes or names, str(source))
+    entries = read_manifest(source) if is_manifest(source) else read_list_file(source, data_root)
+    if classes is None:
+        cf = find_classes_file(source.parent)
+        if cf is None and data_root:
+            cf = find_classes_file(Path(data_root))
+        classes = read_classes(cf) if cf else []
+    top = max((e.label for e in entries), default=-1)
+    if classes and top >= len(classes):
+        raise DataError(f"{source}: label {top} is out of range for {len(classes)} classes")
+    if not classes and top >= 0:
+        classes = [f"class_{i}" for i in range(top + 1)]
+    return Dataset(entries, classes, str(source))
+
+
+def _has_class_folders(folder: Path) -> bool:
+    subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    return bool(subdirs) and not loose

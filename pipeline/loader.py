@@ -1,0 +1,354 @@
+"""DALI pipelines for training clips and test views, and the loader that accounts for every video.
+
+One parallel external source (``ClipSource``) picks the videos of each batch and their frame
+indices (``pipeline.sampling``), and decides per file how it is decoded: DALI's own decoder where
+the device takes the codec (``pipeline.video.dali_can_decode``), PyAV inside the source worker
+otherwise. After decoding, everything runs in DALI on the pipeline's device:
+
+- ``train_pipeline``: RandAugment (``pipeline.randaug``), random resized crop, flip, normalisation,
+  random erasing; ``(B, 3, T, S, S)`` per batch.
+- ``views_pipeline``: short side resized, segments x crops views cut from one decode of the
+  video; ``(B, V, 3, T, S, S)``.
+
+A file that fails to decode is reported (``VideoLoader.failures``) and the epoch goes on: failures
+inside the source are flagged per sample; a failure inside DALI's decoder rebuilds the pipeline and
+retries that batch through PyAV.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .data import VideoEntry
+from .randaug import RandAugmentSpec
+from .sampling import ClipSpec, crop_offsets, eval_indices, resize_short_side, test_view_indices, train_indices
+from .video import dali_can_decode, decode_frames
+
+log = logging.getLogger("apt_video")
+
+OK, FAILED, PADDING = 0, 1, 2
+ERROR_BYTES = 240  # room for the reason of a failed sample, as a fixed uint8 field
+_EMPTY_FRAMES = np.zeros((1, 2, 2, 3), np.uint8)
+_EMPTY_BYTES = np.zeros((1,), np.uint8)
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Training augmentation after decoding, in DALI."""
+
+    rand_augment: RandAugmentSpec | None = None
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    reprob: float = 0.0  # random erasing probability (constant fill 0 = the mean after normalising)
+
+
+class ClipSource:
+    """Per-sample callback of the parallel external source: which video, which frames, decoded how.
+
+    Outputs: encoded bytes (DALI route), decoded frames FHWC uint8 (PyAV route), frame indices,
+    per-view resize size and crop anchors (views mode), label, sample id (index into ``entries``),
+    status (OK / FAILED / PADDING), route (True = DALI decodes), error text (uint8, fixed size).
+    """
+
+    def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
+                 device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
+                 num_sample: int = 1, force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
+                 start_batch: int = 0):
+        if mode not in ("train", "eval", "test"):
+            raise ValueError(f"mode={mode!r}")
+        self.entries, self.spec, self.mode = entries, spec, mode
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.shard_id, self.num_shards, self.num_sample = shard_id, num_shards, num_sample
+        self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
+
+    # -- which sample goes where ------------------------------------------------------------------
+    def order(self, epoch: int) -> list[int]:
+        """Entry indices of this shard's samples in ``epoch``, a whole number of batches; -1 = padding.
+
+        Training shuffles (seeded by epoch), repeats each video ``num_sample`` times, and pads the
+        epoch by wrapping around so that every video is used; eval/test keep the input order, give
+        each shard a contiguous run, and pad the last batch with -1.
+        """
+        n = len(self.entries)
+        if self.mode == "train":
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            per_shard = -(-n // self.num_shards)
+            per_shard = -(-per_shard // self.batch_size) * self.batch_size
+            total = per_shard * self.num_shards
+            perm = np.resize(perm, total)  # wraps around
+            mine = perm[self.shard_id * per_shard:(self.shard_id + 1) * per_shard]
+            return [int(k) for k in np.repeat(mine, self.num_sample)]
+        per_shard = -(-n // self.num_shards)
+        mine = list(range(self.shard_id * per_shard, min(n, (self.shard_id + 1) * per_shard)))
+        pad = -len(mine) % self.batch_size
+        return mine + [-1] * pad
+
+    def __call__(self, info):
+        epoch = self.start_epoch + info.epoch_idx
+        pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
+        order = self._cached_order(epoch)
+        if pos >= len(order):
+            raise StopIteration
+        k = order[pos]
+        if k < 0:
+            return self._pack(None, -1, PADDING, "", pos)
+        return self._sample(k, np.random.default_rng([self.seed, epoch, pos, self.shard_id]), pos)
+
+    def _cached_order(self, epoch):
+        if getattr(self, "_order_epoch", None) != epoch:
+            self._order_cache, self._order_epoch = self.order(epoch), epoch
+        return self._order_cache
+
+    # -- one sample -----------------------------------------------------------------------------
+    def _sample(self, k: int, rng: np.random.Generator, pos: int):
+        e = self.entries[k]
+        if self.mode == "train":
+            segments = train_indices(self.spec, e.frames, rng)[None]
+        elif self.mode == "eval":
+            segments = eval_indices(self.spec, e.frames)[None]
+        else:
+            segments = test_view_indices(e.frames, self.spec.num_frames, self.spec.sampling_rate,
+                                         self.spec.test_num_segment)
+        indices = segments.reshape(-1).astype(np.int32)
+        use_dali = dali_can_decode(e, self.device) and k not in self.force_pyav
+        try:
+            if use_dali:
+                data, frames, size = np.fromfile(e.path, dtype=np.uint8), _EMPTY_FRAMES, (e.height, e.width)
+                if data.size == 0:
+                    raise RuntimeError("zero-byte file")
+            else:
+                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices)
+                size = frames.shape[1:3]
+        except Exception as exc:  # reported per sample; the epoch goes on
+            return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", pos)
+        return self._pack((data, frames, indices, size, use_dali), k, OK, "", pos)
+
+    def _pack(self, payload, k: int, status: int, error: str, pos: int):
+        spec = self.spec
+        if payload is None:  # failed or padding: a tiny black clip through the PyAV branch
+            n = spec.num_frames * (spec.test_num_segment if self.mode == "test" else 1)
+            payload = (_EMPTY_BYTES, np.zeros((n, 8, 8, 3), np.uint8), np.zeros(n, np.int32), (8, 8), False)
+        data, frames, indices, (h, w), use_dali = payload
+        crops = spec.test_num_crop if self.mode == "test" else 1
+        rh, rw = resize_short_side(h, w, spec.input_size)
+        anchors = np.asarray(crop_offsets(rh, rw, spec.input_size, crops), np.float32)
+        err = np.zeros(ERROR_BYTES, np.uint8)
+        raw = error.encode("utf-8", "replace")[:ERROR_BYTES]
+        err[:len(raw)] = np.frombuffer(raw, np.uint8)
+        label = self.entries[k].label if k >= 0 else -1
+        return (data, frames, indices, np.asarray([rh, rw], np.float32), anchors,
+                np.array(label, np.int32), np.array(k, np.int64), np.array(status, np.int32),
+                np.array(use_dali, np.bool_), err)
+
+
+def _source_outputs(source: ClipSource, device: str):
+    from nvidia.dali import fn, types
+
+    (data, frames, indices, rsize, anchors, label, sid, status, route, err) = fn.external_source(
+        source=source, num_outputs=10, batch=False, parallel=True,
+        dtype=[types.UINT8, types.UINT8, types.INT32, types.FLOAT, types.FLOAT, types.INT32, types.INT64,
+               types.INT32, types.BOOL, types.UINT8],
+        layout=["", "FHWC", "", "", "", "", "", "", "", ""])
+    if route:
+        clip = fn.decoders.video(data, frames=indices, device="mixed" if device == "gpu" else "cpu")
+    else:
+        clip = frames.gpu() if device == "gpu" else frames
+    return clip, rsize, anchors, label, sid, status, err
+
+
+def _normalize(clip, spec: ClipSpec, mirror=None):
+    from nvidia.dali import fn, types
+
+    return fn.crop_mirror_normalize(
+        clip, dtype=types.FLOAT, output_layout="CFHW", mirror=mirror if mirror is not None else 0,
+        mean=[255 * m for m in spec.mean], std=[255 * s for s in spec.std])
+
+
+def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, device: str, **pipe_kw):
+    """Training clips: ``video (3, T, S, S) float32`` normalised, plus label, sample id, status, error."""
+    from nvidia.dali import fn, pipeline_def
+
+    from .randaug import rand_augment
+
+    @pipeline_def(enable_conditionals=True)
+    def pipe():
+        clip, _, _, label, sid, status, err = _source_outputs(source, device)
+        clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
+                                      random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio))
+        if augment.rand_augment is not None and augment.rand_augment.n > 0:
+            clip = rand_augment(clip, augment.rand_augment)
+        mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
+        video = _normalize(clip, spec, mirror)
+        if augment.reprob > 0:
+            video = _random_erase(video, augment.reprob)
+        return video, label, sid, status, err
+
+    return pipe(**pipe_kw)
+
+
+def _random_erase(video, prob: float):
+    """timm-style random erasing of one rectangle (area 2-33%, aspect 0.3-3.3) on all frames."""
+    from nvidia.dali import fn, math as dmath
+
+    area = fn.random.uniform(range=[0.02, 1 / 3])
+    aspect = dmath.exp(fn.random.uniform(range=[np.log(0.3), np.log(1 / 0.3)]))
+    h = dmath.min(dmath.sqrt(area * aspect), 1.0)
+    w = dmath.min(dmath.sqrt(area / aspect), 1.0)
+    y = fn.random.uniform(range=[0.0, 1.0]) * (1.0 - h)
+    x = fn.random.uniform(range=[0.0, 1.0]) * (1.0 - w)
+    if fn.random.coin_flip(probability=prob):
+        video = fn.erase(video, anchor=fn.stack(y, x), shape=fn.stack(h, w), axis_names="HW",
+                         normalized_anchor=True, normalized_shape=True, fill_value=0.0)
+    return video
+
+
+def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, **pipe_kw):
+    """Test views from one decode per video: ``(crops, 3, segments * T, S, S)`` float32."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    @pipeline_def(enable_conditionals=True)
+    def pipe():
+        clip, rsize, anchors, label, sid, status, err = _source_outputs(source, device)
+        clip = fn.resize(clip, resize_y=rsize[0], resize_x=rsize[1], interp_type=types.INTERP_LINEAR,
+                         antialias=False)
+        views = []
+        for j in range(crops):
+            crop = fn.slice(clip, anchors[j], np.array([spec.input_size] * 2, np.float32), axes=[1, 2],
+                            normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="error")
+            views.append(_normalize(crop, spec))
+        return fn.stack(*views), label, sid, status, err
+
+    return pipe(**pipe_kw)
+
+
+@dataclass
+class Batch:
+    """Delivered samples only. ``video``: ``(B, 3, T, S, S)`` (train/eval) or ``(B, V, 3, T, S, S)``
+    (test, V = segments x crops, segment-major). ``ids`` index the loader's entries."""
+
+    video: torch.Tensor
+    labels: torch.Tensor
+    ids: list[int]
+
+
+@dataclass
+class VideoLoader:
+    """Batches of one shard of ``entries`` through DALI, epoch after epoch, with every video either
+    delivered or listed in ``failures`` as ``(path, reason)``."""
+
+    entries: list[VideoEntry]
+    spec: ClipSpec
+    mode: str = "train"
+    batch_size: int = 8
+    device: str = "cpu"
+    device_id: int | None = None
+    num_threads: int = 2
+    num_workers: int = 2
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    shard_id: int = 0
+    num_shards: int = 1
+    seed: int = 0
+    num_sample: int = 1
+    prefetch: int = 2
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self):
+        bad = [e for e in self.entries if not e.ok]
+        if bad:
+            raise ValueError(f"{len(bad)} entries are not usable (first: {bad[0].path}: {bad[0].reason}); "
+                             f"pass only manifest rows with status ok")
+        if not self.entries:
+            raise ValueError("no videos to load")
+        self._force: set[int] = set()
+        self._pipe = None
+        self._iter = None
+        self._next_epoch = 0
+
+    def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
+        return ClipSource(self.entries, self.spec, self.mode, self._pipe_batch, self.device, self.shard_id,
+                          self.num_shards, self.seed, self.num_sample if self.mode == "train" else 1,
+                          frozenset(self._force), start_epoch, start_batch)
+
+    @property
+    def _pipe_batch(self) -> int:
+        return self.batch_size * (self.num_sample if self.mode == "train" else 1)
+
+    def __len__(self) -> int:
+        return len(self.source().order(0)) // self._pipe_batch
+
+    def _build(self, start_epoch: int, start_batch: int):
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+        if self._pipe is not None:
+            self.close()
+        src = self.source(start_epoch, start_batch)
+        kw = dict(batch_size=self._pipe_batch, num_threads=self.num_threads,
+                  device_id=self.device_id if self.device == "gpu" else None,
+                  py_num_workers=max(1, self.num_workers),
+                  py_start_method="spawn" if self.device == "gpu" else "fork",
+                  prefetch_queue_depth=self.prefetch, exec_dynamic=True,
+                  seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
+        if self.mode == "train":
+            pipe = train_pipeline(src, self.spec, self.augment, self.device, **kw)
+        else:
+            crops = self.spec.test_num_crop if self.mode == "test" else 1
+            pipe = views_pipeline(src, self.spec, self.device, crops, **kw)
+        pipe.build()
+        self._pipe = pipe
+        self._iter = DALIGenericIterator(pipe, ["video", "label", "sid", "status", "error"], auto_reset=True)
+        self._epoch_base = start_epoch
+
+    def epoch(self, epoch: int):
+        """Yield the batches of ``epoch`` (epochs must be asked for in order from any start)."""
+        if self._iter is None or epoch != self._next_epoch:
+            self._build(epoch, 0)
+        self._next_epoch = epoch + 1
+        batch_no = 0
+        while True:
+            try:
+                out = next(self._iter)[0]
+            except StopIteration:
+                return
+            except RuntimeError as exc:  # DALI's decoder failed on a file: retry this batch via PyAV
+                ids = [k for k in self.source().order(epoch)[batch_no * self._pipe_batch:
+                                                            (batch_no + 1) * self._pipe_batch] if k >= 0]
+                log.warning("DALI failed on a batch (%s); decoding its %d videos with PyAV instead",
+                            str(exc).splitlines()[0][:200], len(ids))
+                if not ids or set(ids) <= self._force:
+                    raise
+                self._force.update(ids)
+                self._build(epoch, batch_no)
+                continue
+            batch_no += 1
+            batch = self._deliver(out)
+            if batch is not None:
+                yield batch
+
+    def _deliver(self, out) -> Batch | None:
+        status = out["status"].reshape(-1).cpu()
+        sids = out["sid"].reshape(-1).cpu().tolist()
+        for i in torch.nonzero(status == FAILED).reshape(-1).tolist():
+            reason = bytes(out["error"][i].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace")
+            self.failures.append((self.entries[sids[i]].path, reason))
+            log.warning("%s: skipped: %s", self.entries[sids[i]].path, reason)
+        keep = torch.nonzero(status == OK).reshape(-1)
+        if keep.numel() == 0:
+            return None
+        video = out["video"].index_select(0, keep.to(out["video"].device))
+        if self.mode == "test":
+            b, c, ch, st, h, w = video.shape
+            s = self.spec.test_num_segment
+            video = video.view(b, c, ch, s, st // s, h, w).permute(0, 3, 1, 2, 4, 5, 6)
+            video = video.reshape(b, s * c, ch, st // s, h, w)
+        elif self.mode == "eval":
+            video = video[:, 0]
+        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long()
+        return Batch(video, labels, [sids[i] for i in keep.tolist()])
+
+    def close(self):
+        self._iter = None
+        self._pipe = None

@@ -1,0 +1,170 @@
+"""timm-faithful RandAugment for video clips, built from DALI's augmentation primitives.
+
+``rand-m7-n4-mstd0.5-inc1`` means: ``n`` = 4 ops per clip, chosen uniformly with replacement from
+15 ops; magnitude ``m`` = 7 of ``mmax`` = 10, drawn per op application from N(m, mstd) and clipped
+to [0, mmax]; each chosen op applied with probability ``p`` = 0.5; ``inc1`` = the 'increasing' op
+set (Posterize, Solarize and the enhance ops grow stronger with magnitude). The same op and
+magnitude apply to every frame of a clip (the data is FHWC, one sample per clip). Geometric ops
+fill with the ImageNet mean colour, translations are relative to the frame size (0.45 at m = 10).
+
+DALI's own ``rand_augment`` lacks ``mstd``, ``p``, Invert and SolarizeAdd, and its Posterize is
+milder, hence this module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+#: magnitude bins per unit of magnitude: 3 bins per step gives a resolution of 1/3 for the noise
+BINS_PER_UNIT = 3
+FILL = 118  # gray near the ImageNet mean (timm fills with (124, 116, 104); fn.rotate takes one value)
+
+
+@dataclass(frozen=True)
+class RandAugmentSpec:
+    n: int = 2
+    m: float = 9.0
+    mstd: float = 0.0
+    mmax: float = 10.0
+    p: float = 0.5
+    increasing: bool = False
+
+    @property
+    def num_bins(self) -> int:
+        return int(round(self.mmax * BINS_PER_UNIT)) + 1
+
+
+def parse_rand_augment(config: str) -> RandAugmentSpec:
+    """Parse a timm RandAugment string (``rand-m7-n4-mstd0.5-inc1``); keys m, n, mstd, mmax, inc, p."""
+    parts = config.split("-")
+    if not parts or parts[0] != "rand":
+        raise ValueError(f"auto_augment={config!r}: only timm RandAugment strings ('rand-m7-n4-...') "
+                         f"are supported")
+    values: dict = {}
+    for part in parts[1:]:
+        match = re.fullmatch(r"(mstd|mmax|inc|m|n|p)([0-9.]+)", part)
+        if not match:
+            raise ValueError(f"auto_augment={config!r}: cannot read {part!r}; known keys are "
+                             f"m (magnitude), n (ops), mstd, mmax, inc, p")
+        key, val = match.groups()
+        values[key] = float(val)
+    spec = RandAugmentSpec(n=int(values.get("n", 2)), m=values.get("m", 9.0), mstd=values.get("mstd", 0.0),
+                           mmax=values.get("mmax", 10.0), p=values.get("p", 0.5),
+                           increasing=bool(values.get("inc", 0)))
+    if spec.n < 0 or not 0 <= spec.m <= spec.mmax or spec.mstd < 0 or not 0 <= spec.p <= 1:
+        raise ValueError(f"auto_augment={config!r}: need n >= 0, 0 <= m <= mmax, mstd >= 0, 0 <= p <= 1")
+    return spec
+
+
+# -- magnitude -> parameter, as timm maps a level in [0, 1] ------------------------------------------------
+def _posterize_increasing(level):  # bits kept: 4 at level 0 -> 0 at level 1
+    keep = 4 - int(level * 4)
+    return np.uint8((0xFF << (8 - keep)) & 0xFF)
+
+
+def _posterize(level):  # bits kept: int(level * 4), timm's non-increasing variant
+    keep = int(level * 4)
+    return np.uint8((0xFF << (8 - keep)) & 0xFF)
+
+
+def _solarize_increasing(level):  # pixels at or above the threshold are inverted
+    return np.int32(256 - int(level * 256))
+
+
+def _solarize(level):
+    return np.int32(int(level * 256))
+
+
+def _solarize_add(level):
+    return np.uint8(int(level * 110))
+
+
+def _enhance_increasing(level):
+    return 1.0 + level
+
+
+def _enhance(level):
+    return level * 1.8 + 0.1
+
+
+def _build_ops(spec: RandAugmentSpec, translate_rel: float = 0.45):
+    """The 15 ops as DALI ``Augmentation`` objects; magnitude bins span level 0..mmax/10."""
+    from nvidia.dali import fn, types
+    from nvidia.dali.auto_aug import augmentations as a
+    from nvidia.dali.auto_aug.core import augmentation
+
+    mm = spec.mmax / 10.0  # magnitude bins span 0..mmax; level = magnitude / 10
+
+    def level_range(hi):
+        return (0.0, hi * mm)
+
+    @augmentation(mag_range=level_range(1.0), param_device="auto",
+                  mag_to_param=_solarize_increasing if spec.increasing else _solarize)
+    def solarize(data, threshold):
+        inverted = types.Constant(255, dtype=types.UINT8) - data
+        keep = data < threshold
+        return fn.cast_like(keep * data + (keep ^ True) * inverted, data)
+
+    posterize = a.posterize.augmentation(
+        mag_range=level_range(1.0), mag_to_param=_posterize_increasing if spec.increasing else _posterize)
+    enhance = dict(mag_range=level_range(0.9 if spec.increasing else 1.0),
+                   randomly_negate=spec.increasing,
+                   mag_to_param=_enhance_increasing if spec.increasing else _enhance)
+    sharp = dict(enhance, mag_to_param=(lambda lv: a.sharpness_kernel(lv)) if spec.increasing
+                 else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
+    return [
+        a.auto_contrast, a.equalize, a.invert,
+        a.rotate.augmentation(mag_range=level_range(30.0)),
+        posterize, solarize,
+        a.solarize_add.augmentation(mag_range=level_range(1.0), mag_to_param=_solarize_add),
+        a.color.augmentation(**enhance), a.contrast.augmentation(**enhance),
+        a.brightness.augmentation(**enhance), a.sharpness.augmentation(**sharp),
+        a.shear_x.augmentation(mag_range=level_range(0.3)), a.shear_y.augmentation(mag_range=level_range(0.3)),
+        a.translate_x.augmentation(mag_range=level_range(translate_rel)),
+        a.translate_y.augmentation(mag_range=level_range(translate_rel)),
+    ]
+
+
+OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
+            "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
+
+
+def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: bool = False):
+    """Apply RandAugment to a batch of FHWC uint8 clips inside a DALI pipeline defined with
+    ``enable_conditionals=True``. With ``trace``, also returns per-sample ``(n, 2)`` int32 records of
+    ``(op index or -1 when skipped, magnitude bin)`` for tests and debugging."""
+    from nvidia.dali import fn, types
+    from nvidia.dali import math as dmath
+    from nvidia.dali.auto_aug.core import select, signed_bin
+
+    ops = _build_ops(spec)
+    frame_shape = fn.slice(clips.shape(dtype=types.INT32), 1, 2, axes=[0])  # (H, W)
+    records = []
+    for _ in range(spec.n):
+        op = fn.random.uniform(values=list(range(len(ops))), dtype=types.INT32, seed=_next(seed))
+        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=_next(seed)) if spec.mstd > 0 \
+            else types.Constant(np.float32(spec.m))
+        mag = dmath.clamp(mag, 0.0, spec.mmax)
+        mag_bin = fn.cast(mag * BINS_PER_UNIT + 0.5, dtype=types.INT32)  # nearest bin (mag >= 0)
+        applied = fn.random.coin_flip(probability=spec.p, seed=_next(seed))
+        if applied:
+            clips = select(ops, op, clips, magnitude_bin=signed_bin(mag_bin, seed=_next(seed)),
+                           num_magnitude_bins=spec.num_bins, shape=frame_shape, fill_value=FILL)
+        if trace:
+            records.append(fn.stack(fn.cast(op, dtype=types.INT32) * fn.cast(applied, dtype=types.INT32)
+                                    - (1 - fn.cast(applied, dtype=types.INT32)), mag_bin))
+    if trace:
+        return clips, fn.stack(*records) if records else None
+    return clips
+
+
+_counter = [0]
+
+
+def _next(seed: int | None) -> int | None:
+    if seed is None:
+        return None
+    _counter[0] += 1
+    return seed + _counter[0]

@@ -1,0 +1,140 @@
+"""Reading video files with PyAV: probing one file, decoding chosen frames, and which codecs DALI's
+decoder takes on each device (NOTES.md section 4: the CPU build takes only VP8, VP9 and MJPEG)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import VideoEntry
+
+#: codecs (FFmpeg names) that ``fn.decoders.video`` decodes, per DALI device
+DALI_CODECS = {
+    "cpu": frozenset({"vp8", "vp9", "mjpeg"}),
+    "gpu": frozenset({"vp8", "vp9", "mjpeg", "h264", "hevc", "av1", "mpeg4"}),
+}
+#: frames larger than this (longest side) are decoded by PyAV, which scales them while decoding,
+#: so that a batch of 4K clips never holds full-resolution frames
+DALI_MAX_SIDE = 1920
+#: longest side PyAV keeps when it decodes a larger video (short side >= 256 for a 16:9 video)
+PYAV_MAX_SIDE = 640
+
+
+def dali_can_decode(entry: VideoEntry, device: str) -> bool:
+    """True when DALI's own decoder should read this file on ``device`` ('cpu' or 'gpu')."""
+    return (entry.codec in DALI_CODECS[device] and max(entry.width, entry.height) <= DALI_MAX_SIDE
+            and not entry.damaged)
+
+
+def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: bool = True) -> VideoEntry:
+    """Open a video once and describe it. Never raises for a bad file: the status says what is wrong.
+
+    With ``full`` every frame is decoded, which counts frames exactly (DALI indexes frames in decode
+    order too) and finds truncated or corrupt streams; otherwise packets are only demuxed and the
+    first frame decoded.
+    """
+    import av
+
+    e = VideoEntry(path=str(path), label=label)
+    p = Path(path)
+    if not p.is_file():
+        return _bad(e, "missing", "file not found")
+    if p.stat().st_size == 0:
+        return _bad(e, "empty", "zero-byte file")
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        return _bad(e, "unreadable", f"not a video container FFmpeg can open ({_msg(exc)})")
+    with container:
+        if not container.streams.video:
+            return _bad(e, "no-video-stream", "the container holds no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        e.codec = ctx.name if ctx is not None else ""
+        e.width, e.height = int(stream.width or 0), int(stream.height or 0)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        e.fps = float(rate) if rate else 0.0
+        stream.thread_type = "AUTO"
+        count, error = 0, None
+        try:
+            if full:
+                for frame in container.decode(stream):
+                    if count == 0:
+                        e.width, e.height = frame.width, frame.height
+                    count += 1
+            else:
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    if count == 0:
+                        frames = packet.decode()
+                        if not frames:
+                            continue
+                        e.width, e.height = frames[0].width, frames[0].height
+                    count += 1
+        except av.error.DecoderNotFoundError:
+            return _bad(e, "unsupported-codec", f"no decoder here for codec {e.codec or '?'}")
+        except (av.error.FFmpegError, ValueError, MemoryError) as exc:
+            error = _msg(exc)
+        if ctx is None or (count == 0 and error and "decoder" in error.lower()):
+            return _bad(e, "unsupported-codec", f"no decoder here for codec {e.codec or '?'}")
+        if count == 0:
+            return _bad(e, "undecodable", f"no decodable frame ({error or 'empty stream'})")
+        e.frames = count
+        e.duration = count / e.fps if e.fps else float(stream.duration * stream.time_base) \
+            if stream.duration else 0.0
+    notes = []
+    if error:
+        notes.append(f"damaged: decoding stops after frame {count} ({error}); those frames are used")
+    if count < clip_frames:
+        notes.append(f"short: {count} frames < {clip_frames}; padded by repeating frames")
+    e.status, e.reason = "ok", "; ".join(notes)
+    return e
+
+
+def _bad(e: VideoEntry, status: str, reason: str) -> VideoEntry:
+    e.status, e.reason = status, reason
+    return e
+
+
+def _msg(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE) -> np.ndarray:
+    """Frames at ``indices`` (decode order, any order, repeats allowed) as FHWC uint8 RGB.
+
+    Decodes from the start up to the largest index once; an index past the last decodable frame
+    takes the last frame (VideoMAE's padding). Frames larger than ``max_side`` are scaled down while
+    decoding, keeping the aspect ratio. Raises ``RuntimeError`` when no frame decodes.
+    """
+    import av
+
+    indices = [int(i) for i in indices]
+    wanted, last = set(indices), max(indices)
+    got: dict[int, np.ndarray] = {}
+    last_frame, last_i = None, -1
+
+    def rgb(frame) -> np.ndarray:
+        w, h = frame.width, frame.height
+        if max(w, h) > max_side:
+            s = max_side / max(w, h)
+            w, h = max(2, round(w * s / 2) * 2), max(2, round(h * s / 2) * 2)
+        return frame.to_ndarray(format="rgb24", width=w, height=h)
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    got[i] = rgb(frame)
+                last_frame, last_i = frame, i
+                if i >= last:
+                    break
+        except av.error.FFmpegError:
+            pass  # damaged tail: the frames decoded so far are used
+    if last_frame is None:
+        raise RuntimeError(f"{path}: no frame could be decoded")
+    tail = got[last_i] if last_i in got else rgb(last_frame)
+    return np.stack([got.get(i, tail) for i in indices])
