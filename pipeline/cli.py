@@ -13,6 +13,8 @@ import sys
 # subcommand -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "models": ("pipeline.commands.models_cmd", "list the registered architectures with parameter counts"),
+    "probe": ("pipeline.commands.probe_cmd", "probe a dataset into a manifest (bad files named), or transcode it"),
+    "synth": ("pipeline.commands.synth_cmd", "write a synthetic motion-direction dataset"),
 }
 
 

@@ -17,6 +17,7 @@ retries that batch through PyAV.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,8 @@ from .sampling import ClipSpec, crop_offsets, eval_indices, resize_short_side, t
 from .video import dali_can_decode, decode_frames
 
 log = logging.getLogger("apt_video")
+# the training graph does not use the resize/crop outputs of the shared source; that is intended
+warnings.filterwarnings("ignore", message="The external source node .* outputs at the indices")
 
 OK, FAILED, PADDING = 0, 1, 2
 ERROR_BYTES = 240  # room for the reason of a failed sample, as a fixed uint8 field
@@ -89,7 +92,8 @@ class ClipSource:
 
     def __call__(self, info):
         epoch = self.start_epoch + info.epoch_idx
-        pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
+        pos = info.idx_in_epoch + (self.start_batch * self.batch_size * self.num_sample
+                                   if info.epoch_idx == 0 else 0)
         order = self._cached_order(epoch)
         if pos >= len(order):
             raise StopIteration
@@ -269,7 +273,7 @@ class VideoLoader:
         self._next_epoch = 0
 
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
-        return ClipSource(self.entries, self.spec, self.mode, self._pipe_batch, self.device, self.shard_id,
+        return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
                           self.num_shards, self.seed, self.num_sample if self.mode == "train" else 1,
                           frozenset(self._force), start_epoch, start_batch)
 

@@ -144,10 +144,9 @@ def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: b
     records = []
     for _ in range(spec.n):
         op = fn.random.uniform(values=list(range(len(ops))), dtype=types.INT32, seed=_next(seed))
-        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=_next(seed)) if spec.mstd > 0 \
-            else types.Constant(np.float32(spec.m))
+        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=_next(seed))  # per op application
         mag = dmath.clamp(mag, 0.0, spec.mmax)
-        mag_bin = fn.cast(mag * BINS_PER_UNIT + 0.5, dtype=types.INT32)  # nearest bin (mag >= 0)
+        mag_bin = fn.cast(mag * BINS_PER_UNIT, dtype=types.INT32)  # DALI's cast rounds to nearest
         applied = fn.random.coin_flip(probability=spec.p, seed=_next(seed))
         if applied:
             clips = select(ops, op, clips, magnitude_bin=signed_bin(mag_bin, seed=_next(seed)),

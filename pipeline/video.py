@@ -81,9 +81,11 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
         if count == 0:
             return _bad(e, "undecodable", f"no decodable frame ({error or 'empty stream'})")
         e.frames = count
-        e.duration = count / e.fps if e.fps else float(stream.duration * stream.time_base) \
-            if stream.duration else 0.0
+        e.duration = count / e.fps if e.fps else 0.0
+        declared = container.duration / 1e6 if container.duration else 0.0
     notes = []
+    if full and not error and e.fps and declared and count < declared * e.fps - 2:
+        error = f"truncated: {count} frames decode but the container declares {declared:.2f} s"
     if error:
         notes.append(f"damaged: decoding stops after frame {count} ({error}); those frames are used")
     if count < clip_frames:

@@ -1,0 +1,49 @@
+"""``apt-video probe DATA``: one manifest row per video, bad files named with their reason."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="VideoMAE list file, manifest, class-folder tree or folder of videos")
+    p.add_argument("--data-root", help="folder the list file's paths are relative to (default: its folder)")
+    p.add_argument("--out", help="manifest CSV to write (default: beside DATA, or ~/.cache/apt-video)")
+    p.add_argument("--workers", type=int, default=max(1, (__import__("os").cpu_count() or 1)),
+                   help="probe processes (default: all cores)")
+    p.add_argument("--clip-frames", type=int, default=16, help="frames per clip; shorter videos are flagged")
+    p.add_argument("--quick", action="store_true",
+                   help="count packets and decode one frame instead of decoding every frame")
+    p.add_argument("--transcode", metavar="OUT", help="re-encode the usable videos under OUT for DALI")
+    p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="vp9",
+                   help="codec for --transcode (vp9/mjpeg decode on DALI's CPU and GPU paths)")
+    p.add_argument("--gop", type=int, default=8, help="keyframe interval for --transcode (default 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.cli import UserError
+    from pipeline.data import DataError, Dataset, open_dataset, write_manifest
+    from pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
+
+    source = Path(args.data)
+    try:
+        ds = open_dataset(source, args.data_root)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    manifest, cache = default_paths(source)
+    if args.out:
+        manifest = Path(args.out)
+    entries, fresh = probe_dataset(ds, cache, args.clip_frames, args.workers, full=not args.quick)
+    write_manifest(manifest, entries)
+    print(summarize(entries))
+    print(f"manifest: {manifest} ({fresh} probed, {len(entries) - fresh} from cache)")
+    usable = sum(e.ok for e in entries)
+    if args.transcode:
+        root = Path(args.data_root) if args.data_root else (source if source.is_dir() else source.parent)
+        new = transcode_dataset(Dataset(entries, ds.classes, str(source)), Path(args.transcode), args.codec,
+                                root, gop=args.gop)
+        print(f"transcoded {len(new)} videos to {args.codec} under {args.transcode}")
+    if usable == 0:
+        print("error: no usable video", flush=True)
+        return 1
+    return 0

@@ -1,0 +1,146 @@
+"""Datasets, manifests and probing: every bad file named with its reason, caching, CLI."""
+import json
+import os
+import shutil
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.data import DataError, open_dataset, read_list_file, read_manifest, read_ssv2
+from pipeline.probe import default_paths, probe_dataset
+from pipeline.synth import index_frames, write_video
+from pipeline.video import probe_video
+
+
+@pytest.fixture
+def bad_files(tmp_path, index_videos):
+    d = tmp_path / "bad"
+    d.mkdir()
+    good = index_videos["vp9"].read_bytes()
+    (d / "zero.webm").write_bytes(b"")
+    (d / "text.mp4").write_text("not a video at all\n" * 50)
+    (d / "random.webm").write_bytes(os.urandom(5000))
+    (d / "truncated.webm").write_bytes(good[: len(good) // 2])
+    mp4 = index_videos["h264"].read_bytes()
+    (d / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])  # index at the end: cannot open
+    write_video(d / "short.webm", index_frames(5, 32, 32), "vp9")
+    import av
+    with av.open(str(d / "audio.mka"), "w") as c:  # a container with no video stream
+        s = c.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=800)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate = 8000
+        for packet in s.encode(frame):
+            c.mux(packet)
+    return d
+
+
+def test_probe_names_every_bad_file(bad_files):
+    got = {p.name: probe_video(p) for p in sorted(bad_files.iterdir())}
+    got["missing.webm"] = probe_video(bad_files / "missing.webm")
+    status = {k: v.status for k, v in got.items()}
+    assert status == {"zero.webm": "empty", "text.mp4": "unreadable", "random.webm": "unreadable",
+                      "truncated.webm": "ok", "truncated.mp4": "unreadable", "short.webm": "ok",
+                      "audio.mka": "no-video-stream", "missing.webm": "missing"}
+    assert got["truncated.webm"].reason.startswith("damaged: ") and got["truncated.webm"].damaged
+    assert got["short.webm"].reason.startswith("short: 5 frames < 16")
+    assert all(v.reason for v in got.values())
+
+
+def test_probe_cli_summary_manifest_and_cache(tmp_path, bad_files, index_videos, capsys):
+    shutil.copy(index_videos["mjpeg"], bad_files / "good.avi")
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"bad/{p.name} {i}\n" for i, p in enumerate(sorted(bad_files.iterdir()))))
+    assert main(["probe", str(lst), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "8 videos: 3 ok" in out and "unreadable" in out and "no-video-stream" in out
+    manifest, cache = default_paths(lst)
+    rows = read_manifest(manifest)
+    assert [os.path.basename(r.path) for r in rows] == sorted(p.name for p in bad_files.iterdir())
+    assert [r.label for r in rows] == list(range(8))
+    assert main(["probe", str(lst)]) == 0
+    assert "(0 probed, 8 from cache)" in capsys.readouterr().out
+    os.utime(bad_files / "good.avi", ns=(1, 1))  # changed file: probed again
+    assert main(["probe", str(lst), "--out", str(tmp_path / "m.csv")]) == 0
+    assert "(1 probed, 7 from cache)" in capsys.readouterr().out
+    assert (tmp_path / "m.csv").is_file()
+
+
+def test_probe_fails_when_nothing_is_usable(tmp_path, bad_files, capsys):
+    lst = tmp_path / "l.csv"
+    lst.write_text("bad/zero.webm 0\nbad/text.mp4 1\n")
+    assert main(["probe", str(lst)]) == 1
+    assert "no usable video" in capsys.readouterr().out
+
+
+def test_read_only_dataset_caches_elsewhere(tmp_path, index_videos, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    shutil.copy(index_videos["vp9"], ro / "a.webm")
+    (ro / "train.csv").write_text("a.webm 0\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that can write anywhere")
+    finally:
+        pass
+    manifest, cache = default_paths(ro / "train.csv")
+    assert str(manifest).startswith(str(tmp_path / "cache"))
+    os.chmod(ro, 0o755)
+
+
+def test_list_file_errors_name_the_line(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_text("a.mp4 0\nb.mp4 one\n")
+    with pytest.raises(DataError, match=r"train.csv:2: expected '<path> <int label>', got 'b.mp4 one'"):
+        read_list_file(p)
+    p.write_text("dir with space/a.mp4 3\n")
+    assert read_list_file(p, "/data")[0].path == "/data/dir with space/a.mp4"
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(DataError, match="label 3 is out of range for 2 classes"):
+        open_dataset(p)
+
+
+def test_class_folders_and_plain_folders(tmp_path, index_videos):
+    for cls in ("walk", "run"):
+        (tmp_path / "tree" / cls).mkdir(parents=True)
+        shutil.copy(index_videos["vp9"], tmp_path / "tree" / cls / "x.webm")
+    ds = open_dataset(tmp_path / "tree")
+    assert ds.classes == ["run", "walk"] and [e.label for e in ds.entries] == [0, 1]
+    (tmp_path / "flat" / "sub").mkdir(parents=True)
+    shutil.copy(index_videos["h264"], tmp_path / "flat" / "b.mp4")
+    shutil.copy(index_videos["h264"], tmp_path / "flat" / "sub" / "a.mp4")
+    ds = open_dataset(tmp_path / "flat")
+    assert [os.path.basename(e.path) for e in ds.entries] == ["b.mp4", "a.mp4"] or \
+        [e.path.endswith(("flat/b.mp4", "sub/a.mp4")) for e in ds.entries]
+    assert all(e.label == -1 for e in ds.entries)
+
+
+def test_ssv2_annotations(tmp_path):
+    (tmp_path / "labels.json").write_text(json.dumps({"Pushing something": "1", "Holding something": "0"}))
+    (tmp_path / "val.json").write_text(json.dumps([{"id": "7", "template": "Pushing [something]"},
+                                                   {"id": "9", "template": "Holding [something]"}]))
+    ds = read_ssv2(tmp_path / "labels.json", tmp_path / "val.json", tmp_path / "v")
+    assert ds.classes == ["Holding something", "Pushing something"]
+    assert [(os.path.basename(e.path), e.label) for e in ds.entries] == [("7.webm", 1), ("9.webm", 0)]
+    (tmp_path / "bad.json").write_text(json.dumps([{"id": "1", "template": "Dropping [something]"}]))
+    with pytest.raises(DataError, match="template 'Dropping something'"):
+        read_ssv2(tmp_path / "labels.json", tmp_path / "bad.json", tmp_path / "v")
+
+
+def test_synth_cli_and_transcode(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "s"), "--classes", "3", "--per-class", "5", "--frames", "12",
+                 "--size", "48x32", "--codec", "mjpeg"]) == 0
+    ds = open_dataset(tmp_path / "s" / "train.csv")
+    assert ds.classes == ["move_000.0deg", "move_120.0deg", "move_240.0deg"] and len(ds.entries) == 9
+    entries, _ = probe_dataset(ds, None, progress=False)
+    assert all(e.ok and e.codec == "mjpeg" and e.frames == 12 for e in entries)
+    assert main(["probe", str(tmp_path / "s" / "train.csv"), "--transcode", str(tmp_path / "t"),
+                 "--codec", "vp9"]) == 0
+    t = open_dataset(tmp_path / "t" / "train.csv")
+    assert t.classes == ds.classes and [e.label for e in t.entries] == [e.label for e in ds.entries]
+    assert all(probe_video(e.path).codec == "vp9" for e in t.entries)
+    with pytest.raises(SystemExit):
+        main(["synth", str(tmp_path / "x"), "--size", "13x7"])

@@ -1,0 +1,147 @@
+"""DALI training and test pipelines on real files: exact frames, crops, padding, bad files."""
+import numpy as np
+import pytest
+
+from pipeline.loader import AugmentSpec, VideoLoader
+from pipeline.sampling import ClipSpec, crop_offsets, resize_short_side, test_view_indices as view_indices
+from pipeline.synth import index_frames, read_index, write_video
+from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
+
+SPEC = ClipSpec(num_frames=8, sampling_rate=2, input_size=48, test_num_segment=3, test_num_crop=3)
+
+
+def pixels(video, spec=SPEC):
+    """(3, T, H, W) normalised -> (T, H, W, 3) 0..255."""
+    return video.permute(1, 2, 3, 0).numpy() * np.array(spec.std) * 255 + np.array(spec.mean) * 255
+
+
+@pytest.mark.parametrize("codec", ["vp9", "vp8", "mjpeg", "h264", "hevc", "mpeg4"])
+def test_test_views_exact_frames_and_crops(index_videos, codec):
+    e = probe_video(index_videos[codec], label=3)
+    assert e.ok and e.frames == 70 and e.codec == codec
+    assert dali_can_decode(e, "cpu") == (codec in DALI_CODECS["cpu"])
+    loader = VideoLoader([e], SPEC, mode="test", batch_size=1, num_workers=1)
+    (batch,) = list(loader.epoch(0))
+    assert batch.video.shape == (1, 9, 3, 8, 48, 48) and batch.labels.tolist() == [3] and batch.ids == [0]
+    expect = view_indices(70, 8, 2, 3)
+    rh, rw = resize_short_side(e.height, e.width, 48)
+    offsets = crop_offsets(rh, rw, 48, 3)
+    for v in range(9):
+        seg, crop = divmod(v, 3)  # segment-major order
+        frames = pixels(batch.video[0, v])
+        assert [read_index(f) for f in frames] == expect[seg].tolist()
+        # the blue ramp says which columns were cut: x = B * (rw - 1) / 255 at the crop's left edge
+        left = frames[:, 8:-8, 0, 2].mean() * (rw - 1) / 255
+        assert abs(left - offsets[crop][1]) <= 1.5, (v, left, offsets[crop])
+        top_half = frames[:, : rh // 2, :, 2].mean()
+        assert np.isfinite(top_half)
+    assert not loader.failures
+
+
+def test_views_of_mixed_sizes_in_one_batch(index_videos):
+    entries = [probe_video(p, label=i) for i, p in enumerate(index_videos.values())]
+    loader = VideoLoader(entries, SPEC, mode="test", batch_size=4, num_workers=2)
+    seen = []
+    for batch in loader.epoch(0):
+        assert batch.video.shape[1:] == (9, 3, 8, 48, 48)
+        for row, k in enumerate(batch.ids):
+            assert read_index(pixels(batch.video[row, 4])[0]) == view_indices(70, 8, 2, 3)[1][0]
+            seen.append(k)
+    assert seen == list(range(len(entries)))  # input order, the padding of the last batch dropped
+    assert not loader.failures
+
+
+def test_short_video_is_padded_not_dropped(tmp_path):
+    path = write_video(tmp_path / "short.webm", index_frames(5, 64, 48), "vp9")
+    e = probe_video(path, clip_frames=8)
+    assert e.ok and e.frames == 5 and e.reason.startswith("short: 5 frames < 8")
+    (batch,) = list(VideoLoader([e], SPEC, mode="test", batch_size=1, num_workers=1).epoch(0))
+    for v in range(0, 9, 3):
+        assert [read_index(f) for f in pixels(batch.video[0, v])] == [0, 2, 4, 4, 4, 4, 4, 4]
+    spec = ClipSpec(num_frames=8, sampling_rate=4, input_size=32)
+    (batch,) = list(VideoLoader([e], spec, mode="train", batch_size=1, num_workers=1,
+                                augment=AugmentSpec(flip=False)).epoch(0))
+    assert [read_index(f) for f in pixels(batch.video[0], spec)] == [0, 4, 4, 4, 4, 4, 4, 4]
+
+
+def test_training_clips_follow_the_dense_sampler_and_cover_every_video(index_videos):
+    entries = [probe_video(p, label=i) for i, p in enumerate(index_videos.values())]
+    spec = ClipSpec(num_frames=8, sampling_rate=3, input_size=32)
+    loader = VideoLoader(entries, spec, mode="train", batch_size=4, num_workers=2, seed=3,
+                         augment=AugmentSpec(flip=True))
+    assert len(loader) == 2
+    for epoch in range(2):
+        ids = []
+        for batch in loader.epoch(epoch):
+            assert batch.video.shape == (4, 3, 8, 32, 32)
+            for row in range(4):
+                idx = [read_index(f) for f in pixels(batch.video[row], spec)]
+                assert idx[-1] - idx[0] <= 8 * 3 - 1 and np.all(np.diff(idx) >= 2)
+            assert batch.labels.tolist() == [entries[k].label for k in batch.ids]
+            ids += batch.ids
+        assert set(ids) == set(range(6)) and len(ids) == 8  # wrapped around to fill the last batch
+    assert not loader.failures
+
+
+def test_repeated_augmentation_and_sharding(motion_data):
+    from pipeline.data import open_dataset
+    from pipeline.probe import probe_dataset
+
+    ds = open_dataset(motion_data / "train.csv")
+    entries, _ = probe_dataset(ds, None, progress=False)
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+    shards = [VideoLoader(entries, spec, batch_size=2, num_sample=2, shard_id=r, num_shards=2, num_workers=1)
+              for r in range(2)]
+    ids = [[k for b in s.epoch(0) for k in b.ids] for s in shards]
+    assert all(x[0::2] == x[1::2] for x in ids)  # each video twice in a row
+    assert set(ids[0]).isdisjoint(ids[1]) or len(entries) % 2
+    assert set(ids[0]) | set(ids[1]) == set(range(len(entries)))
+
+
+def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, index_videos):
+    import shutil
+
+    ok = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
+    broken = []
+    for codec in ("vp9", "h264"):  # DALI route and PyAV route
+        p = tmp_path / index_videos[codec].name
+        shutil.copy(index_videos[codec], p)
+        broken.append(probe_video(p, label=9))
+        p.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 40)
+    loader = VideoLoader(ok[:2] + [broken[0]] + ok[2:] + [broken[1]], SPEC, mode="test", batch_size=2,
+                         num_workers=1)
+    ids = [k for b in loader.epoch(0) for k in b.ids]
+    assert ids == [0, 1, 3]
+    assert sorted(p for p, _ in loader.failures) == sorted(b.path for b in broken)
+    assert all(reason for _, reason in loader.failures)
+
+
+def test_variable_frame_rate_is_indexed_in_decode_order(tmp_path):
+    pts = np.cumsum([0] + [20, 60] * 20)[:40].tolist()  # alternating 20 ms and 60 ms gaps
+    path = write_video(tmp_path / "vfr.webm", index_frames(40, 64, 48), "vp9", fps=25, pts=pts)
+    e = probe_video(path)
+    assert e.ok and e.frames == 40
+    (batch,) = list(VideoLoader([e], SPEC, mode="test", batch_size=1, num_workers=1).epoch(0))
+    for seg in range(3):
+        assert [read_index(f) for f in pixels(batch.video[0, seg * 3])] == view_indices(40, 8, 2, 3)[seg].tolist()
+
+
+def test_4k_frames_are_scaled_while_decoding(tmp_path):
+    frames = np.repeat(index_frames(6, 64, 36), 60, axis=1).repeat(60, axis=2)  # 3840 x 2160
+    path = write_video(tmp_path / "uhd.avi", frames, "mjpeg")
+    e = probe_video(path)
+    assert (e.width, e.height) == (3840, 2160) and not dali_can_decode(e, "cpu")
+    spec = ClipSpec(num_frames=4, sampling_rate=1, input_size=32, test_num_segment=1, test_num_crop=3)
+    (batch,) = list(VideoLoader([e], spec, mode="test", batch_size=1, num_workers=1).epoch(0))
+    assert batch.video.shape == (1, 3, 3, 4, 32, 32)
+    assert [read_index(f) for f in pixels(batch.video[0, 1], spec)] == [0, 1, 2, 3]
+
+
+def test_loader_refuses_unprobed_or_bad_entries(tmp_path):
+    from pipeline.data import VideoEntry
+
+    with pytest.raises(ValueError, match="not usable .*nope.webm: file not found"):
+        VideoLoader([probe_video(tmp_path / "nope.webm")], SPEC)
+    with pytest.raises(ValueError, match="no videos"):
+        VideoLoader([], SPEC)
+    assert not VideoEntry("x").ok

@@ -1,0 +1,70 @@
+"""RandAugment in DALI follows the timm string and applies one op per clip to all its frames."""
+import numpy as np
+import pytest
+
+from pipeline.randaug import OP_NAMES, parse_rand_augment, rand_augment
+
+BASE = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 40, 3), dtype=np.uint8), 4, axis=0)
+
+
+def run(spec, batches=8, batch_size=64, seed=5):
+    from nvidia.dali import fn, pipeline_def
+
+    @pipeline_def(batch_size=batch_size, num_threads=2, device_id=None, enable_conditionals=True, seed=seed)
+    def pipe():
+        clip = fn.external_source(source=lambda: [BASE] * batch_size, layout="FHWC")
+        out, rec = rand_augment(clip, spec, trace=True)
+        return out, rec
+
+    p = pipe()
+    p.build()
+    outs, recs = [], []
+    for _ in range(batches):
+        o, r = p.run()
+        outs += [np.asarray(o[i]) for i in range(batch_size)]
+        recs += [np.asarray(r[i]) for i in range(batch_size)]
+    return outs, np.stack(recs)
+
+
+def test_parse_timm_strings():
+    s = parse_rand_augment("rand-m7-n4-mstd0.5-inc1")
+    assert (s.m, s.n, s.mstd, s.increasing, s.p, s.mmax) == (7, 4, 0.5, True, 0.5, 10)
+    assert parse_rand_augment("rand-m4-n2-mstd0.2-inc1").n == 2
+    assert not parse_rand_augment("rand-m9").increasing
+    for bad in ("augmix-m5", "rand-q3", "rand-m11"):
+        with pytest.raises(ValueError, match="auto_augment="):
+            parse_rand_augment(bad)
+
+
+def test_ops_magnitudes_and_probability_follow_the_string():
+    spec = parse_rand_augment("rand-m7-n2-mstd0.5-inc1")
+    outs, recs = run(spec)
+    ops, bins = recs[..., 0].ravel(), recs[..., 1].ravel()
+    assert abs((ops == -1).mean() - 0.5) < 0.05  # p = 0.5 per op
+    counts = np.bincount(ops[ops >= 0], minlength=15)
+    assert len(counts) == 15 and counts.min() > 0.5 * counts.mean()  # uniform over the 15 inc ops
+    assert abs(bins.mean() / 3 - 7) < 0.1 and abs(bins.std() / 3 - 0.5) < 0.1  # N(7, 0.5) in 1/3 bins
+    for clip in outs:  # one op per clip, the same on every frame
+        assert all(np.array_equal(clip[0], f) for f in clip[1:])
+    assert sum(not np.array_equal(o, BASE) for o in outs) > 0.6 * len(outs)
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("Invert", lambda x: 255 - x),
+    ("Posterize", lambda x: x & 0xC0),  # increasing, m7: 4 - int(0.7 * 4) = 2 bits kept
+    ("Solarize", lambda x: np.where(x >= 256 - int(0.7 * 256), 255 - x, x)),
+    ("SolarizeAdd", lambda x: np.where(x < 128, np.minimum(x.astype(int) + int(0.7 * 110), 255), x)),
+])
+def test_pixel_ops_match_timm_exactly(name, expect):
+    spec = parse_rand_augment("rand-m7-n1-mstd0-inc1-p1")
+    outs, recs = run(spec, batches=3)
+    k = OP_NAMES.index(name)
+    hits = [o for o, r in zip(outs, recs) if r[0, 0] == k]
+    assert hits, f"{name} never drawn"
+    for o in hits:
+        np.testing.assert_array_equal(o, expect(BASE.astype(int)).astype(np.uint8))
+
+
+def test_skipped_ops_leave_the_clip_unchanged():
+    outs, recs = run(parse_rand_augment("rand-m9-n1-p0"), batches=1)
+    assert (recs[..., 0] == -1).all() and all(np.array_equal(o, BASE) for o in outs)
