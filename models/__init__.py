@@ -11,3 +11,6 @@ __all__ = [
     "count_parameters", "create_model", "flops_per_clip", "fold_prompts", "list_models",
     "load_pretrained", "read_state_dict", "register_model", "reparameterize", "sincos_position_table",
 ]
+from .artifact import build_from_trained, read_meta, save_trained, sha256_file, trained_state  # noqa: E402
+
+__all__ += ["build_from_trained", "read_meta", "save_trained", "sha256_file", "trained_state"]

@@ -9,12 +9,17 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
+
+# DALI's own auto_aug module still calls operators by their deprecated experimental names
+warnings.filterwarnings("ignore", message=".*is now deprecated", category=DeprecationWarning)
 
 # subcommand -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "models": ("pipeline.commands.models_cmd", "list the registered architectures with parameter counts"),
     "probe": ("pipeline.commands.probe_cmd", "probe a dataset into a manifest (bad files named), or transcode it"),
     "synth": ("pipeline.commands.synth_cmd", "write a synthetic motion-direction dataset"),
+    "train": ("pipeline.commands.train_cmd", "prompt-tune VideoMAE (presets, resume, torchrun)"),
 }
 
 

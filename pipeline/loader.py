@@ -47,6 +47,7 @@ class AugmentSpec:
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
     reprob: float = 0.0  # random erasing probability (constant fill 0 = the mean after normalising)
+    color_jitter: float = 0.0  # brightness/contrast/saturation factor range 1 +- this (when no RandAugment)
 
 
 class ClipSource:
@@ -185,6 +186,11 @@ def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, dev
                                       random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio))
         if augment.rand_augment is not None and augment.rand_augment.n > 0:
             clip = rand_augment(clip, augment.rand_augment)
+        elif augment.color_jitter > 0:
+            jitter = [1 - augment.color_jitter, 1 + augment.color_jitter]
+            clip = fn.color_twist(clip, brightness=fn.random.uniform(range=jitter),
+                                  contrast=fn.random.uniform(range=jitter),
+                                  saturation=fn.random.uniform(range=jitter))
         mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
         video = _normalize(clip, spec, mirror)
         if augment.reprob > 0:

@@ -75,20 +75,20 @@ def read_index(frame: np.ndarray) -> int:
 
 # -- the motion-direction dataset -----------------------------------------------------------------------
 def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A square moving in ``direction_deg`` (0 = right, 90 = down) over a flat background; the
-    pattern wraps around the frame so it never leaves. Colours, size, start and speed are random."""
-    bg = rng.integers(0, 90, 3)
-    fg = rng.integers(150, 256, 3)
-    side = int(rng.integers(max(4, min(width, height) // 6), max(5, min(width, height) // 3)))
-    speed = rng.uniform(0.03, 0.05) * min(width, height)
-    y0, x0 = rng.uniform(0, height), rng.uniform(0, width)
+    """A blocky random texture (two random colours) sliding in ``direction_deg`` (0 = right,
+    90 = down) and wrapping around, so every part of the frame shows the motion. Colours, texture,
+    block size, start and speed are random; only the direction tells the classes apart."""
+    block = int(rng.integers(4, 9))
+    cells = rng.random((height // block + 2, width // block + 2))
+    texture = np.kron(cells > 0.5, np.ones((block, block)))[:height, :width].astype(bool)
+    c0, c1 = rng.integers(0, 110, 3), rng.integers(140, 256, 3)
+    speed = rng.uniform(1.5, 3.0)
     dx, dy = math.cos(math.radians(direction_deg)) * speed, math.sin(math.radians(direction_deg)) * speed
+    x0, y0 = rng.integers(0, width), rng.integers(0, height)
     out = np.empty((frames, height, width, 3), np.uint8)
-    ys, xs = np.arange(height)[:, None], np.arange(width)[None, :]
     for t in range(frames):
-        cy, cx = (y0 + dy * t) % height, (x0 + dx * t) % width
-        inside = (((ys - cy) % height) < side) & (((xs - cx) % width) < side)
-        out[t] = np.where(inside[..., None], fg, bg)
+        shifted = np.roll(texture, (int(round(y0 + dy * t)), int(round(x0 + dx * t))), axis=(0, 1))
+        out[t] = np.where(shifted[..., None], c1, c0)
     return out
 
 

@@ -1,0 +1,38 @@
+"""``apt-video train``: prompt-tune VideoMAE from a preset, a config file and ``--set`` overrides."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from pipeline.config import PRESETS
+
+    p.add_argument("--preset", choices=PRESETS, help="the paper's settings (configs/<preset>.yaml)")
+    p.add_argument("--config", help="YAML file of config keys, applied after the preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one key (repeatable), e.g. --set prompt_num_tokens=100")
+    p.add_argument("--data-root", required=True, help="folder holding the list files and the videos")
+    p.add_argument("--output", "-o", required=True, help="run folder (config, metrics, checkpoints)")
+    p.add_argument("--finetune", help="pretrained weights: VideoMAE, APT, Hugging Face or an apt-video run's")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="'auto' (default when given without a value): continue RUN_DIR's last complete "
+                        "epoch if there is one; or a state file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.cli import UserError
+    from pipeline.config import ConfigError, load_config
+    from pipeline.train import run as train
+
+    try:
+        cfg = load_config(args.preset, args.config, args.set)
+        result = train(cfg, args.data_root, args.output, args.finetune, args.resume,
+                       progress=not args.no_progress)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    test = result.get("test")
+    if test:
+        print(f"test: top-1 {test['top1']:.2f}  top-5 {test['top5']:.2f}  ({test['videos']} videos, "
+              f"{test['views']} views)")
+    return 0

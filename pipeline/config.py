@@ -1,0 +1,204 @@
+"""Training configuration: one dataclass, YAML presets in ``configs/`` that mirror it one-to-one,
+``--config FILE.yaml`` and ``--set key=value`` overrides, validated before any work starts."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESETS = ("hmdb51", "ucf101", "ssv2", "demo")
+
+
+class ConfigError(ValueError):
+    """A bad key or value: the message names it and says what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = "vit_base_patch16_224"
+    nb_classes: int = 0  # 0: the number of classes of the dataset
+    tubelet_size: int = 2
+    input_size: int = 224
+    num_frames: int = 16
+    drop_path: float = 0.0
+    fc_drop_rate: float = 0.0
+    init_scale: float = 0.001
+    attn_impl: str = "sdpa"
+    # transfer
+    transfer_type: str = "prompt"
+    prompt_num_tokens: int = 200
+    prompt_start: int = 0
+    prompt_end: int = 11
+    prompt_dropout: float = 0.1
+    prompt_reparam: bool = True
+    prompt_init: str = "random"
+    # data
+    data_set: str = "UCF101"
+    train_list: str = "train.csv"
+    val_list: str = "val.csv"
+    test_list: str = "test.csv"
+    sampling_rate: int = 4
+    sampler: str = "dense"
+    test_num_segment: int = 10
+    test_num_crop: int = 3
+    aa: str = "rand-m7-n4-mstd0.5-inc1"
+    color_jitter: float = 0.4
+    flip: bool = True
+    reprob: float = 0.0
+    num_sample: int = 2
+    num_workers: int = 2
+    num_threads: int = 2
+    # optimisation
+    batch_size: int = 8
+    val_batch_size: int = 8
+    test_batch_size: int = 2
+    epochs: int = 200
+    update_freq: int = 1
+    opt: str = "adam"
+    opt_eps: float = 1e-8
+    opt_betas: list = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    lr: float = 0.3
+    lr_scale_batch: int = 256  # lr, warmup_lr and min_lr scale by global batch / this (0: no scaling)
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    warmup_epochs: int = 5
+    clip_grad: typing.Optional[float] = None
+    smoothing: float = 0.1
+    amp: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or bf16, fp16, none
+    seed: int = 0
+    eval_freq: int = 1
+    final_test: bool = True
+
+    def validate(self) -> TrainConfig:
+        from models import TRANSFER_TYPES, list_models
+
+        def need(cond, key, allowed):
+            if not cond:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: {allowed}")
+
+        need(self.model in list_models(), "model", f"choose one of {', '.join(list_models())}")
+        need(self.transfer_type in TRANSFER_TYPES, "transfer_type", f"choose one of {TRANSFER_TYPES}")
+        need(self.opt in ("adam", "adamw", "sgd"), "opt", "choose adam, adamw or sgd")
+        need(self.amp in ("auto", "bf16", "fp16", "none"), "amp", "choose auto, bf16, fp16 or none")
+        need(self.sampler in ("dense", "segment"), "sampler", "choose dense or segment (SSv2)")
+        need(self.attn_impl in ("sdpa", "math"), "attn_impl", "choose sdpa or math")
+        need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
+        for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
+                    "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",
+                    "tubelet_size", "eval_freq", "num_threads"):
+            need(getattr(self, key) >= 1, key, "must be at least 1")
+        for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch"):
+            need(getattr(self, key) >= 0, key, "must be >= 0")
+        for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "opt_eps"):
+            need(getattr(self, key) >= 0, key, "must be >= 0")
+        for key in ("prompt_dropout", "drop_path", "fc_drop_rate", "reprob", "smoothing", "color_jitter"):
+            need(0 <= getattr(self, key) < 1 or key == "color_jitter", key, "must be in [0, 1)")
+        need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
+        need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
+        need(self.num_frames % self.tubelet_size == 0, "num_frames", f"must be a multiple of tubelet_size")
+        need(self.input_size % 16 == 0, "input_size", "must be a multiple of the patch size 16")
+        need(len(self.opt_betas) == 2 and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
+             "two values in [0, 1)")
+        if self.aa:
+            from .randaug import parse_rand_augment
+            try:
+                parse_rand_augment(self.aa)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        return self
+
+    def model_overrides(self, num_classes: int) -> dict:
+        """Keyword overrides for ``models.create_model`` (what the checkpoint metadata records)."""
+        kw = dict(num_classes=num_classes, num_frames=self.num_frames, img_size=self.input_size,
+                  tubelet_size=self.tubelet_size, drop_path_rate=self.drop_path, fc_drop_rate=self.fc_drop_rate,
+                  init_scale=self.init_scale, transfer_type=self.transfer_type)
+        if self.transfer_type == "prompt":
+            kw.update(prompt_num_tokens=self.prompt_num_tokens, prompt_start=self.prompt_start,
+                      prompt_end=self.prompt_end, prompt_dropout=self.prompt_dropout,
+                      prompt_reparam=self.prompt_reparam, prompt_init=self.prompt_init)
+        return kw
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(key: str, value, where: str):
+    kind = typing.get_type_hints(TrainConfig)[key]
+    if value is None:
+        if typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind):
+            return None
+        raise ConfigError(f"{where}: {key} cannot be empty")
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+    base = typing.get_origin(base) or base
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base is str and isinstance(value, str):
+            return value
+        if base is list and isinstance(value, list):
+            return value
+        if base is str and isinstance(value, (int, float)):
+            return str(value)
+        raise TypeError
+    except TypeError:
+        raise ConfigError(f"{where}: {key}={value!r} must be {base.__name__}") from None
+
+
+def apply(cfg: dict, updates: dict, where: str) -> dict:
+    for key, value in updates.items():
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+        cfg[key] = _coerce(key, value, where)
+    return cfg
+
+
+def load_config(preset: str | None = None, config_file: str | None = None,
+                sets: list[str] | None = None) -> TrainConfig:
+    """Preset, then config file, then ``--set key=value`` (values read as YAML), then validated."""
+    cfg: dict = {}
+    if preset:
+        path = CONFIG_DIR / f"{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        apply(cfg, yaml.safe_load(path.read_text()) or {}, str(path))
+    if config_file:
+        try:
+            data = yaml.safe_load(Path(config_file).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{config_file}: cannot read ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of key: value")
+        apply(cfg, data, config_file)
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        apply(cfg, {key.strip(): value}, f"--set {item}")
+    return TrainConfig(**cfg).validate()
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,424 @@
+"""Prompt-tuning VideoMAE with the DALI loader: ``train_one_epoch``, ``evaluate``, ``test``, ``run``.
+
+Plain functions in the torchvision-reference style. One process per GPU (or one CPU process) under
+``torchrun``; every rank reads its shard of each split; only rank 0 writes. A run folder holds
+``config.yaml``, ``metrics.csv``, ``tb/`` (TensorBoard), ``checkpoints/{last,best}.safetensors``
+(trained tensors + metadata record), ``checkpoints/last_state.pt`` (everything needed to resume,
+in one atomic file), ``skipped.csv`` and, at the end, ``test_metrics.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+import models
+from models import CheckpointError
+
+from .config import ConfigError, TrainConfig, dump_config
+from .data import VideoEntry, atomic_write_text
+from .evaluate import accuracy_report, merge_views, topk_correct
+from .loader import AugmentSpec, VideoLoader
+from .probe import load_manifest
+from .randaug import parse_rand_augment
+from .sampling import ClipSpec
+
+log = logging.getLogger("apt_video")
+METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "clips_per_s")
+
+
+# -- processes and devices --------------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def sum(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+
+def setup_distributed() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    return Dist(rank, world, local_rank, device)
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """``(autocast dtype or None, use a grad scaler)``: bf16 on GPU by default, fp32 on CPU."""
+    if device.type != "cuda" or amp == "none":
+        return None, False
+    if amp == "fp16":
+        return torch.float16, True
+    return torch.bfloat16, False
+
+
+# -- schedule and optimiser -------------------------------------------------------------------------
+def cosine_schedule(base: float, final: float, epochs: int, steps_per_epoch: int, warmup_epochs: int,
+                    warmup_start: float) -> np.ndarray:
+    """Per-step values: linear warmup from ``warmup_start`` to ``base`` over ``warmup_epochs``, then
+    a half cosine from ``base`` down to ``final`` (VideoMAE's ``cosine_scheduler``)."""
+    warm = warmup_epochs * steps_per_epoch
+    warmup = np.linspace(warmup_start, base, warm) if warm > 0 else np.array([])
+    rest = np.arange(epochs * steps_per_epoch - warm)
+    cosine = final + 0.5 * (base - final) * (1 + np.cos(np.pi * rest / max(len(rest), 1)))
+    return np.concatenate([warmup, cosine])
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters; biases and 1-D tensors (norms, prompt scales if 1-D) get no decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.opt == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    cls = torch.optim.AdamW if cfg.opt == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, eps=cfg.opt_eps, betas=tuple(cfg.opt_betas))
+
+
+# -- one epoch ------------------------------------------------------------------------------------------
+def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np.ndarray, epoch: int,
+                    cfg: TrainConfig, d: Dist, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    model.train()
+    amp_dtype, _ = amp_settings(cfg.amp, d.device)
+    steps = len(loader) // cfg.update_freq
+    loss_sum, seen, t0, step = 0.0, 0, time.perf_counter(), epoch * steps
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}", unit="batch", disable=not (progress and d.main),
+               leave=False)
+    optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(loader.epoch(epoch)):
+        if i // cfg.update_freq >= steps:
+            break  # an incomplete accumulation at the end of the epoch is not applied
+        if i % cfg.update_freq == 0:
+            for g in optimizer.param_groups:
+                g["lr"] = float(lr_values[min(step, len(lr_values) - 1)])
+        video = batch.video.to(d.device, non_blocking=True)
+        labels = batch.labels.to(d.device)
+        sync = (i + 1) % cfg.update_freq == 0
+        ctx = model.no_sync() if (d.world > 1 and not sync) else nullcontext()
+        with ctx, torch.autocast(d.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(video), labels, label_smoothing=cfg.smoothing)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {i}: lower lr "
+                                         f"(now {optimizer.param_groups[0]['lr']:.3g}) or set clip_grad")
+            (scaler.scale(loss / cfg.update_freq) if scaler else loss / cfg.update_freq).backward()
+        if sync:
+            if scaler:
+                scaler.unscale_(optimizer)
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+        loss_sum += loss.item() * len(labels)
+        seen += len(labels)
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{seen * d.world / (time.perf_counter() - t0):.1f}")
+    bar.close()
+    loss_sum, seen_all = d.sum([loss_sum, float(seen)])
+    elapsed = time.perf_counter() - t0
+    return {"train_loss": loss_sum / max(seen_all, 1), "lr": optimizer.param_groups[0]["lr"],
+            "clips_per_s": seen_all / elapsed if elapsed > 0 else 0.0}
+
+
+@torch.no_grad()
+def evaluate(model, loader: VideoLoader, cfg: TrainConfig, d: Dist) -> dict:
+    """One clip per validation video: loss (plain cross entropy), top-1 and top-5 in percent."""
+    model.eval()
+    amp_dtype, _ = amp_settings(cfg.amp, d.device)
+    loss_sum, c1, c5, n = 0.0, 0, 0, 0
+    for batch in loader.epoch(0):
+        video, labels = batch.video.to(d.device), batch.labels.to(d.device)
+        with torch.autocast(d.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(video).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        a, b = topk_correct(logits, labels)
+        c1, c5, n = c1 + a, c5 + b, n + len(labels)
+    loss_sum, c1, c5, n = d.sum([loss_sum, c1, c5, float(n)])
+    return {"val_loss": loss_sum / max(n, 1), "val_top1": 100 * c1 / max(n, 1), "val_top5": 100 * c5 / max(n, 1)}
+
+
+@torch.no_grad()
+def predict_views(model, loader: VideoLoader, d: Dist, amp: str = "none", chunk: int = 16) -> dict[int, np.ndarray]:
+    """Merged class probabilities of every delivered video of this shard: ``{entry index: (C,)}``."""
+    model.eval()
+    amp_dtype, _ = amp_settings(amp, d.device)
+    out = {}
+    for batch in loader.epoch(0):
+        b, v = batch.video.shape[:2]
+        clips = batch.video.reshape(b * v, *batch.video.shape[2:])
+        logits = []
+        for s in range(0, b * v, chunk):
+            with torch.autocast(d.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits.append(model(clips[s:s + chunk].to(d.device)).float().cpu())
+        probs = merge_views(torch.cat(logits).view(b, v, -1))
+        out.update({k: p.numpy() for k, p in zip(batch.ids, probs)})
+    return out
+
+
+def gather(d: Dist, obj):
+    if d.world == 1:
+        return [obj]
+    parts = [None] * d.world
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+# -- files of a run ---------------------------------------------------------------------------------------
+def write_metrics(run: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, "")) for k in METRIC_COLUMNS})
+    atomic_write_text(run / "metrics.csv", buf.getvalue())
+
+
+def save_state(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: say which and what to do
+        raise ConfigError(f"{path}: cannot resume from this file ({exc}); pass another with --resume PATH "
+                          f"or remove it to start afresh") from None
+
+
+def write_skipped(run: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["split", "path", "status", "reason"])
+    w.writerows(sorted(set(rows)))
+    atomic_write_text(run / "skipped.csv", buf.getvalue())
+
+
+# -- the whole run ----------------------------------------------------------------------------------------
+def clip_spec(cfg: TrainConfig) -> ClipSpec:
+    return ClipSpec(num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate, input_size=cfg.input_size,
+                    sampler=cfg.sampler, test_num_segment=cfg.test_num_segment, test_num_crop=cfg.test_num_crop)
+
+
+def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
+    src = data_root / name
+    if not src.exists():
+        raise ConfigError(f"{src}: no such list file (set train_list/val_list/test_list or --data-root)")
+    if d.main:
+        load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)))
+    d.barrier()  # the others reuse rank 0's probe cache
+    ds, _ = load_manifest(src, data_root, cfg.num_frames)
+    bad = [(name, e.path, e.status, e.reason) for e in ds.entries if not e.ok]
+    if bad and d.main:
+        log.warning("%s: %d of %d videos are not usable (listed in skipped.csv)", src, len(bad), len(ds.entries))
+    return ds.usable(), bad, ds.classes
+
+
+def _load_backbone(model, path: str) -> dict:
+    """Load ``--finetune`` into ``model``; returns the pretrained record for the metadata."""
+    p = Path(path)
+    try:
+        try:
+            meta = models.read_meta(p)
+        except CheckpointError:
+            meta = None
+        if meta and meta.get("contents") == "trained":  # an apt-video prompt/linear run: its backbone first
+            base = (meta.get("pretrained") or {}).get("path")
+            if not base or not Path(base).is_file():
+                raise CheckpointError(f"{p}: holds only trained tensors and its backbone {base} is not there")
+            models.load_pretrained(model, base)
+            models.load_pretrained(model, p)
+            return meta["pretrained"]
+        report = models.load_pretrained(model, p)
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
+    log.info("%s", report.summary())
+    return {"name": p.name, "path": str(p.resolve()), "sha256": models.sha256_file(p)}
+
+
+def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
+        resume: str | None = None, progress: bool = True) -> dict:
+    """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
+    Returns the final record (history and test metrics)."""
+    d = setup_distributed()
+    torch.manual_seed(cfg.seed + d.rank)
+    run_dir, data_root = Path(output), Path(data_root)
+    ckpt = run_dir / "checkpoints"
+    state_path = ckpt / "last_state.pt"
+    state = None
+    if resume == "auto" and state_path.is_file():
+        state = load_state(state_path)
+    elif resume and resume != "auto":
+        state = load_state(Path(resume))
+    if d.main:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+
+    train_set, bad_train, classes = _split(cfg, data_root, cfg.train_list, d)
+    val_set, bad_val, _ = _split(cfg, data_root, cfg.val_list, d)
+    num_classes = cfg.nb_classes or len(classes)
+    if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
+        raise ConfigError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes")
+    if not classes:
+        classes = [f"class_{i}" for i in range(num_classes)]
+    if not train_set:
+        raise ConfigError(f"{data_root / cfg.train_list}: no usable training video")
+    skipped = bad_train + bad_val
+
+    model = models.create_model(cfg.model, **cfg.model_overrides(num_classes))
+    model.set_attn_impl(cfg.attn_impl)
+    pretrained = _load_backbone(model, finetune) if finetune else (state or {}).get("pretrained")
+    if state is not None:
+        model.load_state_dict(state["model"], strict=False)
+        pretrained = state.get("pretrained", pretrained)
+    model.to(d.device)
+    trainable, total = models.count_parameters(model)
+    if d.main:
+        log.info("%s: %s trainable of %s parameters (%s)", cfg.model, f"{trainable:,}", f"{total:,}", cfg.transfer_type)
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[d.local_rank] if d.device.type == "cuda" else None) if d.world > 1 else model
+
+    spec = clip_spec(cfg)
+    augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa) if cfg.aa else None, flip=cfg.flip,
+                          reprob=cfg.reprob, color_jitter=0.0 if cfg.aa else cfg.color_jitter)
+    common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
+                  num_workers=cfg.num_workers, num_threads=cfg.num_threads, shard_id=d.rank, num_shards=d.world)
+    train_loader = VideoLoader(train_set, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
+                               seed=cfg.seed, num_sample=cfg.num_sample, **common)
+    val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None
+
+    global_batch = cfg.batch_size * cfg.num_sample * cfg.update_freq * d.world
+    scale = global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else 1.0
+    steps = max(1, len(train_loader) // cfg.update_freq)
+    lr_values = cosine_schedule(cfg.lr * scale, cfg.min_lr * scale, cfg.epochs, steps, cfg.warmup_epochs,
+                                cfg.warmup_lr * scale)
+    optimizer = build_optimizer(cfg, model)
+    _, use_scaler = amp_settings(cfg.amp, d.device)
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    history, best, start = [], -1.0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, best, start = list(state["history"]), float(state["best_top1"]), int(state["epoch"]) + 1
+        torch.set_rng_state(state["rng"])
+        if d.main:
+            log.info("resuming %s after epoch %d", run_dir, start - 1)
+    writer = None
+    if d.main:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start)
+        write_metrics(run_dir, history)
+
+    meta = {"model": cfg.model, "model_overrides": cfg.model_overrides(num_classes), "classes": classes,
+            "transfer_type": cfg.transfer_type,
+            "contents": "full" if cfg.transfer_type == "end2end" else "trained", "pretrained": pretrained,
+            "num_frames": cfg.num_frames, "input_size": cfg.input_size, "sampling_rate": cfg.sampling_rate,
+            "sampler": cfg.sampler, "test_num_segment": cfg.test_num_segment, "test_num_crop": cfg.test_num_crop,
+            "mean": list(spec.mean), "std": list(spec.std), "prompt_num_tokens": model.num_prompt_tokens}
+    for epoch in range(start, cfg.epochs):
+        stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
+                                                   d, progress)}
+        if val_loader is not None and ((epoch + 1) % cfg.eval_freq == 0 or epoch + 1 == cfg.epochs):
+            stats.update(evaluate(net, val_loader, cfg, d))
+        history.append(stats)
+        skipped += [("train", p, "decode-error", r) for p, r in train_loader.failures]
+        if d.main:
+            improved = stats.get("val_top1", -1.0) > best
+            best = max(best, stats.get("val_top1", -1.0))
+            save_state(state_path, {"epoch": epoch, "model": models.trained_state(model),
+                                    "optimizer": optimizer.state_dict(),
+                                    "scaler": scaler.state_dict() if scaler else None, "history": history,
+                                    "best_top1": best, "rng": torch.get_rng_state(), "pretrained": pretrained,
+                                    "config": cfg.to_dict()})
+            epoch_meta = {**meta, "epoch": epoch, "val_top1": stats.get("val_top1")}
+            models.save_trained(model, ckpt / "last.safetensors", epoch_meta)
+            if improved or not (ckpt / "best.safetensors").exists():
+                models.save_trained(model, ckpt / "best.safetensors", epoch_meta)
+            write_metrics(run_dir, history)
+            write_skipped(run_dir, skipped)
+            for k, v in stats.items():
+                if k != "epoch":
+                    writer.add_scalar(k, v, epoch)
+            writer.flush()
+            log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch"))
+        d.barrier()
+    result = {"history": history}
+    if cfg.final_test and (data_root / cfg.test_list).exists():
+        result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped)
+    if writer:
+        writer.close()
+    return result
+
+
+def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped) -> dict | None:
+    """The segments x crops evaluation of the test list, merged per video as VideoMAE does."""
+    test_set, bad, _ = _split(cfg, data_root, cfg.test_list, d)
+    if not test_set:
+        return None
+    loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)
+    local = predict_views(model, loader, d, cfg.amp)
+    merged, failures = {}, []
+    for part, fails in zip(gather(d, local), gather(d, loader.failures)):
+        merged.update(part)
+        failures += fails
+    if not d.main:
+        return None
+    ids = sorted(merged)
+    report = accuracy_report(np.stack([merged[k] for k in ids]), np.array([test_set[k].label for k in ids]), classes)
+    report.update({"views": f"{cfg.test_num_segment}x{cfg.test_num_crop}", "weights": "last",
+                   "not_scored": [{"path": e[1], "reason": f"{e[2]}: {e[3]}"} for e in bad] +
+                                 [{"path": p, "reason": r} for p, r in failures]})
+    atomic_write_text(run_dir / "test_metrics.json", json.dumps(report, indent=1))
+    write_skipped(run_dir, skipped + bad + [("test", p, "decode-error", r) for p, r in failures])
+    log.info("test (%s views, %d videos): top-1 %.2f, top-5 %.2f", report["views"], report["videos"],
+             report["top1"], report["top5"])
+    return report
