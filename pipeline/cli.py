@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     "probe": ("pipeline.commands.probe_cmd", "probe a dataset into a manifest (bad files named), or transcode it"),
     "synth": ("pipeline.commands.synth_cmd", "write a synthetic motion-direction dataset"),
     "train": ("pipeline.commands.train_cmd", "prompt-tune VideoMAE (presets, resume, torchrun)"),
+    "sweep": ("pipeline.commands.sweep_cmd", "one training run per value of the varied keys, then the plot"),
+    "plot": ("pipeline.commands.plot_cmd", "plot top-1, top-5 and validation loss of runs against epoch"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-PRESETS = ("hmdb51", "ucf101", "ssv2", "demo")
+PRESETS = ("hmdb51", "ucf101", "ssv2", "demo", "demo_backbone")
 
 
 class ConfigError(ValueError):
@@ -50,6 +50,7 @@ class TrainConfig:
     aa: str = "rand-m7-n4-mstd0.5-inc1"
     color_jitter: float = 0.4
     flip: bool = True
+    crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area range
     reprob: float = 0.0
     num_sample: int = 2
     num_workers: int = 2
@@ -105,6 +106,8 @@ class TrainConfig:
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
         need(self.num_frames % self.tubelet_size == 0, "num_frames", f"must be a multiple of tubelet_size")
         need(self.input_size % 16 == 0, "input_size", "must be a multiple of the patch size 16")
+        need(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+             "two values 0 < min <= max <= 1")
         need(len(self.opt_betas) == 2 and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
              "two values in [0, 1)")
         if self.aa:

@@ -75,20 +75,27 @@ def read_index(frame: np.ndarray) -> int:
 
 # -- the motion-direction dataset -----------------------------------------------------------------------
 def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A blocky random texture (two random colours) sliding in ``direction_deg`` (0 = right,
-    90 = down) and wrapping around, so every part of the frame shows the motion. Colours, texture,
-    block size, start and speed are random; only the direction tells the classes apart."""
-    block = int(rng.integers(4, 9))
-    cells = rng.random((height // block + 2, width // block + 2))
-    texture = np.kron(cells > 0.5, np.ones((block, block)))[:height, :width].astype(bool)
-    c0, c1 = rng.integers(0, 110, 3), rng.integers(140, 256, 3)
-    speed = rng.uniform(1.5, 3.0)
-    dx, dy = math.cos(math.radians(direction_deg)) * speed, math.sin(math.radians(direction_deg)) * speed
-    x0, y0 = rng.integers(0, width), rng.integers(0, height)
+    """A smooth random texture in two random colours sliding in ``direction_deg`` (0 = right,
+    90 = down), wrapping around, so that every patch of every frame shows the motion. Colours,
+    texture grain, start and speed are random; only the direction tells the classes apart."""
+    grain = rng.uniform(0.08, 0.14) * min(width, height)  # size of the texture's blobs, in pixels
+    speed = rng.uniform(0.4, 0.6) * grain / 2  # pixels per frame: blobs stay recognisable between frames
+    gy, gx = int(np.ceil(height / grain)) + 1, int(np.ceil(width / grain)) + 1
+    coarse = rng.random((gy, gx))
+    ux, uy = math.cos(math.radians(direction_deg)), math.sin(math.radians(direction_deg))
+    x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+    c0, c1 = rng.integers(0, 100, 3).astype(np.float32), rng.integers(156, 256, 3).astype(np.float32)
+    ys, xs = np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
-        shifted = np.roll(texture, (int(round(y0 + dy * t)), int(round(x0 + dx * t))), axis=(0, 1))
-        out[t] = np.where(shifted[..., None], c1, c0)
+        # sample the periodic coarse grid bilinearly at positions shifted by the motion
+        fy = ((ys - y0 - uy * speed * t) / grain) % (gy - 1)
+        fx = ((xs - x0 - ux * speed * t) / grain) % (gx - 1)
+        iy, ix = fy.astype(int), fx.astype(int)
+        wy, wx = fy - iy, fx - ix
+        v = (coarse[iy, ix] * (1 - wy) * (1 - wx) + coarse[iy + 1, ix] * wy * (1 - wx)
+             + coarse[iy, ix + 1] * (1 - wy) * wx + coarse[iy + 1, ix + 1] * wy * wx)
+        out[t] = (c0 + (c1 - c0) * v[..., None]).astype(np.uint8)
     return out
 
 

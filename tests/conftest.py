@@ -28,3 +28,38 @@ def motion_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     make_motion_dataset(root, classes=4, per_class=12, frames=24, size=(64, 48), codec="vp9", seed=0)
     return root
+
+
+def _train(data, out, sets, finetune=None, preset="demo"):
+    from pipeline.config import load_config
+    from pipeline.train import run
+
+    cfg = load_config(preset, sets=["num_workers=1"] + sets)
+    return run(cfg, data, out, finetune=finetune, progress=False)
+
+
+@pytest.fixture(scope="session")
+def task_data(tmp_path_factory):
+    """Two motion tasks: A (right/down/left/up) and B (the four diagonals), 40 videos per class."""
+    from pipeline.synth import make_motion_dataset
+
+    root = tmp_path_factory.mktemp("tasks")
+    make_motion_dataset(root / "A", classes=4, per_class=40, frames=24, size=(64, 48), seed=1)
+    make_motion_dataset(root / "B", classes=4, per_class=40, frames=24, size=(64, 48), offset_deg=45, seed=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def backbone_run(task_data, tmp_path_factory):
+    """A tiny VideoMAE trained end2end on task A (the 'pretrained backbone' of the other tests)."""
+    out = tmp_path_factory.mktemp("runs") / "A"
+    result = _train(task_data / "A", out, ["final_test=false"], preset="demo_backbone")
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def prompt_run(task_data, backbone_run, tmp_path_factory):
+    """Attention prompts tuned on task B over the frozen task-A backbone."""
+    out = tmp_path_factory.mktemp("runs") / "B"
+    result = _train(task_data / "B", out, ["epochs=8"], finetune=str(backbone_run[0] / "checkpoints" / "last.safetensors"))
+    return out, result

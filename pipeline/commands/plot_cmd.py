@@ -1,0 +1,22 @@
+"""``apt-video plot RUN_DIR... --out fig.png``: top-1, top-5 and validation loss per epoch."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="training run folders (each with metrics.csv)")
+    p.add_argument("--out", "-o", required=True, help="image file to write (.png, .pdf, .svg)")
+    p.add_argument("--title", help="figure title")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.cli import UserError
+    from pipeline.plot import plot_runs
+
+    try:
+        plot_runs(args.runs, args.out, args.title)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,208 @@
+"""Training: schedule, optimiser groups, configs, learning, frozen backbone, resume, torchrun, plots."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import models
+from pipeline.cli import main
+from pipeline.config import ConfigError, load_config
+from pipeline.train import cosine_schedule, param_groups
+
+APT = [sys.executable, "-m", "pipeline.cli"]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def rows(run):
+    with open(Path(run) / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cosine_schedule_values():
+    v = cosine_schedule(1.0, 0.0, epochs=4, steps_per_epoch=10, warmup_epochs=1, warmup_start=0.1)
+    assert len(v) == 40
+    np.testing.assert_allclose(v[:10], np.linspace(0.1, 1.0, 10))
+    assert v[10] == pytest.approx(1.0)
+    assert v[10 + 15] == pytest.approx(0.5)  # half way through the cosine part
+    assert v[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 29 / 30)))
+    assert np.all(np.diff(v[10:]) < 0)
+    np.testing.assert_allclose(cosine_schedule(2, 2, 3, 5, 0, 0), 2.0)
+
+
+def test_no_weight_decay_on_biases_and_1d_tensors():
+    m = models.create_model("vit_micro_patch16_112", num_classes=3, prompt_num_tokens=4)
+    decay, no_decay = param_groups(m, 0.05)
+    names = {id(p): n for n, p in m.named_parameters()}
+    assert {names[id(p)] for p in decay["params"]} == {"prompt_embeddings_k", "prompt_embeddings_v",
+                                                       "prompt_scale", "head.weight"}
+    assert {names[id(p)] for p in no_decay["params"]} == {"head.bias", "head_norm.weight", "head_norm.bias"}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+def test_presets_reproduce_the_paper_tables():
+    expect = {"hmdb51": (0.3, "rand-m7-n4-mstd0.5-inc1", 10, 51), "ucf101": (0.05, "rand-m4-n2-mstd0.2-inc1", 5, 101),
+              "ssv2": (0.3, "rand-m2-n2-mstd0.2-inc1", 10, 174)}
+    for name, (lr, aa, seg, classes) in expect.items():
+        c = load_config(name)
+        assert (c.lr, c.aa, c.test_num_segment, c.nb_classes) == (lr, aa, seg, classes)
+        assert (c.batch_size, c.val_batch_size, c.epochs, c.model, c.tubelet_size, c.input_size) == \
+            (8, 8, 200, "vit_base_patch16_224", 2, 224)
+        assert (c.opt, c.opt_eps, c.opt_betas[0], c.weight_decay, c.warmup_lr, c.min_lr, c.warmup_epochs) == \
+            ("adam", 1e-8, 0.9, 1e-5, 1e-6, 1e-6, 5)
+        assert (c.color_jitter, c.smoothing, c.test_num_crop, c.prompt_num_tokens, c.prompt_start,
+                c.prompt_end, c.prompt_dropout, c.prompt_reparam, c.prompt_init) == \
+            (0.4, 0.1, 3, 200, 0, 11, 0.1, True, "random")
+    assert load_config("ssv2").sampler == "segment" and not load_config("ssv2").flip
+    for tokens in (1, 5, 100, 200):
+        assert load_config("hmdb51", sets=[f"prompt_num_tokens={tokens}"]).prompt_num_tokens == tokens
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["learning_rate=0.1"], "unknown key 'learning_rate'"),
+    (["prompt_tokens=5"], "did you mean prompt_num_tokens"),
+    (["lr=fast"], "lr='fast' must be float"),
+    (["batch_size=0"], "batch_size=0: must be at least 1"),
+    (["transfer_type=lora"], "transfer_type='lora'"),
+    (["aa=rand-q3"], "auto_augment='rand-q3'"),
+    (["prompt_start=5", "prompt_end=2"], "prompt_start=5: must be <= prompt_end=2"),
+    (["model=vit_giant"], "model='vit_giant'"),
+    (["lr"], "expected key=value"),
+])
+def test_bad_configs_are_rejected_naming_the_key(sets, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config("demo", sets=sets)
+
+
+def test_bad_config_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("epochs: 3\nwarmup_epoch: 1\n")
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--data-root", str(tmp_path),
+                 "-o", str(tmp_path / "run")]) == 2
+    assert "unknown key 'warmup_epoch'; did you mean warmup_epochs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_wrong_pretrained_file_names_the_tensor(tmp_path, task_data, capsys):
+    other = models.create_model("vit_small_patch16_224", num_classes=4, transfer_type="end2end")
+    torch.save({"model": other.state_dict()}, tmp_path / "vits.pth")
+    code = main(["train", "--preset", "demo", "--data-root", str(task_data / "A"), "-o", str(tmp_path / "r"),
+                 "--finetune", str(tmp_path / "vits.pth"), "--no-progress"])
+    assert code == 2
+    assert "has shape" in capsys.readouterr().err
+
+
+def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbone_run):
+    run, result = prompt_run
+    assert [int(r["epoch"]) for r in rows(run)] == list(range(8))
+    assert result["test"]["top1"] >= 75.0  # chance is 25
+    assert result["history"][-1]["val_top1"] >= 75.0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["transfer_type"] == "prompt" and cfg["epochs"] == 8
+    meta = models.read_meta(run / "checkpoints" / "last.safetensors")
+    assert meta["classes"] == ["move_045.0deg", "move_135.0deg", "move_225.0deg", "move_315.0deg"]
+    assert meta["pretrained"]["sha256"] == models.sha256_file(backbone_run[0] / "checkpoints" / "last.safetensors")
+    assert (meta["num_frames"], meta["input_size"], meta["test_num_segment"]) == (8, 112, 2)
+    from safetensors import safe_open
+    with safe_open(str(run / "checkpoints" / "last.safetensors"), "pt") as f:
+        assert set(f.keys()) == {"prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale", "head.weight",
+                                 "head.bias", "head_norm.weight", "head_norm.bias"}
+    import json
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert len(test["confusion_matrix"]) == 4 and sum(map(sum, test["confusion_matrix"])) == test["videos"]
+    assert set(test["per_class"]) == set(meta["classes"]) and test["views"] == "2x3"
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+
+
+def test_only_trainable_tensors_change(task_data, backbone_run):
+    from pipeline.config import load_config
+    from pipeline.loader import VideoLoader
+    from pipeline.probe import load_manifest
+    from pipeline.train import Dist, build_optimizer, clip_spec, cosine_schedule, train_one_epoch
+
+    cfg = load_config("demo", sets=["num_workers=1"])
+    model = models.create_model(cfg.model, **cfg.model_overrides(4))
+    models.load_pretrained(model, backbone_run[0] / "checkpoints" / "last.safetensors")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ds, _ = load_manifest(task_data / "B" / "train.csv")
+    loader = VideoLoader(ds.usable(), clip_spec(cfg), batch_size=8, num_workers=1)
+    train_one_epoch(model, loader, build_optimizer(cfg, model), None, cosine_schedule(0.01, 0.01, 1, 10, 0, 0),
+                    0, cfg, Dist(), progress=False)
+    for k, v in model.state_dict().items():
+        if k.startswith(("prompt", "head")):
+            assert not torch.equal(v, before[k]), k
+        else:
+            assert torch.equal(v, before[k]), k  # bit-identical backbone
+
+
+def test_kill_and_resume_loses_and_repeats_no_epoch(tmp_path, task_data):
+    run = tmp_path / "run"
+    cmd = APT + ["train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run), "--no-progress",
+                 "--set", "epochs=4", "--set", "num_workers=1", "--set", "final_test=false", "--resume"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "metrics.csv").is_file() and len(rows(run)) >= 1:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = rows(run)
+    assert 1 <= len(done) < 4
+    subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    final = rows(run)
+    assert [int(r["epoch"]) for r in final] == [0, 1, 2, 3]
+    assert final[:len(done)] == done  # the epochs before the kill are kept as they were
+    state = torch.load(run / "checkpoints" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_two_process_gloo_torchrun(tmp_path, task_data):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "pipeline.cli", "train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run),
+           "--no-progress", "--set", "epochs=2", "--set", "num_workers=1", "--set", "num_threads=1"]
+    res = subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [int(r["epoch"]) for r in rows(run)] == [0, 1]
+    single = load_config("demo")
+    # the lr scales with the global batch: 2 ranks x 8 clips
+    warm_end = single.lr * 16 / 256
+    assert float(rows(run)[0]["lr"]) == pytest.approx(warm_end, rel=1e-6)
+    import json
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["videos"] == 32  # every test video scored once across the two ranks
+
+
+def test_plot_has_three_panels_labelled_by_difference(tmp_path, prompt_run, backbone_run):
+    from PIL import Image
+
+    from pipeline.plot import plot_runs, run_labels
+
+    fig = plot_runs([backbone_run[0], prompt_run[0]], tmp_path / "fig.png")
+    assert len(fig.axes) == 3
+    assert [a.get_ylabel() for a in fig.axes] == ["top-1 (%)", "top-5 (%)", "validation loss"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("transfer_type=end2end" in t for t in legend) and any("transfer_type=prompt" in t for t in legend)
+    assert Image.open(tmp_path / "fig.png").size[0] > 1000
+    assert run_labels([{"a": 1, "b": 2}, {"a": 1, "b": 3}], ["x", "y"]) == ["b=2", "b=3"]
+
+
+@pytest.mark.slow
+def test_sweep_runs_each_value_then_plots(tmp_path, task_data, backbone_run, capsys):
+    code = main(["sweep", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(tmp_path / "sw"),
+                 "--vary", "prompt_dropout=0.0,0.3", "--set", "epochs=1", "--set", "num_workers=1",
+                 "--set", "final_test=false", "--no-progress",
+                 "--finetune", str(backbone_run[0] / "checkpoints" / "last.safetensors")])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "sw").iterdir()) == ["prompt_dropout=0.0", "prompt_dropout=0.3",
+                                                                    "sweep.png"]
+    assert main(["sweep", "--preset", "demo", "--data-root", ".", "-o", str(tmp_path / "x"),
+                 "--vary", "prompt_dropout=0.1,2"]) == 2
