@@ -104,7 +104,7 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:  # explicit softmax(q k^T / sqrt(d)) v, the form that exports as MatMul-Softmax-MatMul
             attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = F.dropout(attn.softmax(dim=-1), drop)
+            attn = F.dropout(attn.float().softmax(dim=-1).to(q.dtype), drop)  # softmax in fp32
             out = attn @ v
         out = out.transpose(1, 2).reshape(b, n, d)
         return self.proj_drop(self.proj(out))
@@ -235,8 +235,8 @@ class VideoVisionTransformer(nn.Module):
             block.attn.attn_impl = impl
 
     # -- forward ---------------------------------------------------------------------------
-    def forward_features(self, x: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, 3, T, H, W)`` -> pooled, normalised features ``(B, D)``.
+    def forward_pooled(self, x: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 3, T, H, W)`` -> mean of the last block's tokens ``(B, D)``, before ``head_norm``.
 
         ``prompts`` ``(layers, 2, tokens, head_dim)`` replaces the model's own effective prompts
         (used by the prompts-as-input export); by default the model's prompts are used.
@@ -251,7 +251,11 @@ class VideoVisionTransformer(nn.Module):
                 x = block(x, p[0], p[1])
             else:
                 x = block(x)
-        return self.head_norm(x.mean(dim=1))
+        return x.mean(dim=1)
+
+    def forward_features(self, x: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 3, T, H, W)`` -> pooled, normalised features ``(B, D)``."""
+        return self.head_norm(self.forward_pooled(x, prompts))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_dropout(features))

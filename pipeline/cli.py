@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "synth": ("pipeline.commands.synth_cmd", "write a synthetic motion-direction dataset"),
     "train": ("pipeline.commands.train_cmd", "prompt-tune VideoMAE (presets, resume, torchrun)"),
     "sweep": ("pipeline.commands.sweep_cmd", "one training run per value of the varied keys, then the plot"),
+    "export": ("pipeline.commands.export_cmd", "fold prompts into a verified ONNX graph and a TensorRT engine"),
     "plot": ("pipeline.commands.plot_cmd", "plot top-1, top-5 and validation loss of runs against epoch"),
 }
 

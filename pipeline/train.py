@@ -364,7 +364,8 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
             "contents": "full" if cfg.transfer_type == "end2end" else "trained", "pretrained": pretrained,
             "num_frames": cfg.num_frames, "input_size": cfg.input_size, "sampling_rate": cfg.sampling_rate,
             "sampler": cfg.sampler, "test_num_segment": cfg.test_num_segment, "test_num_crop": cfg.test_num_crop,
-            "mean": list(spec.mean), "std": list(spec.std), "prompt_num_tokens": model.num_prompt_tokens}
+            "mean": list(spec.mean), "std": list(spec.std), "prompt_num_tokens": model.num_prompt_tokens,
+            "data": {"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list}}
     for epoch in range(start, cfg.epochs):
         stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
                                                    d, progress)}

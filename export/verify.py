@@ -1,0 +1,70 @@
+"""Verification of an exported graph against the PyTorch model it came from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: per precision: max abs error of logits, max relative error (to the largest |logit|), top-1 agreement
+THRESHOLDS = {"fp32": (1e-3, 1e-3, 1.0), "fp16": (5e-2, 2e-2, 0.95), "bf16": (2.5e-1, 1e-1, 0.9)}
+
+
+def onnx_session(path: str | Path, providers: list[str] | None = None):
+    """An ONNX Runtime session and the providers it really uses (read back, not assumed)."""
+    import onnxruntime as ort
+
+    wanted = providers or ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    wanted = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+    return session, session.get_providers()
+
+
+def compare(reference: np.ndarray, got: np.ndarray) -> dict:
+    """Max abs error, max error relative to the largest reference magnitude, top-1 agreement."""
+    ref, got = np.asarray(reference, np.float64), np.asarray(got, np.float64)
+    err = np.abs(ref - got)
+    return {"max_abs_error": float(err.max()), "max_rel_error": float(err.max() / max(np.abs(ref).max(), 1e-12)),
+            "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean()), "clips": int(ref.shape[0])}
+
+
+def verify_graph(path: str | Path, model: torch.nn.Module, clips: dict[str, torch.Tensor], precision: str,
+                 prompts: torch.Tensor | None = None, providers: list[str] | None = None) -> dict:
+    """Run the graph on each set of ``clips`` ``(N, 3, T, H, W)`` and compare with ``model`` in
+    fp32. Uses ONNX Runtime; for a graph it has no kernels for (bf16 on CPU) ONNX's reference
+    evaluator. Returns the figures, the providers used and ``passed``."""
+    model = model.eval()
+    try:
+        session, used = onnx_session(path, providers)
+        run = session.run
+    except Exception as exc:  # noqa: BLE001  ORT lacks kernels for this graph on this host
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(str(path))
+        run, used = evaluator.run, [f"onnx.reference (ONNX Runtime could not load it: {str(exc).splitlines()[0][:120]})"]
+    max_abs, max_rel, min_top1 = THRESHOLDS[precision]
+    result = {"precision": precision, "providers": used, "thresholds": {
+        "max_abs_error": max_abs, "max_rel_error": max_rel, "top1_agreement": min_top1}, "sets": {}}
+    passed = True
+    for name, x in clips.items():
+        feeds = {"video": x.float().numpy()}
+        with torch.no_grad():
+            if prompts is not None:
+                feeds["prompts"] = prompts.float().numpy()
+                ref = model.forward_pooled(x.float(), prompts.float()).numpy()
+            else:
+                ref = model(x.float()).numpy()
+        got = run(None, feeds)[0]
+        stats = compare(ref, got)
+        if prompts is not None:  # features have no classes: agreement is not defined
+            stats["top1_agreement"] = 1.0
+        ok = (stats["max_abs_error"] <= max_abs or stats["max_rel_error"] <= max_rel) and \
+            stats["top1_agreement"] >= min_top1
+        stats["passed"] = bool(ok)
+        passed &= ok
+        result["sets"][name] = stats
+    result["passed"] = bool(passed)
+    return result
