@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "sweep": ("pipeline.commands.sweep_cmd", "one training run per value of the varied keys, then the plot"),
     "export": ("pipeline.commands.export_cmd", "fold prompts into a verified ONNX graph and a TensorRT engine"),
     "score": ("pipeline.commands.score_cmd", "score folders of videos with an exported engine, rows to CSV/JSONL"),
+    "demo": ("pipeline.commands.demo_cmd", "the whole job on synthetic data: train, prompt-tune, export, score"),
     "plot": ("pipeline.commands.plot_cmd", "plot top-1, top-5 and validation loss of runs against epoch"),
 }
 

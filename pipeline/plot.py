@@ -23,7 +23,7 @@ def run_labels(configs: list[dict], names: list[str]) -> list[str]:
     """Label each run by the config keys whose values differ between the runs (else its folder)."""
     keys = sorted({k for c in configs for k in c})
     differ = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
-    if not differ or len(configs) == 1:
+    if not differ or len(configs) == 1 or len(differ) > 3:
         return names
     return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
 

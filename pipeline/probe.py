@@ -20,15 +20,16 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "apt-video"
 
 
-def default_paths(source: Path) -> tuple[Path, Path]:
+def default_paths(source: Path, beside: bool = True) -> tuple[Path, Path]:
     """``(manifest, cache)`` beside the source (``train.csv`` -> ``train.manifest.csv``; a folder ->
-    ``<folder>/manifest.csv``), or in ``~/.cache/apt-video`` when that place is read-only."""
+    ``<folder>/manifest.csv``), or in ``~/.cache/apt-video`` when that place is read-only or
+    ``beside`` is False (scoring leaves its input folders untouched)."""
     source = source.resolve()
     if source.is_dir():
         here, stem = source, "manifest"
     else:
         here, stem = source.parent, f"{source.stem}.manifest"
-    if not os.access(here, os.W_OK):
+    if not beside or not os.access(here, os.W_OK):
         here = _cache_dir()
         stem = f"{stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:12]}"
     return here / f"{stem}.csv", here / f".{stem}.probe.json"

@@ -107,20 +107,29 @@ def _build_ops(spec: RandAugmentSpec, translate_rel: float = 0.45):
         keep = data < threshold
         return fn.cast_like(keep * data + (keep ^ True) * inverted, data)
 
+    # equalize and sharpness as in DALI's suite, calling the operators by their current names
+    @augmentation
+    def equalize(data, _):
+        return fn.equalize(data)
+
+    @augmentation(mag_range=level_range(1.0), param_device="auto", randomly_negate=spec.increasing,
+                  mag_to_param=(lambda lv: a.sharpness_kernel(0.9 * lv)) if spec.increasing
+                  else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
+    def sharpness(data, kernel):
+        return fn.filter(data, kernel)
+
     posterize = a.posterize.augmentation(
         mag_range=level_range(1.0), mag_to_param=_posterize_increasing if spec.increasing else _posterize)
     enhance = dict(mag_range=level_range(0.9 if spec.increasing else 1.0),
                    randomly_negate=spec.increasing,
                    mag_to_param=_enhance_increasing if spec.increasing else _enhance)
-    sharp = dict(enhance, mag_to_param=(lambda lv: a.sharpness_kernel(lv)) if spec.increasing
-                 else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
     return [
-        a.auto_contrast, a.equalize, a.invert,
+        a.auto_contrast, equalize, a.invert,
         a.rotate.augmentation(mag_range=level_range(30.0)),
         posterize, solarize,
         a.solarize_add.augmentation(mag_range=level_range(1.0), mag_to_param=_solarize_add),
         a.color.augmentation(**enhance), a.contrast.augmentation(**enhance),
-        a.brightness.augmentation(**enhance), a.sharpness.augmentation(**sharp),
+        a.brightness.augmentation(**enhance), sharpness,
         a.shear_x.augmentation(mag_range=level_range(0.3)), a.shear_y.augmentation(mag_range=level_range(0.3)),
         a.translate_x.augmentation(mag_range=level_range(translate_rel)),
         a.translate_y.augmentation(mag_range=level_range(translate_rel)),

@@ -4,7 +4,10 @@ import warnings
 
 import pytest
 
+import tempfile
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="apt-video-test-cache-")  # probe caches of scoring
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
@@ -63,3 +66,13 @@ def prompt_run(task_data, backbone_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "B"
     result = _train(task_data / "B", out, ["epochs=8"], finetune=str(backbone_run[0] / "checkpoints" / "last.safetensors"))
     return out, result
+
+
+@pytest.fixture(scope="session")
+def exported(prompt_run, tmp_path_factory):
+    """The prompt-tuned model of task B exported to ONNX (fp32)."""
+    from pipeline.cli import main
+
+    out = tmp_path_factory.mktemp("export") / "B"
+    assert main(["export", str(prompt_run[0]), "-o", str(out), "--onnx-only"]) == 0
+    return out

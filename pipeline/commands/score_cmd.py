@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     batch = args.batch or max(spec.num_views, (runner.meta.get("batch") or {}).get("opt", 30))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
-    manifest, cache = default_paths(Path(args.input))
+    _, cache = default_paths(Path(args.input), beside=False)
     if rank == 0:
         probe_dataset(Dataset(entries, [], args.input), cache, spec.num_frames, args.workers, progress=False)
     if world > 1:

@@ -1,0 +1,185 @@
+"""Scoring folders: one row per video in input order, errors reported, predictions equal to
+PyTorch on the same views, resume after a kill, labels, formats, torchrun shards, the demo."""
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.synth import make_motion_dataset, write_video
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, index_videos):
+    """Videos of task B in several codecs and sizes, plus broken files, in nested folders."""
+    root = tmp_path_factory.mktemp("score")
+    make_motion_dataset(root / "ds", classes=4, per_class=3, frames=30, size=(80, 60), offset_deg=45,
+                        split=(0, 0, 1), seed=7)
+    from pipeline.synth import motion_clip
+    rng = np.random.default_rng(3)
+    write_video(root / "ds" / "videos" / "extra" / "diag_h264.mp4", motion_clip(45, 30, 96, 64, rng), "h264")
+    write_video(root / "ds" / "videos" / "extra" / "diag_mjpeg.avi", motion_clip(135, 30, 72, 96, rng), "mjpeg")
+    bad = root / "ds" / "videos" / "zz_bad"
+    bad.mkdir()
+    (bad / "zero.webm").write_bytes(b"")
+    (bad / "notes.mp4").write_text("not a video\n")
+    mp4 = index_videos["h264"].read_bytes()
+    (bad / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])
+    (bad / "random.avi").write_bytes(os.urandom(3000))
+    return root / "ds"
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_folder_rows_in_order_with_statuses(tmp_path, folder, exported, capsys):
+    out = tmp_path / "p.csv"
+    code = main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(out), "--no-progress"])
+    assert code == 1  # some videos failed
+    rows = read_csv(out)
+    videos = [r["video"] for r in rows]
+    expect = sorted(os.path.relpath(p, folder / "videos") for p in (folder / "videos").rglob("*") if p.is_file())
+    assert not any(v.startswith(".") or "manifest" in v for v in expect)  # nothing written into the input
+    assert videos == expect
+    status = {r["video"]: (r["status"], r["error"]) for r in rows}
+    for name in ("zz_bad/zero.webm", "zz_bad/notes.mp4", "zz_bad/truncated.mp4", "zz_bad/random.avi"):
+        assert status[name][0] == "error" and status[name][1], name
+    assert status["zz_bad/zero.webm"][1].startswith("empty")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 14
+    for r in ok:
+        top = [t.rsplit(":", 1) for t in r["top_k"].split(";")]
+        assert top[0][0] == r["pred"] and float(top[0][1]) == pytest.approx(float(r["prob"]))
+        assert len(top) == 4 and abs(sum(float(p) for _, p in top) - 1) < 1e-3
+    assert "scored 14 ok, 4 failed" in capsys.readouterr().out
+
+
+def test_predictions_equal_pytorch_on_the_same_views(tmp_path, folder, exported, prompt_run):
+    from pipeline.data import open_dataset
+    from pipeline.loader import VideoLoader
+    from pipeline.probe import probe_dataset
+    from pipeline.scoring import clip_spec_from_meta
+    import models
+
+    out = tmp_path / "t.csv"
+    main(["score", str(folder / "test.csv"), "--model", str(prompt_run[0]), "-o", str(out), "--backend", "torch",
+          "--no-progress", "--batch", "7"])
+    rows = read_csv(out)
+    model, meta = models.build_from_trained(prompt_run[0] / "checkpoints" / "best.safetensors")
+    entries, _ = probe_dataset(open_dataset(folder / "test.csv"), None, progress=False)
+    loader = VideoLoader(entries, clip_spec_from_meta(meta), mode="test", batch_size=1, num_workers=1)
+    for b in loader.epoch(0):
+        with torch.no_grad():
+            probs = torch.softmax(model(b.video[0]), -1).mean(0)
+        row = rows[b.ids[0]]
+        assert row["pred"] == meta["classes"][int(probs.argmax())]
+        assert float(row["prob"]) == pytest.approx(float(probs.max()), abs=2e-6)
+    ort_out = tmp_path / "o.csv"
+    main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(ort_out), "--no-progress"])
+    for a, b in zip(rows, read_csv(ort_out)):
+        assert a["pred"] == b["pred"] and float(a["prob"]) == pytest.approx(float(b["prob"]), abs=1e-4)
+
+
+def test_labels_accuracy_matches_a_hand_count(tmp_path, folder, exported):
+    out = tmp_path / "l.csv"
+    main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(out), "--labels",
+          str(folder / "test.csv"), "--no-progress"])
+    classes = (folder / "classes.txt").read_text().split()
+    truth = {line.rsplit(" ", 1)[0].removeprefix("videos/"): classes[int(line.rsplit(" ", 1)[1])]
+             for line in (folder / "test.csv").read_text().splitlines()}
+    rows = [r for r in read_csv(out) if r["video"] in truth]
+    hand = 100 * sum(r["pred"] == truth[r["video"]] for r in rows) / len(rows)
+    metrics = json.loads((tmp_path / "l.csv.metrics.json").read_text())
+    assert metrics["videos"] == 12 and metrics["top1"] == pytest.approx(hand)
+    assert metrics["top5"] == 100.0
+    assert sum(v["videos"] for v in metrics["per_class"].values()) == 12
+    assert len(metrics["unlabelled"]) == 2  # the two extra videos have no label
+
+
+def test_jsonl_and_csv_agree(tmp_path, folder, exported):
+    main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(tmp_path / "a.csv"), "--no-progress"])
+    main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(tmp_path / "a.jsonl"), "--no-progress"])
+    rows = read_csv(tmp_path / "a.csv")
+    lines = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [r["video"] for r in rows] == [j["video"] for j in lines]
+    for r, j in zip(rows, lines):
+        assert r["status"] == j["status"] and (r["pred"] or None) == j["pred"]
+        if j["prob"] is not None:
+            assert float(r["prob"]) == pytest.approx(j["prob"], abs=1e-6)
+
+
+def test_output_never_overwrites(tmp_path, folder, exported, capsys):
+    assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(folder / "test.csv")]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    (tmp_path / "x.csv").write_text("keep me\n")
+    assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(tmp_path / "x.csv")]) == 2
+    assert (tmp_path / "x.csv").read_text() == "keep me\n"
+
+
+def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run):
+    data = tmp_path / "many"
+    make_motion_dataset(data, classes=4, per_class=8, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "pipeline.cli", "score", str(data / "videos"), "--model", str(exported),
+           "-o", str(out), "--no-progress", "--views", "4x3", "--batch", "12", "--workers", "1", "--resume"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if out.is_file() and out.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_csv(out)
+    assert 3 <= len(before) < 32
+    with open(out, "a") as f:
+        f.write("videos/half-written-row,o")  # a torn last line, as a kill mid-write leaves
+    assert subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    after = read_csv(out)
+    expect = sorted(os.path.relpath(p, data / "videos") for p in (data / "videos").rglob("*.webm"))
+    assert [r["video"] for r in after] == expect  # each once, in order
+    assert after[:len(before)] == before
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_give_the_same_rows(tmp_path, folder, exported):
+    single = tmp_path / "one.csv"
+    main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(single), "--no-progress"])
+    multi = tmp_path / "two.csv"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "pipeline.cli", "score", str(folder / "videos"), "--model", str(exported), "-o", str(multi),
+           "--no-progress", "--workers", "1"]
+    res = subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1, res.stderr[-2000:]  # the broken files fail in both
+    a, b = read_csv(single), read_csv(multi)
+    assert [r["video"] for r in a] == [r["video"] for r in b]
+    for x, y in zip(a, b):
+        assert (x["status"], x["pred"]) == (y["status"], y["pred"])
+        if x["prob"]:
+            assert float(x["prob"]) == pytest.approx(float(y["prob"]), abs=1e-5)
+    assert not list(tmp_path.glob(".two.csv.rank*"))
+
+
+@pytest.mark.slow
+def test_demo_reduced(tmp_path, capsys):
+    assert main(["demo", "--work", str(tmp_path / "demo"), "--quick", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "[6/6]" in out and "labels: top-1" in out
+    work = tmp_path / "demo"
+    for f in ("curves.png", "heldout_predictions.csv", "heldout_predictions.csv.metrics.json", "export/model.onnx",
+              "runs/prompts/test_metrics.json"):
+        assert (work / f).is_file(), f
+    metrics = json.loads((work / "heldout_predictions.csv.metrics.json").read_text())
+    assert metrics["videos"] == 12 and metrics["top1"] > 25.0
