@@ -8,7 +8,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["models", "pipeline", "export"],
+    packages=["models", "pipeline", "pipeline.commands", "export", "bench"],
     install_requires=[
         "torch>=2.4",
         "torchvision",  # timm imports it; must be the build that matches torch

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "export": ("pipeline.commands.export_cmd", "fold prompts into a verified ONNX graph and a TensorRT engine"),
     "score": ("pipeline.commands.score_cmd", "score folders of videos with an exported engine, rows to CSV/JSONL"),
     "demo": ("pipeline.commands.demo_cmd", "the whole job on synthetic data: train, prompt-tune, export, score"),
+    "bench": ("pipeline.commands.bench_cmd", "benchmarks against named baselines (loader, infer, train, score)"),
     "plot": ("pipeline.commands.plot_cmd", "plot top-1, top-5 and validation loss of runs against epoch"),
 }
 

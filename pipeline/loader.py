@@ -118,7 +118,14 @@ class ClipSource:
         else:
             segments = test_view_indices(e.frames, self.spec.num_frames, self.spec.sampling_rate,
                                          self.spec.test_num_segment)
-        indices = segments.reshape(-1).astype(np.int32)
+        expand = None
+        if self.mode == "test":
+            # decode each frame once, in order (overlapping segments would make the decoder seek
+            # back); ``expand`` maps the views' frames onto the decoded ones
+            indices, expand = np.unique(segments.reshape(-1), return_inverse=True)
+            indices, expand = indices.astype(np.int32), expand.reshape(-1).astype(np.int32)
+        else:
+            indices = segments.reshape(-1).astype(np.int32)
         use_dali = dali_can_decode(e, self.device) and k not in self.force_pyav
         try:
             if use_dali:
@@ -130,13 +137,15 @@ class ClipSource:
                 size = frames.shape[1:3]
         except Exception as exc:  # reported per sample; the epoch goes on
             return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", pos)
-        return self._pack((data, frames, indices, size, use_dali), k, OK, "", pos)
+        return self._pack((data, frames, indices, size, use_dali), k, OK, "", pos, expand)
 
-    def _pack(self, payload, k: int, status: int, error: str, pos: int):
+    def _pack(self, payload, k: int, status: int, error: str, pos: int, expand=None):
         spec = self.spec
+        n = spec.num_frames * (spec.test_num_segment if self.mode == "test" else 1)
         if payload is None:  # failed or padding: a tiny black clip through the PyAV branch
-            n = spec.num_frames * (spec.test_num_segment if self.mode == "test" else 1)
             payload = (_EMPTY_BYTES, np.zeros((n, 8, 8, 3), np.uint8), np.zeros(n, np.int32), (8, 8), False)
+        if expand is None:
+            expand = np.arange(n, dtype=np.int32) if status == OK else np.zeros(n, np.int32)
         data, frames, indices, (h, w), use_dali = payload
         crops = spec.test_num_crop if self.mode == "test" else 1
         rh, rw = resize_short_side(h, w, spec.input_size)
@@ -147,22 +156,22 @@ class ClipSource:
         label = self.entries[k].label if k >= 0 else -1
         return (data, frames, indices, np.asarray([rh, rw], np.float32), anchors,
                 np.array(label, np.int32), np.array(k, np.int64), np.array(status, np.int32),
-                np.array(use_dali, np.bool_), err)
+                np.array(use_dali, np.bool_), err, expand)
 
 
 def _source_outputs(source: ClipSource, device: str):
     from nvidia.dali import fn, types
 
-    (data, frames, indices, rsize, anchors, label, sid, status, route, err) = fn.external_source(
-        source=source, num_outputs=10, batch=False, parallel=True,
+    (data, frames, indices, rsize, anchors, label, sid, status, route, err, expand) = fn.external_source(
+        source=source, num_outputs=11, batch=False, parallel=True,
         dtype=[types.UINT8, types.UINT8, types.INT32, types.FLOAT, types.FLOAT, types.INT32, types.INT64,
-               types.INT32, types.BOOL, types.UINT8],
-        layout=["", "FHWC", "", "", "", "", "", "", "", ""])
+               types.INT32, types.BOOL, types.UINT8, types.INT32],
+        layout=["", "FHWC", "", "", "", "", "", "", "", "", ""])
     if route:
         clip = fn.decoders.video(data, frames=indices, device="mixed" if device == "gpu" else "cpu")
     else:
         clip = frames.gpu() if device == "gpu" else frames
-    return clip, rsize, anchors, label, sid, status, err
+    return clip, rsize, anchors, label, sid, status, err, expand
 
 
 def _normalize(clip, spec: ClipSpec, mirror=None):
@@ -181,7 +190,7 @@ def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, dev
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
-        clip, _, _, label, sid, status, err = _source_outputs(source, device)
+        clip, _, _, label, sid, status, err, _ = _source_outputs(source, device)
         clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
                                       random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio))
         if augment.rand_augment is not None and augment.rand_augment.n > 0:
@@ -217,12 +226,13 @@ def _random_erase(video, prob: float):
 
 
 def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, **pipe_kw):
-    """Test views from one decode per video: ``(crops, 3, segments * T, S, S)`` float32."""
+    """Test views from one decode per video: ``(crops, 3, U, S, S)`` float32 over the U distinct
+    frames the views use, and ``expand`` ``(segments * T,)`` mapping view frames onto them."""
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
-        clip, rsize, anchors, label, sid, status, err = _source_outputs(source, device)
+        clip, rsize, anchors, label, sid, status, err, expand = _source_outputs(source, device)
         clip = fn.resize(clip, resize_y=rsize[0], resize_x=rsize[1], interp_type=types.INTERP_LINEAR,
                          antialias=False)
         views = []
@@ -230,7 +240,7 @@ def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, 
             crop = fn.slice(clip, anchors[j], np.array([spec.input_size] * 2, np.float32), axes=[1, 2],
                             normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="error")
             views.append(_normalize(crop, spec))
-        return fn.stack(*views), label, sid, status, err
+        return fn.stack(*views), label, sid, status, err, expand
 
     return pipe(**pipe_kw)
 
@@ -309,7 +319,10 @@ class VideoLoader:
             pipe = views_pipeline(src, self.spec, self.device, crops, **kw)
         pipe.build()
         self._pipe = pipe
-        self._iter = DALIGenericIterator(pipe, ["video", "label", "sid", "status", "error"], auto_reset=True)
+        if self.mode == "test":  # ragged (distinct frames differ per video): converted sample by sample
+            self._iter = _RaggedIterator(pipe)
+        else:
+            self._iter = DALIGenericIterator(pipe, ["video", "label", "sid", "status", "error"], auto_reset=True)
         self._epoch_base = start_epoch
 
     def epoch(self, epoch: int):
@@ -340,25 +353,77 @@ class VideoLoader:
 
     def _deliver(self, out) -> Batch | None:
         status = out["status"].reshape(-1).cpu()
+        if self.mode == "test":
+            return self._deliver_views(out, status)
         sids = out["sid"].reshape(-1).cpu().tolist()
-        for i in torch.nonzero(status == FAILED).reshape(-1).tolist():
-            reason = bytes(out["error"][i].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace")
-            self.failures.append((self.entries[sids[i]].path, reason))
-            log.warning("%s: skipped: %s", self.entries[sids[i]].path, reason)
+        self._report(out, status, sids)
         keep = torch.nonzero(status == OK).reshape(-1)
         if keep.numel() == 0:
             return None
         video = out["video"].index_select(0, keep.to(out["video"].device))
-        if self.mode == "test":
-            b, c, ch, st, h, w = video.shape
-            s = self.spec.test_num_segment
-            video = video.view(b, c, ch, s, st // s, h, w).permute(0, 3, 1, 2, 4, 5, 6)
-            video = video.reshape(b, s * c, ch, st // s, h, w)
-        elif self.mode == "eval":
+        if self.mode == "eval":
             video = video[:, 0]
         labels = out["label"].reshape(-1).cpu().index_select(0, keep).long()
         return Batch(video, labels, [sids[i] for i in keep.tolist()])
 
+    def _deliver_views(self, out, status) -> Batch | None:
+        sids = out["sid"].reshape(-1).tolist()
+        self._report(out, status, sids)
+        keep = torch.nonzero(status == OK).reshape(-1).tolist()
+        if not keep:
+            return None
+        s, t = self.spec.test_num_segment, self.spec.num_frames
+        first = out["video"][keep[0]]
+        c, ch, _, h, w = first.shape
+        # one copy per view, straight into the batch: (crops, 3, U, H, W) -> (S*crops, 3, T, H, W)
+        video = torch.empty((len(keep), s * c, ch, t, h, w), dtype=first.dtype, device=first.device)
+        for row, i in enumerate(keep):
+            src, expand = out["video"][i], out["expand"][i].to(first.device).long().view(s, t)
+            for seg in range(s):
+                for crop in range(c):
+                    torch.index_select(src[crop], 1, expand[seg], out=video[row, seg * c + crop])
+        labels = out["label"].reshape(-1)[keep].long()
+        return Batch(video, labels, [sids[i] for i in keep])
+
+    def _report(self, out, status, sids):
+        for i in torch.nonzero(status == FAILED).reshape(-1).tolist():
+            reason = bytes(out["error"][i].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace")
+            self.failures.append((self.entries[sids[i]].path, reason))
+            log.warning("%s: skipped: %s", self.entries[sids[i]].path, reason)
+
     def close(self):
         self._iter = None
         self._pipe = None
+
+
+def _to_torch(tensor) -> torch.Tensor:
+    """One DALI sample (CPU or GPU) as a torch tensor, through the DALI PyTorch plugin for GPU."""
+    if hasattr(tensor, "as_cpu") and type(tensor).__name__.endswith("GPU"):
+        from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
+
+        out = torch.empty(tensor.shape(), dtype=to_torch_type[tensor.dtype], device="cuda")
+        feed_ndarray(tensor, out)
+        return out
+    return torch.from_numpy(np.array(tensor))
+
+
+class _RaggedIterator:
+    """Batches of a pipeline whose samples differ in shape: a dict of per-sample tensors (``video``,
+    ``expand``) and stacked scalars, like DALIGenericIterator's; resets after each epoch."""
+
+    names = ("video", "label", "sid", "status", "error", "expand")
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def __next__(self):
+        try:
+            outs = self.pipe.run()
+        except StopIteration:
+            self.pipe.reset()
+            raise
+        batch = {}
+        for name, tl in zip(self.names, outs):
+            samples = [_to_torch(tl[i]) for i in range(len(tl))]
+            batch[name] = samples if name in ("video", "expand") else torch.stack(samples)
+        return [batch]

@@ -194,7 +194,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
 
         def flush(n: int):
             nonlocal queued, clips_done
-            clips = torch.cat(queue)
+            clips = queue[0] if len(queue) == 1 else torch.cat(queue)
             run, rest = clips[:n], clips[n:]
             queue.clear()
             if len(rest):

@@ -1,0 +1,270 @@
+"""``apt-video bench``: throughput of apt-video's paths against named baselines, measured in the
+same run on the same files and model, printed with the ratio (ours / baseline)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import models
+
+from .data import VideoEntry
+from .sampling import ClipSpec
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident memory of a process and its children, in MB (Linux)."""
+    pid = pid or os.getpid()
+    total = 0
+    try:
+        out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        total += sum(int(x) for x in out.split())
+        total += int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return total / 1024
+
+
+def bench_videos(folder: Path, codec: str, n: int, frames: int = 96, size=(320, 240)) -> list[VideoEntry]:
+    """``n`` synthetic motion videos of ``frames`` frames (made once per folder), probed."""
+    from .synth import CODECS, motion_clip, write_video
+    from .video import probe_video
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        p = folder / f"{codec}_{i:03d}{CODECS[codec][1]}"
+        if not p.is_file():
+            write_video(p, motion_clip(90 * (i % 4), frames, size[0], size[1], rng), codec, gop=12)
+        out.append(probe_video(p, label=i % 4))
+    return out
+
+
+def timed(batches, warmup: int, count: int, on_batch=None) -> tuple[float, int]:
+    """Seconds and clips for ``count`` batches after ``warmup`` ones."""
+    it = iter(batches)
+    for _ in range(warmup):
+        next(it)
+    t0, clips = time.perf_counter(), 0
+    for i in range(count):
+        b = next(it)
+        clips += len(b[0]) if isinstance(b, (list, tuple)) else len(b.video)
+        if on_batch:
+            on_batch(i)
+    return time.perf_counter() - t0, clips
+
+
+def _cycle(make):
+    epoch = 0
+    while True:
+        yield from make(epoch)
+        epoch += 1
+
+
+# -- loader -------------------------------------------------------------------------------------------
+def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int = 2,
+                 rand_augment: str = "rand-m7-n4-mstd0.5-inc1") -> dict:
+    from bench.baselines import decord_loader, DecordClips
+
+    from .loader import AugmentSpec, VideoLoader
+    from .randaug import parse_rand_augment
+
+    spec = ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
+    res = {"clip": "16 frames, rate 4, 224 px, batch 8, " + rand_augment, "videos": "320x240, 96 frames"}
+    for codec in ("vp9", "h264"):
+        entries = bench_videos(work, codec, videos)
+        paths = [e.path for e in entries]
+        ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers,
+                           augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment)))
+        rss = []
+        secs, clips = timed(_cycle(ours.epoch), 2, batches,
+                            lambda i: rss.append(rss_mb()) if i in (min(9, batches - 1), batches - 1) else None)
+        ours.close()
+        base = decord_loader(paths, spec, rand_augment, workers=workers)
+        bsecs, bclips = timed(_cycle(lambda e: iter(base)), 2, batches)
+        ceiling = torch.utils.data.DataLoader(DecordClips(paths, spec, None), batch_size=8, num_workers=workers,
+                                              drop_last=True, collate_fn=lambda b: (torch.stack([x[0] for x in b]),))
+        csecs, cclips = timed(_cycle(lambda e: iter(ceiling)), 1, max(5, batches // 3))
+        ours_rate, base_rate, ceil_rate = clips / secs, bclips / bsecs, cclips / csecs
+        res[codec] = {"ours_clips_per_s": ours_rate, "baseline_clips_per_s": base_rate, "ratio": ours_rate / base_rate,
+                      "decode_only_ceiling_clips_per_s": ceil_rate, "fraction_of_ceiling": ours_rate / ceil_rate,
+                      "route": "DALI decoder" if codec == "vp9" else "PyAV in DALI source workers",
+                      "rss_mb_at_batch_10": rss[0], f"rss_mb_at_batch_{batches}": rss[-1]}
+        print(f"loader {codec}: ours {ours_rate:.1f} clips/s, baseline (decord + PIL RandAugment, {workers} workers) "
+              f"{base_rate:.1f} clips/s, ratio {ours_rate / base_rate:.2f}; decode-only ceiling {ceil_rate:.1f} "
+              f"({100 * ours_rate / ceil_rate:.0f}%); RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB")
+    return res
+
+
+# -- inference ------------------------------------------------------------------------------------------
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def _rate(fn, x, reps: int) -> float:
+    with torch.no_grad():
+        fn(x)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn(x)
+    return reps * len(x) / (time.perf_counter() - t0)
+
+
+def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: int = 2, reps: int = 3) -> dict:
+    from bench.baselines import EagerViT
+    from export import export_onnx, onnx_session
+
+    torch.manual_seed(0)
+    m = models.create_model(model_name, num_classes=400, prompt_num_tokens=200).eval()
+    m0 = models.create_model(model_name, num_classes=400, transfer_type="linear").eval()
+    m0.load_state_dict({k: v for k, v in m.state_dict().items() if "prompt" not in k})
+    x = torch.randn(batch, 3, m.num_frames, m.img_size, m.img_size)
+    folded = models.fold_prompts(m)
+    eager = _rate(EagerViT(m), x, reps)
+    sdpa = _rate(folded, x, reps)
+    onnx_path = export_onnx(m, work / "infer.onnx", opset=23)
+    sess, providers = onnx_session(onnx_path)
+    ort_rate = _rate(lambda v: sess.run(None, {"video": v.numpy()}), x, reps)
+    no_prompts = _rate(models.fold_prompts(m0), x, reps)
+    gflops = matmul_gflops()
+    flop = models.flops_per_clip(m)
+    floor = gflops * 1e9 / flop  # clips/s if every flop ran at the measured matmul rate
+    res = {"model": f"{model_name} ({m.num_frames}x{m.img_size}, 200 prompts)", "batch": batch,
+           "eager_explicit_attention_clips_per_s": eager, "torch_sdpa_clips_per_s": sdpa,
+           "onnxruntime_clips_per_s": ort_rate, "onnxruntime_providers": providers,
+           "ratio": sdpa / eager, "ort_vs_eager_ratio": ort_rate / eager,
+           "matmul_gflops": gflops, "gflop_per_clip": flop / 1e9, "compute_floor_clips_per_s": floor,
+           "ort_fraction_of_floor": ort_rate / floor, "no_prompt_clips_per_s": no_prompts,
+           "prompt_latency_cost": no_prompts / sdpa - 1}
+    print(f"infer {res['model']}, batch {batch}: eager {eager:.2f} clips/s, ours (SDPA) {sdpa:.2f} "
+          f"(ratio {sdpa / eager:.2f}), ONNX Runtime {ort_rate:.2f} ({', '.join(providers)}); matmul "
+          f"{gflops:.0f} GFLOP/s -> floor {floor:.2f} clips/s, ORT at {100 * ort_rate / floor:.0f}%; "
+          f"200 prompts cost {100 * res['prompt_latency_cost']:+.1f}% latency")
+    return res
+
+
+# -- training step ----------------------------------------------------------------------------------------
+def _train_step_child(model_name: str, transfer: str, batch: int, steps: int, frames: int, size: int) -> dict:
+    torch.manual_seed(0)
+    m = models.create_model(model_name, num_classes=51, num_frames=frames, img_size=size, transfer_type=transfer,
+                            prompt_num_tokens=200)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    m.to(dev).train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+    x = torch.randn(batch, 3, frames, size, size, device=dev)
+    y = torch.randint(0, 51, (batch,), device=dev)
+    amp = dev.type == "cuda"
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"step_s": float(np.median(times)), "peak_mb": peak, "trainable": models.count_parameters(m)[0]}
+
+
+def bench_train(model_name: str = "vit_small_patch16_224", batch: int = 2, steps: int = 3, frames: int = 8,
+                size: int = 112) -> dict:
+    res = {"model": f"{model_name} at {frames}x{size}", "batch": batch,
+           "memory": "peak CUDA allocation" if torch.cuda.is_available() else "peak process RSS (one process each)"}
+    for transfer in ("prompt", "linear", "end2end"):
+        code = (f"import json, pipeline.bench as b; print(json.dumps(b._train_step_child({model_name!r}, "
+                f"{transfer!r}, {batch}, {steps}, {frames}, {size})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        res[transfer] = json.loads(out.stdout.strip().splitlines()[-1])
+    res["ratio"] = res["end2end"]["step_s"] / res["prompt"]["step_s"]  # speed-up of prompt tuning over full FT
+    for t in ("prompt", "linear", "end2end"):
+        r = res[t]
+        print(f"train {t:8s}: {r['step_s'] * 1000:.0f} ms/step, peak {r['peak_mb']:.0f} MB, "
+              f"{r['trainable']:,} trainable")
+    print(f"train: prompt tuning steps {res['ratio']:.2f}x faster than end2end ({res['model']}, batch {batch})")
+    return res
+
+
+# -- scoring ------------------------------------------------------------------------------------------------
+def bench_score(work: Path, videos: int = 8, views: tuple[int, int] = (10, 3)) -> dict:
+    from bench.baselines import videomae_eval
+    from export import load_runner
+
+    from .cli import main as cli
+    from .scoring import clip_spec_from_meta, score
+
+    entries = bench_videos(work, "vp9", videos, frames=64)
+    torch.manual_seed(0)
+    m = models.create_model("vit_micro_patch16_112", num_classes=4, prompt_num_tokens=8, init_scale=1.0)
+    meta = {"model": "vit_micro_patch16_112", "model_overrides": {"num_classes": 4, "prompt_num_tokens": 8,
+            "init_scale": 1.0}, "classes": ["a", "b", "c", "d"], "num_frames": 8, "input_size": 112,
+            "sampling_rate": 2, "sampler": "dense", "test_num_segment": views[0], "test_num_crop": views[1],
+            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "prompt_num_tokens": 8,
+            "contents": "full", "transfer_type": "prompt"}
+    m.transfer_type = "end2end"  # save every tensor: the file is self-contained
+    models.save_trained(m, work / "score_model.safetensors", meta)
+    assert cli(["export", str(work / "score_model.safetensors"), "-o", str(work / "score_export"), "--onnx-only",
+                "--verify-clips", "0"]) == 0
+    runner = load_runner(work / "score_export", "ort")
+    spec = clip_spec_from_meta(runner.meta)
+    ids = [Path(e.path).name for e in entries]
+    out = work / "score_bench.csv"
+    out.unlink(missing_ok=True)
+    score(entries, ids, runner, spec, out, progress=False)  # warm-up (decoder, session)
+    out.unlink()
+    t0 = time.perf_counter()
+    res_ours = score(entries, ids, runner, spec, out, batch=30, progress=False)
+    ours_s = time.perf_counter() - t0
+    model, _ = models.build_from_trained(work / "score_model.safetensors")
+    t0 = time.perf_counter()
+    probs, clips = videomae_eval(model, [e.path for e in entries], spec)
+    base_s = time.perf_counter() - t0
+    res = {"model": "vit_micro_patch16_112 (8x112)", "views": f"{views[0]}x{views[1]}", "videos": videos,
+           "ours_backend": runner.name, "ours_videos_per_s": videos / ours_s, "ours_clips_per_s": res_ours.clips / ours_s,
+           "baseline_videos_per_s": videos / base_s, "baseline_clips_per_s": clips / base_s,
+           "ratio": base_s / ours_s}
+    print(f"score: ours (DALI views + ONNX Runtime) {res['ours_videos_per_s']:.2f} videos/s "
+          f"({res['ours_clips_per_s']:.0f} clips/s), baseline (decord + per-view torch + PyTorch) "
+          f"{res['baseline_videos_per_s']:.2f} videos/s, ratio {res['ratio']:.2f}")
+    return res
+
+
+def run_bench(which: str, json_path: str | None, **kw) -> dict:
+    with tempfile.TemporaryDirectory(prefix="apt-video-bench-") as tmp:
+        work = Path(kw.pop("work", None) or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        fn = {"loader": bench_loader, "infer": bench_infer, "train": bench_train, "score": bench_score}[which]
+        res = fn(**kw) if which == "train" else fn(work, **kw)
+    res = {"bench": which, "machine": machine(), **res}
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=1))
+    return res

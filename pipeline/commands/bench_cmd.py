@@ -1,0 +1,42 @@
+"""``apt-video bench {loader,infer,train,score}``: ours against a named baseline, same run, ratio."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="which", required=True, metavar="BENCH")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", help="write the figures here (each comparison has a 'ratio': ours / baseline)")
+    common.add_argument("--work", help="folder for the generated videos and graphs (default: a temporary one)")
+    s = sub.add_parser("loader", parents=[common], help="training loader vs decord + PIL RandAugment")
+    s.add_argument("--batches", type=int, default=30)
+    s.add_argument("--videos", type=int, default=16)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--rand-augment", default="rand-m7-n4-mstd0.5-inc1")
+    s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
+    s.add_argument("--model", default="vit_small_patch16_224")
+    s.add_argument("--batch", type=int, default=2)
+    s.add_argument("--reps", type=int, default=3)
+    s = sub.add_parser("train", parents=[common], help="step time and memory: prompt vs linear vs end2end")
+    s.add_argument("--model", default="vit_small_patch16_224")
+    s.add_argument("--batch", type=int, default=2)
+    s.add_argument("--steps", type=int, default=3)
+    s.add_argument("--frames", type=int, default=8)
+    s.add_argument("--size", type=int, default=112)
+    s = sub.add_parser("score", parents=[common], help="scoring path vs a VideoMAE-style evaluation loop")
+    s.add_argument("--videos", type=int, default=8)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.bench import run_bench
+
+    kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")}
+    if "model" in kw:
+        kw["model_name"] = kw.pop("model")
+    if "rand_augment" in kw:
+        kw["rand_augment"] = kw.pop("rand_augment")
+    if args.which == "train":
+        kw.pop("work", None)
+    run_bench(args.which, args.json, **kw)
+    return 0
