@@ -33,15 +33,22 @@ def machine() -> dict:
 
 
 def rss_mb(pid: int | None = None) -> float:
-    """Resident memory of a process and its children, in MB (Linux)."""
+    """Memory of a process and its children in MB: the sum of their proportional set sizes (PSS),
+    so pages the forked decode workers share with the parent are counted once (Linux)."""
     pid = pid or os.getpid()
-    total = 0
+    pids = [pid]
     try:
-        out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-        total += sum(int(x) for x in out.split())
-        total += int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
-    except (OSError, IndexError, ValueError):
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        pids += [int(x) for x in out.split()]
+    except (OSError, ValueError):
         pass
+    total = 0
+    for p in pids:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+            total += int(text.split("\nPss:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
     return total / 1024
 
 
@@ -109,10 +116,10 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
         res[codec] = {"ours_clips_per_s": ours_rate, "baseline_clips_per_s": base_rate, "ratio": ours_rate / base_rate,
                       "decode_only_ceiling_clips_per_s": ceil_rate, "fraction_of_ceiling": ours_rate / ceil_rate,
                       "route": "DALI decoder" if codec == "vp9" else "PyAV in DALI source workers",
-                      "rss_mb_at_batch_10": rss[0], f"rss_mb_at_batch_{batches}": rss[-1]}
+                      "pss_mb_at_batch_10": rss[0], f"pss_mb_at_batch_{batches}": rss[-1]}
         print(f"loader {codec}: ours {ours_rate:.1f} clips/s, baseline (decord + PIL RandAugment, {workers} workers) "
               f"{base_rate:.1f} clips/s, ratio {ours_rate / base_rate:.2f}; decode-only ceiling {ceil_rate:.1f} "
-              f"({100 * ours_rate / ceil_rate:.0f}%); RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB")
+              f"({100 * ours_rate / ceil_rate:.0f}%); memory (PSS) {rss[0]:.0f} -> {rss[-1]:.0f} MB")
     return res
 
 
