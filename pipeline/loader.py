@@ -322,7 +322,8 @@ class VideoLoader:
         if self.mode == "test":  # ragged (distinct frames differ per video): converted sample by sample
             self._iter = _RaggedIterator(pipe)
         else:
-            self._iter = DALIGenericIterator(pipe, ["video", "label", "sid", "status", "error"], auto_reset=True)
+            names = ["video", "label", "sid", "status", "error"] + (["expand"] if self.mode == "eval" else [])
+            self._iter = DALIGenericIterator(pipe, names, auto_reset=True)
         self._epoch_base = start_epoch
 
     def epoch(self, epoch: int):
