@@ -42,7 +42,8 @@ def unsupported_ops(path: str | Path, opset: int | None = None) -> list[str]:
         if key in problems:
             continue
         if node.domain not in ("", "ai.onnx"):
-            problems[key] = f"{node.op_type} (node {node.name!r}) is in domain {node.domain!r}, which TensorRT's ONNX parser does not import"
+            problems[key] = (f"{node.op_type} (node {node.name!r}) is in domain {node.domain!r}, "
+                             f"which TensorRT's ONNX parser does not import")
         elif node.op_type not in TRT_SUPPORTED_OPS:
             problems[key] = f"{node.op_type} (node {node.name!r}) is not supported by TensorRT's ONNX parser"
         elif opset < TRT_SUPPORTED_OPS[node.op_type]:

@@ -115,7 +115,8 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
     weights = _weights_of(p)
     if weights is not None:
         if backend in ("trt", "ort"):
-            raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) to use {backend}")
+            raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) "
+                                     f"to use {backend}")
         import models
 
         model, meta = models.build_from_trained(weights, pretrained)
@@ -132,7 +133,8 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
             log.info("backend: TensorRT (%s)", plan)
             return TrtRunner(plan, meta, task=task_tensors)
         if backend == "trt":
-            raise BackendUnavailable(missing or f"{folder}: no TensorRT engine (model.plan); export without --onnx-only on a GPU host")
+            raise BackendUnavailable(missing or f"{folder}: no TensorRT engine (model.plan); export without "
+                                                f"--onnx-only on a GPU host")
         log.info("TensorRT not used: %s", missing)
     if backend == "torch":
         raise BackendUnavailable(f"{p} is an exported graph; the torch backend takes a training run or weights file")

@@ -88,10 +88,12 @@ class TrtRunner(Runner):
         built = meta.get("tensorrt") or {}
         here = {"version": trt.__version__, "gpu": torch.cuda.get_device_name(),
                 "compute_capability": ".".join(map(str, torch.cuda.get_device_capability()))}
-        if built and (built.get("version") != here["version"] or built.get("compute_capability") != here["compute_capability"]):
+        same = all(built.get(k) == here[k] for k in ("version", "compute_capability"))
+        if built and not same:
             raise BackendUnavailable(f"{plan}: built with TensorRT {built.get('version')} for {built.get('gpu')} "
-                                     f"(sm {built.get('compute_capability')}), this host has TensorRT {here['version']} "
-                                     f"on {here['gpu']} (sm {here['compute_capability']}); rebuild it here with apt-video export")
+                                     f"(sm {built.get('compute_capability')}), this host has TensorRT "
+                                     f"{here['version']} on {here['gpu']} (sm {here['compute_capability']}); "
+                                     f"rebuild it here with apt-video export")
         super().__init__(meta, (meta.get("batch") or {}).get("max", 32), task)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(plan).read_bytes())

@@ -44,7 +44,8 @@ def verify_graph(path: str | Path, model: torch.nn.Module, clips: dict[str, torc
         from onnx.reference import ReferenceEvaluator
 
         evaluator = ReferenceEvaluator(str(path))
-        run, used = evaluator.run, [f"onnx.reference (ONNX Runtime could not load it: {str(exc).splitlines()[0][:120]})"]
+        reason = str(exc).splitlines()[0][:120]
+        run, used = evaluator.run, [f"onnx.reference (ONNX Runtime could not load it: {reason})"]
     max_abs, max_rel, min_top1 = THRESHOLDS[precision]
     result = {"precision": precision, "providers": used, "thresholds": {
         "max_abs_error": max_abs, "max_rel_error": max_rel, "top1_agreement": min_top1}, "sets": {}}

@@ -104,7 +104,7 @@ class TrainConfig:
             need(0 <= getattr(self, key) < 1 or key == "color_jitter", key, "must be in [0, 1)")
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
-        need(self.num_frames % self.tubelet_size == 0, "num_frames", f"must be a multiple of tubelet_size")
+        need(self.num_frames % self.tubelet_size == 0, "num_frames", "must be a multiple of tubelet_size")
         need(self.input_size % 16 == 0, "input_size", "must be a multiple of the patch size 16")
         need(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
              "two values 0 < min <= max <= 1")

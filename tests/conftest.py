@@ -64,7 +64,8 @@ def backbone_run(task_data, tmp_path_factory):
 def prompt_run(task_data, backbone_run, tmp_path_factory):
     """Attention prompts tuned on task B over the frozen task-A backbone."""
     out = tmp_path_factory.mktemp("runs") / "B"
-    result = _train(task_data / "B", out, ["epochs=8"], finetune=str(backbone_run[0] / "checkpoints" / "last.safetensors"))
+    backbone = backbone_run[0] / "checkpoints" / "last.safetensors"
+    result = _train(task_data / "B", out, ["epochs=8"], finetune=str(backbone))
     return out, result
 
 

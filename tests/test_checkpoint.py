@@ -174,7 +174,8 @@ def test_untrusted_pickle_is_never_executed(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("content,match", [(b"", "not a readable|refusing"), (b"\x00garbage" * 10, "not a readable|refusing"),
+@pytest.mark.parametrize("content,match", [(b"", "not a readable|refusing"),
+                                           (b"\x00garbage" * 10, "not a readable|refusing"),
                                            (None, "no such checkpoint file")])
 def test_unreadable_files(tmp_path, content, match):
     for suffix in (".pth", ".safetensors"):

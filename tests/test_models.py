@@ -37,7 +37,8 @@ def explicit_attention(attn: Attention, x, pk=None, pv=None):
     return attn.proj(torch.cat(outs, -1))
 
 
-@pytest.mark.parametrize("impl,heads,tokens,n", list(itertools.product(["sdpa", "math"], [1, 2, 4], [0, 1, 5], [3, 16])))
+@pytest.mark.parametrize("impl,heads,tokens,n",
+                         list(itertools.product(["sdpa", "math"], [1, 2, 4], [0, 1, 5], [3, 16])))
 def test_attention_matches_explicit_computation(impl, heads, tokens, n):
     torch.manual_seed(0)
     attn = Attention(16 * heads, heads).eval()

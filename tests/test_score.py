@@ -3,7 +3,6 @@ PyTorch on the same views, resume after a kill, labels, formats, torchrun shards
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys

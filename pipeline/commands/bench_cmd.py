@@ -14,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--videos", type=int, default=16)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--rand-augment", default="rand-m7-n4-mstd0.5-inc1")
+    s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
     s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
     s.add_argument("--model", default="vit_small_patch16_224")
     s.add_argument("--batch", type=int, default=2)
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--frames", type=int, default=8)
     s.add_argument("--size", type=int, default=112)
     s = sub.add_parser("score", parents=[common], help="scoring path vs a VideoMAE-style evaluation loop")
-    s.add_argument("--videos", type=int, default=8)
+    s.add_argument("--videos", type=int, default=24)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     out = work / "heldout_predictions.csv"
     out.unlink(missing_ok=True)
     code = cli(["score", str(work / "heldout" / "videos"), "--model", str(work / "export"), "-o", str(out),
-                "--views", "10x3", "--labels", str(work / "heldout" / "test.csv")] + (["--no-progress"] if quiet else []))
+                "--views", "10x3", "--labels", str(work / "heldout" / "test.csv")]
+               + (["--no-progress"] if quiet else []))
     if code != 0:
         return code
     print("[6/6] training curves")
