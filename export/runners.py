@@ -83,7 +83,7 @@ class OrtRunner(Runner):
             raise ValueError(f"{onnx_path}: the graph takes prompts as input; give the task's prompts file")
 
     def _run(self, chunk):
-        feeds = {"video": chunk.float().numpy()}
+        feeds = {"video": chunk.float().cpu().numpy()}
         if self.prompts is not None:
             feeds["prompts"] = self.prompts
         return torch.from_numpy(self.session.run(None, feeds)[0])

@@ -283,6 +283,8 @@ class VideoLoader:
                              f"pass only manifest rows with status ok")
         if not self.entries:
             raise ValueError("no videos to load")
+        if self.device == "gpu" and self.device_id is None:
+            self.device_id = torch.cuda.current_device()
         self._force: set[int] = set()
         self._pipe = None
         self._iter = None

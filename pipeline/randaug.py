@@ -148,7 +148,9 @@ def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: b
     from nvidia.dali import math as dmath
     from nvidia.dali.auto_aug.core import select, signed_bin
 
-    ops = _build_ops(spec)
+    from nvidia.dali.pipeline import do_not_convert
+
+    ops = do_not_convert(_build_ops)(spec)  # plain Python that builds the op list: no AutoGraph
     frame_shape = fn.slice(clips.shape(dtype=types.INT32), 1, 2, axes=[0])  # (H, W)
     records = []
     for _ in range(spec.n):

@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
         dist.barrier()
     entries, _ = probe_dataset(Dataset(entries, [], args.input), cache, spec.num_frames, 1, progress=False)
     part = out if world == 1 else out.with_name(f".{out.name}.rank{rank}")
-    device = "gpu" if runner.name == "trt" or getattr(runner, "device", None) is not None and \
-        str(getattr(runner, "device", "cpu")).startswith("cuda") else "cpu"
+    import torch
+
+    device = "gpu" if torch.cuda.is_available() else "cpu"  # NVDEC and GPU resizing where there is a GPU
     result = score(entries, ids, runner, spec, part, fmt, batch, args.top_k, args.resume or world > 1,
                    args.workers, (rank, world), device, progress=not args.no_progress and rank == 0)
     if world > 1:
