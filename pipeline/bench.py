@@ -103,9 +103,10 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
         paths = [e.path for e in entries]
         ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers,
                            augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment)))
-        rss = []
+        rss = {}  # batch number -> PSS in MB: at 10, every 50, and at the end
         secs, clips = timed(_cycle(ours.epoch), 2, batches,
-                            lambda i: rss.append(rss_mb()) if i in (min(9, batches - 1), batches - 1) else None)
+                            lambda i: rss.__setitem__(i + 1, round(rss_mb(), 1))
+                            if i + 1 == 10 or (i + 1) % 50 == 0 or i + 1 == batches else None)
         ours.close()
         base = decord_loader(paths, spec, rand_augment, workers=workers)
         bsecs, bclips = timed(_cycle(lambda e: iter(base)), 2, batches)
@@ -116,10 +117,11 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
         res[codec] = {"ours_clips_per_s": ours_rate, "baseline_clips_per_s": base_rate, "ratio": ours_rate / base_rate,
                       "decode_only_ceiling_clips_per_s": ceil_rate, "fraction_of_ceiling": ours_rate / ceil_rate,
                       "route": "DALI decoder" if codec in ("vp9", "vp8", "mjpeg") else "PyAV in DALI source workers",
-                      "pss_mb_at_batch_10": rss[0], f"pss_mb_at_batch_{batches}": rss[-1]}
+                      "pss_mb_by_batch": rss}
         print(f"loader {codec}: ours {ours_rate:.1f} clips/s, baseline (decord + PIL RandAugment, {workers} workers) "
               f"{base_rate:.1f} clips/s, ratio {ours_rate / base_rate:.2f}; decode-only ceiling {ceil_rate:.1f} "
-              f"({100 * ours_rate / ceil_rate:.0f}%); memory (PSS) {rss[0]:.0f} -> {rss[-1]:.0f} MB")
+              f"({100 * ours_rate / ceil_rate:.0f}%); memory (PSS, MB by batch) "
+              + ", ".join(f"{k}: {v:.0f}" for k, v in rss.items()))
     return res
 
 
