@@ -18,7 +18,7 @@ import torch
 import models
 
 from .data import VideoEntry
-from .sampling import ClipSpec
+from .sampling import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
 
 def machine() -> dict:
@@ -237,7 +237,7 @@ def bench_score(work: Path, videos: int = 24, views: tuple[int, int] = (10, 3)) 
     meta = {"model": "vit_micro_patch16_112", "model_overrides": {"num_classes": 4, "prompt_num_tokens": 8,
             "init_scale": 1.0}, "classes": ["a", "b", "c", "d"], "num_frames": 8, "input_size": 112,
             "sampling_rate": 2, "sampler": "dense", "test_num_segment": views[0], "test_num_crop": views[1],
-            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "prompt_num_tokens": 8,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "prompt_num_tokens": 8,
             "contents": "full", "transfer_type": "prompt"}
     m.transfer_type = "end2end"  # save every tensor: the file is self-contained
     models.save_trained(m, work / "score_model.safetensors", meta)
