@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.train import run as train
 
     work = Path(args.work).resolve()
-    per_class, held, backbone_epochs, prompt_epochs = (40, 3, 15, 3) if args.quick else (40, 10, 15, 8)
+    per_class, held, backbone_epochs, prompt_epochs = (40, 3, 20, 3) if args.quick else (40, 10, 20, 8)
     t0 = time.perf_counter()
     print(f"[1/6] synthetic data under {work}")
     if not (work / "taskA" / "classes.txt").is_file():
