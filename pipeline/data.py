@@ -204,6 +204,11 @@ def open_dataset(source: str | Path, data_root: str | Path | None = None,
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
+    if source.suffix == ".json":  # SSv2: a split file, its labels file beside it, videos in data_root
+        labels = [p for p in sorted(source.parent.glob("*labels*.json")) if p != source]
+        if not labels:
+            raise DataError(f"{source}: SSv2 split file without a labels file (*labels*.json) beside it")
+        return read_ssv2(labels[0], source, data_root or source.parent)
     if source.is_dir():
         entries, names = scan_folder(source, labelled=_has_class_folders(source))
         if not entries:

@@ -125,6 +125,8 @@ def test_ssv2_annotations(tmp_path):
     ds = read_ssv2(tmp_path / "labels.json", tmp_path / "val.json", tmp_path / "v")
     assert ds.classes == ["Holding something", "Pushing something"]
     assert [(os.path.basename(e.path), e.label) for e in ds.entries] == [("7.webm", 1), ("9.webm", 0)]
+    via_open = open_dataset(tmp_path / "val.json", tmp_path / "v")  # what train/probe/score call
+    assert via_open.classes == ds.classes and [e.path for e in via_open.entries] == [e.path for e in ds.entries]
     (tmp_path / "bad.json").write_text(json.dumps([{"id": "1", "template": "Dropping [something]"}]))
     with pytest.raises(DataError, match="template 'Dropping something'"):
         read_ssv2(tmp_path / "labels.json", tmp_path / "bad.json", tmp_path / "v")
