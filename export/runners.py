@@ -65,17 +65,13 @@ class OrtRunner(Runner):
     name = "ort"
 
     def __init__(self, onnx_path: str | Path, meta: dict, providers: list[str] | None = None,
-                 task: dict | None = None, threads: int | None = None):
-        import onnxruntime as ort
-
+                 task: dict | None = None):
         from .verify import onnx_session
 
         super().__init__(meta, meta.get("batch", {}).get("max", 32), task)
         if providers is None:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.cuda.is_available() \
                 else ["CPUExecutionProvider"]
-        if threads:
-            ort.set_default_logger_severity(3)
         self.session, self.providers = onnx_session(onnx_path, providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.prompts = task["prompts"].numpy() if task is not None else None

@@ -2,7 +2,6 @@
 everything else in apt-video works without it (it cannot be installed on the build machines)."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -120,6 +119,3 @@ class TrtRunner(Runner):
         self.stream.synchronize()
         return out.cpu()
 
-
-def engine_facts(meta_path: str | Path) -> dict:
-    return json.loads(Path(meta_path).read_text()).get("tensorrt", {})

@@ -13,11 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import logging
+
 import torch
 
 from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, load_pretrained
 from .registry import create_model
 
+log = logging.getLogger("apt_video")
 META_KEY = "apt_video"
 FORMAT_VERSION = 1
 
@@ -93,8 +96,11 @@ def build_from_trained(path: str | Path, pretrained: str | Path | None = None,
         if not Path(src).is_file():
             raise CheckpointError(f"{path}: its backbone {src} is not there; pass it with --pretrained")
         want = (meta.get("pretrained") or {}).get("sha256")
-        if verify_sha and want and pretrained is None and sha256_file(src) != want:
-            raise CheckpointError(f"{src}: sha256 differs from the one recorded in {path} at training time")
+        if verify_sha and want and sha256_file(src) != want:
+            if pretrained is None:
+                raise CheckpointError(f"{src}: sha256 differs from the one recorded in {path} at training time")
+            log.warning("%s: not the backbone %s was trained on (sha256 differs); using it as asked",
+                        src, path)
         load_pretrained(model, src)
     load_pretrained(model, path)
     return model.eval(), meta

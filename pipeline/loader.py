@@ -326,7 +326,6 @@ class VideoLoader:
         else:
             names = ["video", "label", "sid", "status", "error"] + (["expand"] if self.mode == "eval" else [])
             self._iter = DALIGenericIterator(pipe, names, auto_reset=True)
-        self._epoch_base = start_epoch
 
     def epoch(self, epoch: int):
         """Yield the batches of ``epoch`` (epochs must be asked for in order from any start)."""

@@ -49,7 +49,7 @@ def _probe_one(args) -> VideoEntry:
 
 
 def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, workers: int = 1,
-                  full: bool = True, progress: bool = True) -> tuple[list[VideoEntry], int]:
+                  full: bool = True, progress: bool = True, save: bool = True) -> tuple[list[VideoEntry], int]:
     """Probe every entry, reusing cached rows whose file size and mtime are unchanged.
     Returns ``(entries in input order, number probed afresh)``."""
     cache: dict = {}
@@ -84,7 +84,7 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
             bar.update()
     bar.close()
     entries = [e for e in out if e is not None]
-    if cache_path is not None:
+    if cache_path is not None and save:
         files = {e.path: {"key": _key(e.path), "entry": e.__dict__} for e in entries if _key(e.path)}
         try:
             atomic_write_text(cache_path, json.dumps({"version": CACHE_VERSION, "clip": clip_frames,
@@ -108,12 +108,13 @@ def summarize(entries: list[VideoEntry]) -> str:
 
 
 def load_manifest(source: str | Path, data_root=None, clip_frames: int = 16, workers: int = 1,
-                  progress: bool = False) -> tuple[Dataset, Path]:
+                  progress: bool = False, write: bool = True) -> tuple[Dataset, Path]:
     """The probed dataset of ``source`` (probing what the cache lacks) and its manifest path."""
     ds = open_dataset(source, data_root)
     manifest, cache = default_paths(Path(source))
-    entries, _ = probe_dataset(ds, cache, clip_frames, workers, progress=progress)
-    write_manifest(manifest, entries)
+    entries, _ = probe_dataset(ds, cache, clip_frames, workers, progress=progress, save=write)
+    if write:
+        write_manifest(manifest, entries)
     return Dataset(entries, ds.classes, str(source)), manifest
 
 

@@ -65,7 +65,6 @@ class Row:
     prob: float | None = None
     top_k: list[tuple[str, float]] = field(default_factory=list)
     error: str = ""
-    probs: np.ndarray | None = None  # merged probabilities, kept for --labels
 
     def csv_line(self) -> str:
         buf = io.StringIO()
@@ -84,8 +83,7 @@ class Row:
 def prediction_row(video: str, probs: np.ndarray, classes: list[str], k: int) -> Row:
     order = np.argsort(-probs)[:k]
     names = [classes[i] if i < len(classes) else str(i) for i in order]
-    return Row(video, "ok", names[0], float(probs[order[0]]), [(n, float(probs[i])) for n, i in zip(names, order)],
-               probs=probs)
+    return Row(video, "ok", names[0], float(probs[order[0]]), [(n, float(probs[i])) for n, i in zip(names, order)])
 
 
 def done_videos(out: Path, fmt: str) -> set[str]:

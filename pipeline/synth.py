@@ -56,12 +56,16 @@ def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: f
 # -- frames that carry their index ----------------------------------------------------------------
 def index_frames(n: int, width: int, height: int) -> np.ndarray:
     """``n`` frames; frame i is flat in R and G, which encode i (16 levels each, so up to 256 frames
-    survive lossy codecs), and B is a left-to-right ramp 0..255 that tells crop positions."""
+    survive lossy codecs), and B is a ramp 0..255 along the long side (left to right, or top to
+    bottom for portrait frames) that tells crop positions."""
     i = np.arange(n)
     frames = np.empty((n, height, width, 3), np.uint8)
     frames[..., 0] = ((i % 16) * 16 + 8)[:, None, None]
     frames[..., 1] = ((i // 16) * 16 + 8)[:, None, None]
-    frames[..., 2] = np.round(np.linspace(0, 255, width))[None, None, :]
+    if height > width:
+        frames[..., 2] = np.round(np.linspace(0, 255, height))[None, :, None]
+    else:
+        frames[..., 2] = np.round(np.linspace(0, 255, width))[None, None, :]
     return frames
 
 

@@ -252,9 +252,10 @@ def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[
     if not src.exists():
         raise ConfigError(f"{src}: no such list file (set train_list/val_list/test_list or --data-root)")
     if d.main:
-        load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)))
-    d.barrier()  # the others reuse rank 0's probe cache
-    ds, _ = load_manifest(src, data_root, cfg.num_frames)
+        ds, _ = load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)))
+    d.barrier()
+    if not d.main:  # the others read rank 0's probe cache and leave the manifest to it
+        ds, _ = load_manifest(src, data_root, cfg.num_frames, write=False)
     bad = [(name, e.path, e.status, e.reason) for e in ds.entries if not e.ok]
     if bad and d.main:
         log.warning("%s: %d of %d videos are not usable (listed in skipped.csv)", src, len(bad), len(ds.entries))
