@@ -1,7 +1,8 @@
 """VideoMAE-style baselines for ``apt-video bench``: what apt-video is measured against.
 
 - ``DecordClips``: the VideoMAE training loader (decord decode, PIL RandAugment applying the same
-  timm op to every frame, normalise, random resized crop, flip) in torch DataLoader workers.
+  timm op to every frame, normalise, random resized crop, flip; ``num_sample`` augmentations of
+  one decode) in torch DataLoader workers; with ``decode_only``, the decoded frames alone.
 - ``EagerViT``: a straightforward eager forward of the same network with explicit
   softmax(QK^T)V attention, loading apt-video's state dict.
 - ``videomae_eval``: the VideoMAE test loop (decord decode of every rate-th frame, resize, per-view
@@ -42,10 +43,12 @@ class VideoRandAugment:
 
 
 class DecordClips(torch.utils.data.Dataset):
-    """(clip ``(3, T, S, S)`` float32, label) per video, VideoMAE's way."""
+    """(clips ``(num_sample, 3, T, S, S)`` float32, label) per video, VideoMAE's way: one decode,
+    ``num_sample`` augmentations. ``decode_only``: the decoded ``(T, H, W, 3)`` uint8 frames."""
 
-    def __init__(self, paths: list[str], spec: ClipSpec, rand_augment: str | None, seed: int = 0):
-        self.paths, self.spec, self.seed = paths, spec, seed
+    def __init__(self, paths: list[str], spec: ClipSpec, rand_augment: str | None, num_sample: int = 1,
+                 decode_only: bool = False):
+        self.paths, self.spec, self.num_sample, self.decode_only = paths, spec, num_sample, decode_only
         self.ra = VideoRandAugment(rand_augment) if rand_augment else None
         self.mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
         self.std = torch.tensor(spec.std).view(3, 1, 1, 1)
@@ -60,11 +63,17 @@ class DecordClips(torch.utils.data.Dataset):
         vr = decord.VideoReader(self.paths[i], num_threads=1)
         idx = dense_indices(len(vr), self.spec.num_frames, self.spec.sampling_rate, np.random.default_rng())
         frames = vr.get_batch(list(idx)).asnumpy()
-        if self.ra is not None:
-            frames = np.stack([np.asarray(f) for f in self.ra([Image.fromarray(f) for f in frames])])
-        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255)  # (3, T, H, W)
-        clip = (clip - self.mean) / self.std
-        return random_resized_crop(clip, self.spec.input_size), 0
+        if self.decode_only:
+            return torch.from_numpy(frames), 0
+        clips = []
+        for _ in range(self.num_sample):
+            aug = frames
+            if self.ra is not None:
+                aug = np.stack([np.asarray(f) for f in self.ra([Image.fromarray(f) for f in frames])])
+            clip = torch.from_numpy(aug).permute(3, 0, 1, 2).float().div_(255)  # (3, T, H, W)
+            clip = (clip - self.mean) / self.std
+            clips.append(random_resized_crop(clip, self.spec.input_size))
+        return torch.stack(clips), 0
 
 
 def random_resized_crop(clip: torch.Tensor, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
@@ -82,9 +91,18 @@ def random_resized_crop(clip: torch.Tensor, size: int, scale=(0.08, 1.0), ratio=
     return out.flip(-1) if random.random() < 0.5 else out
 
 
-def decord_loader(paths, spec, rand_augment, batch_size=8, workers=2):
-    return torch.utils.data.DataLoader(DecordClips(paths, spec, rand_augment), batch_size=batch_size, shuffle=True,
-                                       num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+def _flatten_samples(batch):
+    """VideoMAE's multiple-samples collate: the repeats of each video side by side."""
+    clips = torch.cat([x[0] for x in batch])
+    return clips, torch.tensor([x[1] for x in batch]).repeat_interleave(len(clips) // len(batch))
+
+
+def decord_loader(paths, spec, rand_augment, batch_size=8, workers=2, num_sample=1, decode_only=False):
+    """``batch_size`` videos per batch (``batch_size * num_sample`` clips)."""
+    ds = DecordClips(paths, spec, rand_augment, num_sample, decode_only)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+                                       persistent_workers=workers > 0,
+                                       collate_fn=None if decode_only else _flatten_samples)
 
 
 # -- eager network ---------------------------------------------------------------------------------

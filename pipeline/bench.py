@@ -89,39 +89,56 @@ def _cycle(make):
 
 
 # -- loader -------------------------------------------------------------------------------------------
+def _loader_rate(loader, warmup: int, count: int) -> float:
+    """Items per second of a torch DataLoader (its workers end with it)."""
+    secs, items = timed(_cycle(lambda e: iter(loader)), warmup, count)
+    return items / secs
+
+
 def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int = 2,
-                 rand_augment: str = "rand-m7-n4-mstd0.5-inc1", codecs: str = "vp9,h264") -> dict:
-    from bench.baselines import decord_loader, DecordClips
+                 rand_augment: str = "rand-m7-n4-mstd0.5-inc1", codecs: str = "vp9,h264", num_sample: int = 2,
+                 interps: str = "bilinear,nearest") -> dict:
+    """Training clips/s of apt-video's loader (once per RandAugment interpolation in ``interps``)
+    against VideoMAE's (decord + PIL RandAugment), both making ``num_sample`` augmentations of each
+    decode, batches of 8 videos; plus decord's decode-only rate in clips/s (decodes x num_sample)."""
+    from bench.baselines import decord_loader
 
     from .loader import AugmentSpec, VideoLoader
     from .randaug import parse_rand_augment
 
     spec = ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
-    res = {"clip": "16 frames, rate 4, 224 px, batch 8, " + rand_augment, "videos": "320x240, 96 frames"}
+    res = {"clip": f"16 frames, rate 4, 224 px, 8 videos x num_sample {num_sample} per batch, " + rand_augment,
+           "videos": "320x240, 96 frames", "num_sample": num_sample}
+    interps = interps.split(",")
     for codec in codecs.split(","):
         entries = bench_videos(work, codec, videos)
         paths = [e.path for e in entries]
-        ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers,
-                           augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment)))
-        rss = {}  # batch number -> PSS in MB: at 10, every 50, and at the end
-        secs, clips = timed(_cycle(ours.epoch), 2, batches,
-                            lambda i: rss.__setitem__(i + 1, round(rss_mb(), 1))
-                            if i + 1 == 10 or (i + 1) % 50 == 0 or i + 1 == batches else None)
-        ours.close()
-        base = decord_loader(paths, spec, rand_augment, workers=workers)
-        bsecs, bclips = timed(_cycle(lambda e: iter(base)), 2, batches)
-        ceiling = torch.utils.data.DataLoader(DecordClips(paths, spec, None), batch_size=8, num_workers=workers,
-                                              drop_last=True, collate_fn=lambda b: (torch.stack([x[0] for x in b]),))
-        csecs, cclips = timed(_cycle(lambda e: iter(ceiling)), 1, max(5, batches // 3))
-        ours_rate, base_rate, ceil_rate = clips / secs, bclips / bsecs, cclips / csecs
-        res[codec] = {"ours_clips_per_s": ours_rate, "baseline_clips_per_s": base_rate, "ratio": ours_rate / base_rate,
-                      "decode_only_ceiling_clips_per_s": ceil_rate, "fraction_of_ceiling": ours_rate / ceil_rate,
-                      "route": "DALI decoder" if codec in ("vp9", "vp8", "mjpeg") else "PyAV in DALI source workers",
-                      "pss_mb_by_batch": rss}
-        print(f"loader {codec}: ours {ours_rate:.1f} clips/s, baseline (decord + PIL RandAugment, {workers} workers) "
-              f"{base_rate:.1f} clips/s, ratio {ours_rate / base_rate:.2f}; decode-only ceiling {ceil_rate:.1f} "
-              f"({100 * ours_rate / ceil_rate:.0f}%); memory (PSS, MB by batch) "
-              + ", ".join(f"{k}: {v:.0f}" for k, v in rss.items()))
+        route = "DALI decoder" if codec in ("vp9", "vp8", "mjpeg") else "PyAV in DALI source workers"
+        r = res[codec] = {"route": route}
+        for interp in interps:
+            ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers, num_sample=num_sample,
+                               augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment, interp)))
+            rss = {}  # batch number -> PSS in MB: at 10, every 50, and at the end
+            secs, clips = timed(_cycle(ours.epoch), 2, batches,
+                                lambda i: rss.__setitem__(i + 1, round(rss_mb(), 1))
+                                if i + 1 == 10 or (i + 1) % 50 == 0 or i + 1 == batches else None)
+            ours.close()
+            r[f"ours_{interp}_clips_per_s"], r[f"pss_mb_by_batch_{interp}"] = clips / secs, rss
+        r["baseline_clips_per_s"] = base_rate = _loader_rate(
+            decord_loader(paths, spec, rand_augment, workers=workers, num_sample=num_sample), 2, batches)
+        r["decode_only_clips_per_s"] = ceil_rate = num_sample * _loader_rate(
+            decord_loader(paths, spec, None, workers=workers, decode_only=True), 1, max(5, batches // 3))
+        for interp in interps:
+            rate = r[f"ours_{interp}_clips_per_s"]
+            r[f"ratio_{interp}"], r[f"fraction_of_decode_{interp}"] = rate / base_rate, rate / ceil_rate
+        r["ratio"] = r[f"ratio_{interps[0]}"]
+        print(f"loader {codec}: baseline (decord + PIL RandAugment, {workers} workers) {base_rate:.1f} clips/s; "
+              f"decode-only {ceil_rate:.1f} clips/s")
+        for interp in interps:
+            rate = r[f"ours_{interp}_clips_per_s"]
+            print(f"  ours, {interp} geometric ops: {rate:.1f} clips/s, ratio {rate / base_rate:.2f}, "
+                  f"{100 * rate / ceil_rate:.0f}% of decode-only; memory (PSS, MB by batch) "
+                  + ", ".join(f"{k}: {v:.0f}" for k, v in r[f"pss_mb_by_batch_{interp}"].items()))
     return res
 
 
@@ -224,47 +241,57 @@ def bench_train(model_name: str = "vit_small_patch16_224", batch: int = 2, steps
 
 
 # -- scoring ------------------------------------------------------------------------------------------------
-def bench_score(work: Path, videos: int = 24, views: tuple[int, int] = (10, 3)) -> dict:
+def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
+                model_name: str = "vit_small_patch16_224", frames: int = 160) -> dict:
+    """Videos/s of ``apt-video score`` (DALI views + ONNX Runtime) against VideoMAE's test loop
+    (decord, per-view torch preprocessing, the same network in eager PyTorch), on ``videos``
+    synthetic 320x240 VP9 videos of ``frames`` frames, ``views`` = segments x crops."""
     from bench.baselines import EagerViT, videomae_eval
     from export import load_runner
 
     from .cli import main as cli
     from .scoring import clip_spec_from_meta, score
 
-    entries = bench_videos(work, "vp9", videos, frames=64)
+    entries = bench_videos(work, "vp9", videos, frames=frames)
     torch.manual_seed(0)
-    m = models.create_model("vit_micro_patch16_112", num_classes=4, prompt_num_tokens=8, init_scale=1.0)
-    meta = {"model": "vit_micro_patch16_112", "model_overrides": {"num_classes": 4, "prompt_num_tokens": 8,
-            "init_scale": 1.0}, "classes": ["a", "b", "c", "d"], "num_frames": 8, "input_size": 112,
-            "sampling_rate": 2, "sampler": "dense", "test_num_segment": views[0], "test_num_crop": views[1],
+    m = models.create_model(model_name, num_classes=4, prompt_num_tokens=8, init_scale=1.0)
+    rate = 2 if m.num_frames <= 8 else 4  # VideoMAE's test sampling for 8- and 16-frame models
+    meta = {"model": model_name, "model_overrides": {"num_classes": 4, "prompt_num_tokens": 8, "init_scale": 1.0},
+            "classes": ["a", "b", "c", "d"], "num_frames": m.num_frames, "input_size": m.img_size,
+            "sampling_rate": rate, "sampler": "dense", "test_num_segment": views[0], "test_num_crop": views[1],
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "prompt_num_tokens": 8,
             "contents": "full", "transfer_type": "prompt"}
     m.transfer_type = "end2end"  # save every tensor: the file is self-contained
-    models.save_trained(m, work / "score_model.safetensors", meta)
-    assert cli(["export", str(work / "score_model.safetensors"), "-o", str(work / "score_export"), "--onnx-only",
-                "--verify-clips", "0"]) == 0
-    runner = load_runner(work / "score_export", "ort")
+    weights = work / f"score_{model_name}.safetensors"
+    models.save_trained(m, weights, meta)
+    export = work / f"score_export_{model_name}"
+    assert cli(["export", str(weights), "-o", str(export), "--onnx-only", "--verify-clips", "0"]) == 0
+    runner = load_runner(export, "ort")
     spec = clip_spec_from_meta(runner.meta)
     ids = [Path(e.path).name for e in entries]
     out = work / "score_bench.csv"
     out.unlink(missing_ok=True)
-    score(entries, ids, runner, spec, out, progress=False)  # warm-up (decoder, session)
+    score(entries[:1], ids[:1], runner, spec, out, progress=False)  # warm-up (decoder, session)
     out.unlink()
     t0 = time.perf_counter()
-    res_ours = score(entries, ids, runner, spec, out, batch=30, progress=False)
+    res_ours = score(entries, ids, runner, spec, out, batch=views[0] * views[1], progress=False)
     ours_s = time.perf_counter() - t0
-    model, _ = models.build_from_trained(work / "score_model.safetensors")
+    model, _ = models.build_from_trained(weights)
+    baseline = EagerViT(model).eval()
+    videomae_eval(baseline, [entries[0].path], spec)  # warm-up
     t0 = time.perf_counter()
-    probs, clips = videomae_eval(EagerViT(model).eval(), [e.path for e in entries], spec)
+    probs, clips = videomae_eval(baseline, [e.path for e in entries], spec)
     base_s = time.perf_counter() - t0
-    res = {"model": "vit_micro_patch16_112 (8x112)", "views": f"{views[0]}x{views[1]}", "videos": videos,
-           "ours_backend": runner.name, "ours_videos_per_s": videos / ours_s,
-           "ours_clips_per_s": res_ours.clips / ours_s,
+    agree = float(np.mean([r.pred == meta["classes"][int(p.argmax())] for r, p in zip(res_ours.rows, probs)]))
+    res = {"model": f"{model_name} ({m.num_frames}x{m.img_size}, 8 prompts)", "views": f"{views[0]}x{views[1]}",
+           "videos": videos, "video_frames": frames, "ours_backend": runner.name,
+           "ours_videos_per_s": videos / ours_s, "ours_clips_per_s": res_ours.clips / ours_s,
            "baseline_videos_per_s": videos / base_s, "baseline_clips_per_s": clips / base_s,
-           "ratio": base_s / ours_s}
-    print(f"score: ours (DALI views + ONNX Runtime) {res['ours_videos_per_s']:.2f} videos/s "
-          f"({res['ours_clips_per_s']:.0f} clips/s), baseline (decord + per-view torch + eager PyTorch) "
-          f"{res['baseline_videos_per_s']:.2f} videos/s, ratio {res['ratio']:.2f}")
+           "ratio": base_s / ours_s, "top1_agreement": agree}
+    print(f"score {res['model']}, {res['views']} views, {videos} videos: ours (DALI views + ONNX Runtime) "
+          f"{res['ours_videos_per_s']:.3f} videos/s ({res['ours_clips_per_s']:.2f} clips/s), baseline (decord + "
+          f"per-view torch + eager PyTorch) {res['baseline_videos_per_s']:.3f} videos/s "
+          f"({res['baseline_clips_per_s']:.2f} clips/s), ratio {res['ratio']:.2f}; same top-1 on {100 * agree:.0f}%")
     return res
 
 

@@ -48,6 +48,7 @@ class TrainConfig:
     test_num_segment: int = 10
     test_num_crop: int = 3
     aa: str = "rand-m7-n4-mstd0.5-inc1"
+    aa_interp: str = "bilinear"  # resampling of RandAugment's geometric ops: bilinear or nearest
     color_jitter: float = 0.4
     flip: bool = True
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area range
@@ -91,6 +92,7 @@ class TrainConfig:
         need(self.amp in ("auto", "bf16", "fp16", "none"), "amp", "choose auto, bf16, fp16 or none")
         need(self.sampler in ("dense", "segment"), "sampler", "choose dense or segment (SSv2)")
         need(self.attn_impl in ("sdpa", "math"), "attn_impl", "choose sdpa or math")
+        need(self.aa_interp in ("bilinear", "nearest"), "aa_interp", "choose bilinear or nearest")
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
         for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
                     "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",
@@ -113,7 +115,7 @@ class TrainConfig:
         if self.aa:
             from .randaug import parse_rand_augment
             try:
-                parse_rand_augment(self.aa)
+                parse_rand_augment(self.aa, self.aa_interp)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         return self

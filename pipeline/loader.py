@@ -60,22 +60,22 @@ class ClipSource:
 
     def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
                  device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
-                 num_sample: int = 1, force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
+                 force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
                  start_batch: int = 0):
         if mode not in ("train", "eval", "test"):
             raise ValueError(f"mode={mode!r}")
         self.entries, self.spec, self.mode = entries, spec, mode
         self.batch_size, self.device, self.seed = batch_size, device, seed
-        self.shard_id, self.num_shards, self.num_sample = shard_id, num_shards, num_sample
+        self.shard_id, self.num_shards = shard_id, num_shards
         self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
 
     # -- which sample goes where ------------------------------------------------------------------
     def order(self, epoch: int) -> list[int]:
         """Entry indices of this shard's samples in ``epoch``, a whole number of batches; -1 = padding.
 
-        Training shuffles (seeded by epoch), repeats each video ``num_sample`` times, and pads the
-        epoch by wrapping around so that every video is used; eval/test keep the input order, give
-        each shard a contiguous run, and pad the last batch with -1.
+        Training shuffles (seeded by epoch) and pads the epoch by wrapping around so that every
+        video is used; eval/test keep the input order, give each shard a contiguous run, and pad
+        the last batch with -1. (Repeated augmentation, ``num_sample``, happens after decoding.)
         """
         n = len(self.entries)
         if self.mode == "train":
@@ -85,7 +85,7 @@ class ClipSource:
             total = per_shard * self.num_shards
             perm = np.resize(perm, total)  # wraps around
             mine = perm[self.shard_id * per_shard:(self.shard_id + 1) * per_shard]
-            return [int(k) for k in np.repeat(mine, self.num_sample)]
+            return [int(k) for k in mine]
         per_shard = -(-n // self.num_shards)
         mine = list(range(self.shard_id * per_shard, min(n, (self.shard_id + 1) * per_shard)))
         pad = -len(mine) % self.batch_size
@@ -93,8 +93,7 @@ class ClipSource:
 
     def __call__(self, info):
         epoch = self.start_epoch + info.epoch_idx
-        pos = info.idx_in_epoch + (self.start_batch * self.batch_size * self.num_sample
-                                   if info.epoch_idx == 0 else 0)
+        pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
         order = self._cached_order(epoch)
         if pos >= len(order):
             raise StopIteration
@@ -182,31 +181,42 @@ def _normalize(clip, spec: ClipSpec, mirror=None):
         mean=[255 * m for m in spec.mean], std=[255 * s for s in spec.std])
 
 
-def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, device: str, **pipe_kw):
-    """Training clips: ``video (3, T, S, S) float32`` normalised, plus label, sample id, status, error."""
-    from nvidia.dali import fn, pipeline_def
-
-    from .randaug import rand_augment
+def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, device: str, num_sample: int = 1,
+                   **pipe_kw):
+    """Training clips: ``num_sample`` outputs ``video (3, T, S, S) float32`` normalised, each an
+    independent augmentation of the same decoded frames (VideoMAE's repeated augmentation decodes
+    once), then label, sample id, status, error."""
+    from nvidia.dali import pipeline_def
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
-        clip, _, _, label, sid, status, err, _ = _source_outputs(source, device)
-        clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
-                                      random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio))
-        if augment.rand_augment is not None and augment.rand_augment.n > 0:
-            clip = rand_augment(clip, augment.rand_augment)
-        elif augment.color_jitter > 0:
-            jitter = [1 - augment.color_jitter, 1 + augment.color_jitter]
-            clip = fn.color_twist(clip, brightness=fn.random.uniform(range=jitter),
-                                  contrast=fn.random.uniform(range=jitter),
-                                  saturation=fn.random.uniform(range=jitter))
-        mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
-        video = _normalize(clip, spec, mirror)
-        if augment.reprob > 0:
-            video = _random_erase(video, augment.reprob)
-        return video, label, sid, status, err
+        decoded, _, _, label, sid, status, err, _ = _source_outputs(source, device)
+        videos = [_augment(decoded, spec, augment) for _ in range(num_sample)]
+        return (*videos, label, sid, status, err)
 
     return pipe(**pipe_kw)
+
+
+def _augment(clip, spec: ClipSpec, augment: AugmentSpec):
+    """One random augmentation of a batch of decoded FHWC clips: CFHW float32, normalised."""
+    from nvidia.dali import fn
+
+    from .randaug import rand_augment
+
+    clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
+                                  random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio),
+                                  antialias=False)  # bilinear without antialiasing, as VideoMAE
+    if augment.rand_augment is not None and augment.rand_augment.n > 0:
+        clip = rand_augment(clip, augment.rand_augment)
+    elif augment.color_jitter > 0:
+        jitter = [1 - augment.color_jitter, 1 + augment.color_jitter]
+        clip = fn.color_twist(clip, brightness=fn.random.uniform(range=jitter),
+                              contrast=fn.random.uniform(range=jitter), saturation=fn.random.uniform(range=jitter))
+    mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
+    video = _normalize(clip, spec, mirror)
+    if augment.reprob > 0:
+        video = _random_erase(video, augment.reprob)
+    return video
 
 
 def _random_erase(video, prob: float):
@@ -292,15 +302,14 @@ class VideoLoader:
 
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
         return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
-                          self.num_shards, self.seed, self.num_sample if self.mode == "train" else 1,
-                          frozenset(self._force), start_epoch, start_batch)
+                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch)
 
     @property
-    def _pipe_batch(self) -> int:
-        return self.batch_size * (self.num_sample if self.mode == "train" else 1)
+    def _repeats(self) -> int:
+        return self.num_sample if self.mode == "train" else 1
 
     def __len__(self) -> int:
-        return len(self.source().order(0)) // self._pipe_batch
+        return len(self.source().order(0)) // self.batch_size
 
     def _build(self, start_epoch: int, start_batch: int):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
@@ -308,23 +317,25 @@ class VideoLoader:
         if self._pipe is not None:
             self.close()
         src = self.source(start_epoch, start_batch)
-        kw = dict(batch_size=self._pipe_batch, num_threads=self.num_threads,
+        kw = dict(batch_size=self.batch_size, num_threads=self.num_threads,
                   device_id=self.device_id if self.device == "gpu" else None,
                   py_num_workers=max(1, self.num_workers),
                   py_start_method="spawn" if self.device == "gpu" else "fork",
                   prefetch_queue_depth=self.prefetch, exec_dynamic=True,
                   seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
         if self.mode == "train":
-            pipe = train_pipeline(src, self.spec, self.augment, self.device, **kw)
+            pipe = train_pipeline(src, self.spec, self.augment, self.device, self._repeats, **kw)
         else:
             crops = self.spec.test_num_crop if self.mode == "test" else 1
             pipe = views_pipeline(src, self.spec, self.device, crops, **kw)
         pipe.build()
         self._pipe = pipe
-        if self.mode == "test":  # ragged (distinct frames differ per video): converted sample by sample
-            self._iter = _RaggedIterator(pipe)
+        videos = [f"video{j}" for j in range(self._repeats)] if self.mode == "train" else ["video"]
+        names = videos + ["label", "sid", "status", "error"] + (["expand"] if self.mode != "train" else [])
+        if self.mode == "test" or self.device == "cpu":
+            # test views are ragged (distinct frames differ per video): converted sample by sample
+            self._iter = _BatchIterator(pipe, names, ragged=("video", "expand") if self.mode == "test" else ())
         else:
-            names = ["video", "label", "sid", "status", "error"] + (["expand"] if self.mode == "eval" else [])
             self._iter = DALIGenericIterator(pipe, names, auto_reset=True)
 
     def epoch(self, epoch: int):
@@ -339,8 +350,8 @@ class VideoLoader:
             except StopIteration:
                 return
             except RuntimeError as exc:  # DALI's decoder failed on a file: retry this batch via PyAV
-                ids = [k for k in self.source().order(epoch)[batch_no * self._pipe_batch:
-                                                            (batch_no + 1) * self._pipe_batch] if k >= 0]
+                ids = [k for k in self.source().order(epoch)[batch_no * self.batch_size:
+                                                            (batch_no + 1) * self.batch_size] if k >= 0]
                 log.warning("DALI failed on a batch (%s); decoding its %d videos with PyAV instead",
                             str(exc).splitlines()[0][:200], len(ids))
                 if not ids or set(ids) <= self._force:
@@ -362,11 +373,17 @@ class VideoLoader:
         keep = torch.nonzero(status == OK).reshape(-1)
         if keep.numel() == 0:
             return None
-        video = out["video"].index_select(0, keep.to(out["video"].device))
+        r = self._repeats
+        outs = [out[f"video{j}"] for j in range(r)] if self.mode == "train" else [out["video"]]
+        if keep.numel() < len(status):
+            outs = [v.index_select(0, keep.to(v.device)) for v in outs]
+        # one copy out of DALI's buffers (views on CPU), the repeats of a video side by side:
+        # v0 s0, v0 s1, v1 s0, ...
+        video = torch.stack(outs, 1).flatten(0, 1)
         if self.mode == "eval":
             video = video[:, 0]
-        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long()
-        return Batch(video, labels, [sids[i] for i in keep.tolist()])
+        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long().repeat_interleave(r)
+        return Batch(video, labels, [sids[i] for i in keep.tolist() for _ in range(r)])
 
     def _deliver_views(self, out, status) -> Batch | None:
         sids = out["sid"].reshape(-1).tolist()
@@ -409,14 +426,14 @@ def _to_torch(tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(tensor))
 
 
-class _RaggedIterator:
-    """Batches of a pipeline whose samples differ in shape: a dict of per-sample tensors (``video``,
-    ``expand``) and stacked scalars, like DALIGenericIterator's; resets after each epoch."""
+class _BatchIterator:
+    """Batches of a pipeline as a dict of torch tensors, like DALIGenericIterator's, resetting after
+    each epoch. CPU outputs are zero-copy views of DALI's buffers, valid until the next batch (the
+    loader copies them once, into the batch it delivers); ``ragged`` outputs, whose samples differ
+    in shape, come as lists of per-sample tensors."""
 
-    names = ("video", "label", "sid", "status", "error", "expand")
-
-    def __init__(self, pipe):
-        self.pipe = pipe
+    def __init__(self, pipe, names: list[str], ragged: tuple[str, ...] = ()):
+        self.pipe, self.names, self.ragged = pipe, names, ragged
 
     def __next__(self):
         try:
@@ -426,6 +443,10 @@ class _RaggedIterator:
             raise
         batch = {}
         for name, tl in zip(self.names, outs):
-            samples = [_to_torch(tl[i]) for i in range(len(tl))]
-            batch[name] = samples if name in ("video", "expand") else torch.stack(samples)
+            if name in self.ragged:
+                batch[name] = [_to_torch(tl[i]) for i in range(len(tl))]
+            elif type(tl).__name__.endswith("GPU"):
+                batch[name] = torch.stack([_to_torch(tl[i]) for i in range(len(tl))])
+            else:
+                batch[name] = torch.from_numpy(np.asarray(tl.as_tensor()))
         return [batch]

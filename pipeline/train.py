@@ -327,7 +327,7 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
         model, device_ids=[d.local_rank] if d.device.type == "cuda" else None) if d.world > 1 else model
 
     spec = clip_spec(cfg)
-    augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa) if cfg.aa else None, flip=cfg.flip,
+    augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa, cfg.aa_interp) if cfg.aa else None, flip=cfg.flip,
                           scale=tuple(cfg.crop_scale),
                           reprob=cfg.reprob, color_jitter=0.0 if cfg.aa else cfg.color_jitter)
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
@@ -336,7 +336,9 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
                                seed=cfg.seed, num_sample=cfg.num_sample, **common)
     val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None
 
-    global_batch = cfg.batch_size * cfg.num_sample * cfg.update_freq * d.world
+    # VideoMAE's linear scaling: videos per optimiser step (its repeated augmentations, num_sample,
+    # do not count)
+    global_batch = cfg.batch_size * cfg.update_freq * d.world
     scale = global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else 1.0
     steps = max(1, len(train_loader) // cfg.update_freq)
     lr_values = cosine_schedule(cfg.lr * scale, cfg.min_lr * scale, cfg.epochs, steps, cfg.warmup_epochs,

@@ -102,6 +102,23 @@ def test_repeated_augmentation_and_sharding(motion_data):
     assert set(ids[0]) | set(ids[1]) == set(range(len(entries)))
 
 
+def test_repeated_augmentation_decodes_once_and_augments_twice(index_videos):
+    # VideoMAE's num_sample: the repeats of a video share its sampled frames (one decode), each
+    # with its own crop
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "h264", "mjpeg"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=4, input_size=32)
+    loader = VideoLoader(entries, spec, batch_size=3, num_sample=2, num_workers=1, seed=1,
+                         augment=AugmentSpec(scale=(0.1, 0.3), flip=False))
+    (batch,) = list(loader.epoch(0))
+    assert batch.video.shape == (6, 3, 8, 32, 32) and len(batch.ids) == 6
+    assert batch.ids[0::2] == batch.ids[1::2] and sorted(batch.ids[0::2]) == [0, 1, 2]
+    assert batch.labels.tolist() == [entries[k].label for k in batch.ids]
+    for row in range(0, 6, 2):
+        first, second = pixels(batch.video[row], spec), pixels(batch.video[row + 1], spec)
+        assert [read_index(f) for f in first] == [read_index(f) for f in second]
+        assert np.abs(first[..., 2] - second[..., 2]).mean() > 1  # the blue ramp: different crops
+
+
 def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, index_videos):
     import shutil
 

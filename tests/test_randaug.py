@@ -7,12 +7,12 @@ from pipeline.randaug import OP_NAMES, parse_rand_augment, rand_augment
 BASE = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 40, 3), dtype=np.uint8), 4, axis=0)
 
 
-def run(spec, batches=8, batch_size=64, seed=5):
+def run(spec, batches=8, batch_size=64, seed=5, base=BASE):
     from nvidia.dali import fn, pipeline_def
 
     @pipeline_def(batch_size=batch_size, num_threads=2, device_id=None, enable_conditionals=True, seed=seed)
     def pipe():
-        clip = fn.external_source(source=lambda: [BASE] * batch_size, layout="FHWC")
+        clip = fn.external_source(source=lambda: [base] * batch_size, layout="FHWC")
         out, rec = rand_augment(clip, spec, trace=True)
         return out, rec
 
@@ -68,3 +68,24 @@ def test_pixel_ops_match_timm_exactly(name, expect):
 def test_skipped_ops_leave_the_clip_unchanged():
     outs, recs = run(parse_rand_augment("rand-m9-n1-p0"), batches=1)
     assert (recs[..., 0] == -1).all() and all(np.array_equal(o, BASE) for o in outs)
+
+
+@pytest.mark.parametrize("interp", ["bilinear", "nearest"])
+def test_geometric_ops_resample_as_asked(interp):
+    # a two-level picture: bilinear resampling makes levels in between, nearest never does
+    two = np.repeat((np.indices((32, 40)).sum(0) // 3 % 2 * 200).astype(np.uint8)[None, :, :, None], 3, -1)
+    spec = parse_rand_augment("rand-m9-n1-mstd0-inc1-p1", interp)
+    outs, recs = run(spec, batches=2, base=np.repeat(two, 2, axis=0))
+    geometric = [OP_NAMES.index(n) for n in ("Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")]
+    hits = [o for o, r in zip(outs, recs) if r[0, 0] in geometric]
+    assert len(hits) > 5
+    levels = set(np.unique(np.concatenate([o.ravel() for o in hits])).tolist())
+    if interp == "nearest":
+        assert levels <= {0, 118, 200}  # the picture's two levels and the fill
+    else:
+        assert len(levels - {0, 118, 200}) > 20
+
+
+def test_interpolation_name_is_checked():
+    with pytest.raises(ValueError, match="aa_interp='cubic'"):
+        parse_rand_augment("rand-m9", "cubic")

@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--rand-augment", default="rand-m7-n4-mstd0.5-inc1")
     s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
+    s.add_argument("--num-sample", type=int, default=2, help="augmentations per decoded video (the presets: 2)")
+    s.add_argument("--interps", default="bilinear,nearest",
+                   help="RandAugment geometric-op resampling to measure ours with (comma-separated)")
     s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
     s.add_argument("--model", default="vit_small_patch16_224")
     s.add_argument("--batch", type=int, default=2)
@@ -26,7 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--frames", type=int, default=8)
     s.add_argument("--size", type=int, default=112)
     s = sub.add_parser("score", parents=[common], help="scoring path vs a VideoMAE-style evaluation loop")
-    s.add_argument("--videos", type=int, default=24)
+    s.add_argument("--videos", type=int, default=3)
+    s.add_argument("--model", default="vit_small_patch16_224",
+                   help="any registered model (vit_micro_patch16_112: the demo's, seconds instead of minutes)")
+    s.add_argument("--frames", type=int, default=160, help="frames per synthetic test video")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,28 @@
+"""The bench commands run end to end on small inputs and write their figures (no timing asserted)."""
+import json
+
+import pytest
+
+from pipeline.cli import main as cli
+
+
+def test_bench_loader_writes_ratios(tmp_path):
+    out = tmp_path / "loader.json"
+    assert cli(["bench", "loader", "--codecs", "vp9", "--videos", "8", "--batches", "2", "--interps",
+                "nearest,bilinear", "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    r = res["vp9"]
+    assert res["num_sample"] == 2 and r["ratio"] == r["ratio_nearest"]
+    for key in ("ours_nearest_clips_per_s", "ours_bilinear_clips_per_s", "baseline_clips_per_s",
+                "decode_only_clips_per_s"):
+        assert r[key] > 0, key
+    assert r["ratio_bilinear"] == pytest.approx(r["ours_bilinear_clips_per_s"] / r["baseline_clips_per_s"])
+
+
+def test_bench_score_agrees_with_the_baseline(tmp_path):
+    out = tmp_path / "score.json"
+    assert cli(["bench", "score", "--model", "vit_micro_patch16_112", "--videos", "2", "--frames", "24",
+                "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ours_backend"] == "ort" and res["top1_agreement"] == 1.0
+    assert res["ratio"] == pytest.approx(res["ours_videos_per_s"] / res["baseline_videos_per_s"])
