@@ -8,7 +8,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["models", "pipeline", "pipeline.commands", "export", "bench"],
+    packages=["models", "pipeline", "pipeline.commands", "pipeline.presets", "export", "bench"],
+    package_dir={"pipeline.presets": "configs"},  # the YAML presets travel inside the package
+    package_data={"pipeline.presets": ["*.yaml"]},
     install_requires=[
         "torch>=2.4",
         "torchvision",  # timm imports it; must be the build that matches torch

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# installed (pip install .): the presets ship as package data in pipeline/presets; in a source
+# checkout or an editable install they are read from the top-level configs/ folder
+_PACKAGED = Path(__file__).resolve().parent / "presets"
+CONFIG_DIR = _PACKAGED if (_PACKAGED / "hmdb51.yaml").is_file() else Path(__file__).resolve().parent.parent / "configs"
 PRESETS = ("hmdb51", "ucf101", "ssv2", "demo", "demo_backbone")
 
 
