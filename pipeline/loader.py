@@ -284,6 +284,9 @@ class VideoLoader:
     seed: int = 0
     num_sample: int = 1
     prefetch: int = 2
+    #: deliver every batch in one buffer that the next batch overwrites (for loops that are done
+    #: with a batch before they ask for the next; saves a large allocation per batch)
+    reuse: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self):
@@ -296,6 +299,7 @@ class VideoLoader:
         if self.device == "gpu" and self.device_id is None:
             self.device_id = torch.cuda.current_device()
         self._force: set[int] = set()
+        self._batch_buffer: torch.Tensor | None = None
         self._pipe = None
         self._iter = None
         self._next_epoch = 0
@@ -379,7 +383,7 @@ class VideoLoader:
             outs = [v.index_select(0, keep.to(v.device)) for v in outs]
         # one copy out of DALI's buffers (views on CPU), the repeats of a video side by side:
         # v0 s0, v0 s1, v1 s0, ...
-        video = torch.stack(outs, 1).flatten(0, 1)
+        video = torch.stack(outs, 1, out=self._buffer((len(keep), r, *outs[0].shape[1:]), outs[0])).flatten(0, 1)
         if self.mode == "eval":
             video = video[:, 0]
         labels = out["label"].reshape(-1).cpu().index_select(0, keep).long().repeat_interleave(r)
@@ -395,7 +399,7 @@ class VideoLoader:
         first = out["video"][keep[0]]
         c, ch, _, h, w = first.shape
         # one copy per view, straight into the batch: (crops, 3, U, H, W) -> (S*crops, 3, T, H, W)
-        video = torch.empty((len(keep), s * c, ch, t, h, w), dtype=first.dtype, device=first.device)
+        video = self._buffer((len(keep), s * c, ch, t, h, w), first)
         for row, i in enumerate(keep):
             src, expand = out["video"][i], out["expand"][i].to(first.device).long().view(s, t)
             for seg in range(s):
@@ -403,6 +407,17 @@ class VideoLoader:
                     torch.index_select(src[crop], 1, expand[seg], out=video[row, seg * c + crop])
         labels = out["label"].reshape(-1)[keep].long()
         return Batch(video, labels, [sids[i] for i in keep])
+
+    def _buffer(self, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised batch tensor; with ``reuse``, the same memory every batch (fresh large
+        allocations are returned to the OS when freed and cost page faults on every batch)."""
+        buf = self._batch_buffer
+        if buf is None or buf.shape[1:] != shape[1:] or len(buf) < shape[0] or buf.device != like.device \
+                or buf.dtype != like.dtype:
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+            if self.reuse:
+                self._batch_buffer = buf
+        return buf[:shape[0]]
 
     def _report(self, out, status, sids):
         for i in torch.nonzero(status == FAILED).reshape(-1).tolist():
@@ -415,15 +430,16 @@ class VideoLoader:
         self._pipe = None
 
 
-def _to_torch(tensor) -> torch.Tensor:
-    """One DALI sample (CPU or GPU) as a torch tensor, through the DALI PyTorch plugin for GPU."""
+def _to_torch(tensor, view: bool = False) -> torch.Tensor:
+    """One DALI sample (CPU or GPU) as a torch tensor, through the DALI PyTorch plugin for GPU.
+    ``view``: a CPU sample without copying, valid until the pipeline runs again."""
     if hasattr(tensor, "as_cpu") and type(tensor).__name__.endswith("GPU"):
         from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
 
         out = torch.empty(tensor.shape(), dtype=to_torch_type[tensor.dtype], device="cuda")
         feed_ndarray(tensor, out)
         return out
-    return torch.from_numpy(np.array(tensor))
+    return torch.from_numpy(np.asarray(tensor) if view else np.array(tensor))
 
 
 class _BatchIterator:
@@ -444,7 +460,7 @@ class _BatchIterator:
         batch = {}
         for name, tl in zip(self.names, outs):
             if name in self.ragged:
-                batch[name] = [_to_torch(tl[i]) for i in range(len(tl))]
+                batch[name] = [_to_torch(tl[i], view=True) for i in range(len(tl))]
             elif type(tl).__name__.endswith("GPU"):
                 batch[name] = torch.stack([_to_torch(tl[i]) for i in range(len(tl))])
             else:

@@ -183,23 +183,17 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
     bar.update(len(todo) - len(usable))
     t0, clips_done = time.perf_counter(), 0
     if usable:
-        loader = VideoLoader([entries[i] for i in usable], spec, mode="test", batch_size=max(1, batch // views),
-                             num_workers=workers, device=device)
+        # the loader's views buffer is overwritten by its next batch: views are run or copied first
+        loader = VideoLoader([entries[i] for i in usable], spec, mode="test", batch_size=max(2, batch // views),
+                             num_workers=workers, device=device, reuse=True)
         pending: deque[int] = deque()  # positions in `usable` whose views are queued, in order
-        queue: list[torch.Tensor] = []
-        queued, logits = 0, []
-        reported = 0
+        engine: torch.Tensor | None = None  # one engine batch, filled across videos (allocated once)
+        fill, logits, reported = 0, [], 0
 
-        def flush(n: int):
-            nonlocal queued, clips_done
-            clips = queue[0] if len(queue) == 1 else torch.cat(queue)
-            run, rest = clips[:n], clips[n:]
-            queue.clear()
-            if len(rest):
-                queue.append(rest)
-            queued -= n
-            logits.append(runner(run).float())
-            clips_done += n
+        def run(clips: torch.Tensor):
+            nonlocal clips_done
+            logits.append(runner(clips).float())
+            clips_done += len(clips)
             merged = torch.cat(logits)
             while pending and len(merged) >= views:
                 k = pending.popleft()
@@ -225,15 +219,24 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
 
         for b in loader.epoch(0):
             report_failures()
-            n, v = b.video.shape[:2]
-            queue.append(b.video.reshape(n * v, *b.video.shape[2:]))
-            queued += n * v
             pending.extend(b.ids)
-            while queued >= batch:
-                flush(batch)
+            flat, pos = b.video.flatten(0, 1), 0  # (videos x views, 3, T, S, S)
+            while pos < len(flat):
+                if fill == 0 and len(flat) - pos >= batch:  # a whole engine batch: run it in place
+                    run(flat[pos:pos + batch])
+                    pos += batch
+                    continue
+                if engine is None:
+                    engine = torch.empty((batch, *flat.shape[1:]), dtype=flat.dtype, device=flat.device)
+                k = min(batch - fill, len(flat) - pos)
+                engine[fill:fill + k].copy_(flat[pos:pos + k])
+                fill, pos = fill + k, pos + k
+                if fill == batch:
+                    run(engine)
+                    fill = 0
         report_failures()
-        if queued:
-            flush(queued)
+        if fill:
+            run(engine[:fill])
         loader.close()
     bar.close()
     writer.close()

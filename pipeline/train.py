@@ -330,8 +330,10 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
     augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa, cfg.aa_interp) if cfg.aa else None, flip=cfg.flip,
                           scale=tuple(cfg.crop_scale),
                           reprob=cfg.reprob, color_jitter=0.0 if cfg.aa else cfg.color_jitter)
+    # reuse: every loop below is done with a batch before it asks for the next
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
-                  num_workers=cfg.num_workers, num_threads=cfg.num_threads, shard_id=d.rank, num_shards=d.world)
+                  num_workers=cfg.num_workers, num_threads=cfg.num_threads, shard_id=d.rank, num_shards=d.world,
+                  reuse=True)
     train_loader = VideoLoader(train_set, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
                                seed=cfg.seed, num_sample=cfg.num_sample, **common)
     val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None

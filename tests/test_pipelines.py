@@ -1,6 +1,7 @@
 """DALI training and test pipelines on real files: exact frames, crops, padding, bad files."""
 import numpy as np
 import pytest
+import torch
 
 from pipeline.loader import AugmentSpec, VideoLoader
 from pipeline.sampling import ClipSpec, crop_offsets, resize_short_side, test_view_indices as view_indices
@@ -166,3 +167,20 @@ def test_loader_refuses_unprobed_or_bad_entries(tmp_path):
     with pytest.raises(ValueError, match="no videos"):
         VideoLoader([], SPEC)
     assert not VideoEntry("x").ok
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_reused_batch_buffer_holds_each_batch_until_the_next(index_videos, mode):
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32, test_num_segment=2, test_num_crop=2)
+
+    def batches(reuse):
+        loader = VideoLoader(entries, spec, mode=mode, batch_size=2, num_workers=1, seed=4, reuse=reuse,
+                             num_sample=2, augment=AugmentSpec(flip=False))
+        return [(b.video.clone(), b.video.data_ptr(), b.ids) for b in loader.epoch(0)]
+
+    fresh, reused = batches(False), batches(True)
+    assert len(fresh) == len(reused) == 2
+    for (a, _, ids_a), (b, _, ids_b) in zip(fresh, reused):
+        assert ids_a == ids_b and torch.equal(a, b)
+    assert reused[0][1] == reused[1][1]  # one buffer, overwritten by the next batch
