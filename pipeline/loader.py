@@ -257,8 +257,10 @@ def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, 
 
 @dataclass
 class Batch:
-    """Delivered samples only. ``video``: ``(B, 3, T, S, S)`` (train/eval) or ``(B, V, 3, T, S, S)``
-    (test, V = segments x crops, segment-major). ``ids`` index the loader's entries."""
+    """Delivered samples only. ``video``: ``(B, 3, T, S, S)`` (train/eval; in training B = videos x
+    ``num_sample``, a video's repeats side by side) or ``(B, V, 3, T, S, S)`` (test, V = segments x
+    crops, segment-major). ``labels`` and ``ids`` (indices into the loader's entries) per row. With
+    ``VideoLoader(reuse=True)`` the next batch overwrites ``video``."""
 
     video: torch.Tensor
     labels: torch.Tensor
