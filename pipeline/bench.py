@@ -124,6 +124,7 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
                                 if i + 1 == 10 or (i + 1) % 50 == 0 or i + 1 == batches else None)
             ours.close()
             r[f"ours_{interp}_clips_per_s"], r[f"pss_mb_by_batch_{interp}"] = clips / secs, rss
+            r[f"peak_pss_mb_{interp}"] = max(rss.values())  # of the samples taken
         r["baseline_clips_per_s"] = base_rate = _loader_rate(
             decord_loader(paths, spec, rand_augment, workers=workers, num_sample=num_sample), 2, batches)
         r["decode_only_clips_per_s"] = ceil_rate = num_sample * _loader_rate(
@@ -137,7 +138,8 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
         for interp in interps:
             rate = r[f"ours_{interp}_clips_per_s"]
             print(f"  ours, {interp} geometric ops: {rate:.1f} clips/s, ratio {rate / base_rate:.2f}, "
-                  f"{100 * rate / ceil_rate:.0f}% of decode-only; memory (PSS, MB by batch) "
+                  f"{100 * rate / ceil_rate:.0f}% of decode-only; peak PSS {r[f'peak_pss_mb_{interp}']:.0f} MB; "
+                  f"memory (PSS, MB by batch) "
                   + ", ".join(f"{k}: {v:.0f}" for k, v in r[f"pss_mb_by_batch_{interp}"].items()))
     return res
 

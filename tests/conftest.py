@@ -1,10 +1,12 @@
 """Shared test data: small videos made here with PyAV, every frame's index painted in."""
 import os
+import signal
+import subprocess
+import tempfile
+import time
 import warnings
 
 import pytest
-
-import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="apt-video-test-cache-")  # probe caches of scoring
@@ -77,3 +79,19 @@ def exported(prompt_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "B"
     assert main(["export", str(prompt_run[0]), "-o", str(out), "--onnx-only"]) == 0
     return out
+
+
+@pytest.fixture
+def kill_when():
+    """``kill_when(cmd, ready)``: run ``cmd`` in its own session and SIGKILL its whole process group
+    as soon as ``ready()`` holds (or it ended, or 300 s passed), as a crash or an OOM kill would."""
+    def run(cmd, ready, env=None, timeout=300):
+        env = env or {**os.environ, "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return run

@@ -14,7 +14,7 @@ def test_bench_loader_writes_ratios(tmp_path):
     r = res["vp9"]
     assert res["num_sample"] == 2 and r["ratio"] == r["ratio_nearest"]
     for key in ("ours_nearest_clips_per_s", "ours_bilinear_clips_per_s", "baseline_clips_per_s",
-                "decode_only_clips_per_s"):
+                "decode_only_clips_per_s", "peak_pss_mb_nearest"):
         assert r[key] > 0, key
     assert r["ratio_bilinear"] == pytest.approx(r["ours_bilinear_clips_per_s"] / r["baseline_clips_per_s"])
 

@@ -3,10 +3,8 @@ PyTorch on the same views, resume after a kill, labels, formats, torchrun shards
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -127,20 +125,13 @@ def test_output_never_overwrites(tmp_path, folder, exported, capsys):
     assert (tmp_path / "x.csv").read_text() == "keep me\n"
 
 
-def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run):
+def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run, kill_when):
     data = tmp_path / "many"
     make_motion_dataset(data, classes=4, per_class=8, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
     out = tmp_path / "r.csv"
     cmd = [sys.executable, "-m", "pipeline.cli", "score", str(data / "videos"), "--model", str(exported),
            "-o", str(out), "--no-progress", "--views", "4x3", "--batch", "12", "--workers", "1", "--resume"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if out.is_file() and out.read_text().count("\n") >= 4:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, lambda: out.is_file() and out.read_text().count("\n") >= 4, ENV)
     before = read_csv(out)
     assert 3 <= len(before) < 32
     with open(out, "a") as f:

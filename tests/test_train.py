@@ -1,10 +1,8 @@
 """Training: schedule, optimiser groups, configs, learning, frozen backbone, resume, torchrun, plots."""
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -141,18 +139,11 @@ def test_only_trainable_tensors_change(task_data, backbone_run):
             assert torch.equal(v, before[k]), k  # bit-identical backbone
 
 
-def test_kill_and_resume_loses_and_repeats_no_epoch(tmp_path, task_data):
+def test_kill_and_resume_loses_and_repeats_no_epoch(tmp_path, task_data, kill_when):
     run = tmp_path / "run"
     cmd = APT + ["train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run), "--no-progress",
                  "--set", "epochs=4", "--set", "num_workers=1", "--set", "final_test=false", "--resume"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (run / "metrics.csv").is_file() and len(rows(run)) >= 1:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, lambda: (run / "metrics.csv").is_file() and len(rows(run)) >= 1, ENV)
     done = rows(run)
     assert 1 <= len(done) < 4
     subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

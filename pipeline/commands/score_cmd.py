@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.data import DataError, atomic_write_text
     from pipeline.probe import default_paths, probe_dataset
     from pipeline.data import Dataset
-    from pipeline.scoring import clip_spec_from_meta, label_metrics, read_labels, read_rows, score, scoring_inputs
+    from pipeline.scoring import (COLUMNS, clip_spec_from_meta, label_metrics, read_labels, read_rows, score,
+                                  scoring_inputs)
 
     out = Path(args.out)
     fmt = args.format or ("jsonl" if out.suffix == ".jsonl" else "csv")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         dist.all_gather_object(totals, (result.ok, result.failed, result.skipped, result.clips))
         if rank != 0:
             return 0
-        merged = "" if fmt == "jsonl" else ",".join(("video", "status", "pred", "prob", "top_k", "error")) + "\n"
+        merged = "" if fmt == "jsonl" else ",".join(COLUMNS) + "\n"
         for r in range(world):
             text = out.with_name(f".{out.name}.rank{r}").read_text(encoding="utf-8")
             merged += text if fmt == "jsonl" else text.split("\n", 1)[1]
