@@ -116,7 +116,8 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
         route = "DALI decoder" if codec in ("vp9", "vp8", "mjpeg") else "PyAV in DALI source workers"
         r = res[codec] = {"route": route}
         for interp in interps:
-            ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers, num_sample=num_sample,
+            # configured as training uses it (pipeline/train.py): one reused batch buffer
+            ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers, num_sample=num_sample, reuse=True,
                                augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment, interp)))
             rss = {}  # batch number -> PSS in MB: at 10, every 50, and at the end
             secs, clips = timed(_cycle(ours.epoch), 2, batches,

@@ -89,3 +89,93 @@ def test_geometric_ops_resample_as_asked(interp):
 def test_interpolation_name_is_checked():
     with pytest.raises(ValueError, match="aa_interp='cubic'"):
         parse_rand_augment("rand-m9", "cubic")
+
+
+def _pil_grey(x):
+    return np.floor(x @ np.array([0.299, 0.587, 0.114]) + 0.5)
+
+
+@pytest.mark.parametrize("name,expect", [
+    # PIL's Contrast: blend with the rounded mean grey level of the frame; m7 (not inc): 0.7 * 1.8 + 0.1
+    ("Contrast", lambda x: np.clip(np.round((m := np.floor(_pil_grey(x).mean((1, 2), keepdims=True)[..., None]
+                                                        + 0.5)) + 1.36 * (x - m)), 0, 255)),
+    # PIL's AutoContrast: every channel of every frame stretched to 0..255
+    ("AutoContrast", lambda x: np.round((x - x.min((1, 2), keepdims=True)) * 255
+                                        / np.ptp(x, (1, 2), keepdims=True))),
+])
+def test_tone_ops_follow_pil_per_frame(name, expect):
+    rng = np.random.default_rng(1)
+    base = np.stack([rng.integers(lo, lo + 90, (32, 40, 3)) for lo in (0, 40, 100, 160)]).astype(np.uint8)
+    outs, recs = run(parse_rand_augment("rand-m7-n1-mstd0-p1"), batches=3, base=base)
+    hits = [o for o, r in zip(outs, recs) if r[0, 0] == OP_NAMES.index(name)]
+    assert hits, f"{name} never drawn"
+    want = expect(base.astype(float))
+    for o in hits:
+        assert np.abs(o.astype(float) - want).max() <= 1  # rounding
+
+
+def test_auto_contrast_keeps_flat_channels():
+    from nvidia.dali import fn, pipeline_def
+
+    from pipeline.randaug import _build_ops
+
+    flat = BASE.copy()
+    flat[..., 1] = 77
+
+    @pipeline_def(batch_size=2, num_threads=1, device_id=None)
+    def pipe():
+        ops = _build_ops(parse_rand_augment("rand-m7-n1"))
+        clip = fn.external_source(source=lambda: [flat] * 2, layout="FHWC")
+        return ops[OP_NAMES.index("AutoContrast")](clip, magnitude_bin=0, num_magnitude_bins=31)
+
+    p = pipe()
+    p.build()
+    out = np.asarray(p.run()[0][0])
+    assert (out[..., 1] == 77).all() and out[..., 0].min() == 0 and out[..., 0].max() == 255
+
+
+@pytest.mark.parametrize("interp", ["bilinear", "nearest"])
+def test_fast_geometric_ops_match_a_filling_warp(interp):
+    """Translate (slice + two-tap filter) and the bordered, clamping warp give DALI's filling
+    ``warp_affine``'s pixels (to rounding) for the same transform."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    from pipeline.randaug import FILL, _translate, _warp
+
+    interp_type = types.INTERP_NN if interp == "nearest" else types.INTERP_LINEAR
+    clip = np.random.default_rng(2).integers(0, 256, (3, 30, 44, 3), dtype=np.uint8)
+    cases = [("tx", 0.2137), ("tx", -0.4161), ("ty", 0.3123), ("ty", -0.1029), ("rot", 17.0), ("rot", -29.0),
+             ("shx", 0.27), ("shy", -0.19)]
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe():
+        x = fn.external_source(source=lambda: [clip], layout="FHWC")
+        shape = fn.slice(x.shape(dtype=types.INT32), 1, 2, axes=[0])
+        outs = []
+        for kind, v in cases:
+            if kind in ("tx", "ty"):
+                axis = 1 if kind == "tx" else 0
+                ours = _translate(x, types.Constant(np.float32(v)), shape, axis, interp_type)
+                off = [v * clip.shape[2], 0.0] if axis == 1 else [0.0, v * clip.shape[1]]
+                m = fn.transforms.translation(offset=off)
+            else:
+                if kind == "rot":
+                    m = fn.transforms.rotation(angle=v, center=[clip.shape[2] / 2, clip.shape[1] / 2])
+                else:
+                    m = fn.transforms.shear(shear=[v, 0.0] if kind == "shx" else [0.0, v])
+                ours = _warp(x, m, shape, interp_type)
+            ref = fn.warp_affine(x, matrix=m, fill_value=FILL, interp_type=interp_type, inverse_map=False)
+            outs += [ours, ref]
+        return tuple(outs)
+
+    p = pipe()
+    p.build()
+    res = [np.asarray(o[0]).astype(int) for o in p.run()]
+    for (kind, v), ours, ref in zip(cases, res[::2], res[1::2]):
+        assert ours.shape == ref.shape == clip.shape, kind
+        diff = np.abs(ours - ref)
+        if interp == "nearest" and kind in ("rot", "shx", "shy"):
+            assert (diff > 0).mean() < 0.002, (kind, v)  # the same pixels, ties at exact halves aside
+        else:
+            assert diff.max() <= 1, (kind, v, diff.max())
+        assert (ours == FILL).mean() > 0.03, (kind, v)  # the fill came in
