@@ -97,8 +97,9 @@ def _loader_rate(loader, warmup: int, count: int) -> float:
 
 def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int = 2,
                  rand_augment: str = "rand-m7-n4-mstd0.5-inc1", codecs: str = "vp9,h264", num_sample: int = 2,
-                 interps: str = "bilinear,nearest") -> dict:
-    """Training clips/s of apt-video's loader (once per RandAugment interpolation in ``interps``)
+                 interps: str = "bilinear,nearest", executors: str = "dynamic") -> dict:
+    """Training clips/s of apt-video's loader (once per RandAugment interpolation in ``interps`` and
+    DALI executor in ``executors``; figures named by the interpolation, plus ``_pipelined`` for that executor)
     against VideoMAE's (decord + PIL RandAugment), both making ``num_sample`` augmentations of each
     decode, batches of 8 videos; plus decord's decode-only rate in clips/s (decodes x num_sample)."""
     from bench.baselines import decord_loader
@@ -109,39 +110,41 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
     spec = ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
     res = {"clip": f"16 frames, rate 4, 224 px, 8 videos x num_sample {num_sample} per batch, " + rand_augment,
            "videos": "320x240, 96 frames", "num_sample": num_sample}
-    interps = interps.split(",")
+    variants = [(i, e, i if e == "dynamic" else f"{i}_{e}") for e in executors.split(",") for i in interps.split(",")]
+    names = [v[2] for v in variants]
     for codec in codecs.split(","):
         entries = bench_videos(work, codec, videos)
         paths = [e.path for e in entries]
         route = "DALI decoder" if codec in ("vp9", "vp8", "mjpeg") else "PyAV in DALI source workers"
         r = res[codec] = {"route": route}
-        for interp in interps:
+        for interp, executor, name in variants:
             # configured as training uses it (pipeline/train.py): one reused batch buffer
             ours = VideoLoader(entries, spec, batch_size=8, num_workers=workers, num_sample=num_sample, reuse=True,
+                               executor=executor,
                                augment=AugmentSpec(rand_augment=parse_rand_augment(rand_augment, interp)))
             rss = {}  # batch number -> PSS in MB: at 10, every 50, and at the end
             secs, clips = timed(_cycle(ours.epoch), 2, batches,
                                 lambda i: rss.__setitem__(i + 1, round(rss_mb(), 1))
                                 if i + 1 == 10 or (i + 1) % 50 == 0 or i + 1 == batches else None)
             ours.close()
-            r[f"ours_{interp}_clips_per_s"], r[f"pss_mb_by_batch_{interp}"] = clips / secs, rss
-            r[f"peak_pss_mb_{interp}"] = max(rss.values())  # of the samples taken
+            r[f"ours_{name}_clips_per_s"], r[f"pss_mb_by_batch_{name}"] = clips / secs, rss
+            r[f"peak_pss_mb_{name}"] = max(rss.values())  # of the samples taken
         r["baseline_clips_per_s"] = base_rate = _loader_rate(
             decord_loader(paths, spec, rand_augment, workers=workers, num_sample=num_sample), 2, batches)
         r["decode_only_clips_per_s"] = ceil_rate = num_sample * _loader_rate(
             decord_loader(paths, spec, None, workers=workers, decode_only=True), 1, max(5, batches // 3))
-        for interp in interps:
-            rate = r[f"ours_{interp}_clips_per_s"]
-            r[f"ratio_{interp}"], r[f"fraction_of_decode_{interp}"] = rate / base_rate, rate / ceil_rate
-        r["ratio"] = r[f"ratio_{interps[0]}"]
+        for name in names:
+            rate = r[f"ours_{name}_clips_per_s"]
+            r[f"ratio_{name}"], r[f"fraction_of_decode_{name}"] = rate / base_rate, rate / ceil_rate
+        r["ratio"] = r[f"ratio_{names[0]}"]
         print(f"loader {codec}: baseline (decord + PIL RandAugment, {workers} workers) {base_rate:.1f} clips/s; "
               f"decode-only {ceil_rate:.1f} clips/s")
-        for interp in interps:
-            rate = r[f"ours_{interp}_clips_per_s"]
-            print(f"  ours, {interp} geometric ops: {rate:.1f} clips/s, ratio {rate / base_rate:.2f}, "
-                  f"{100 * rate / ceil_rate:.0f}% of decode-only; peak PSS {r[f'peak_pss_mb_{interp}']:.0f} MB; "
-                  f"memory (PSS, MB by batch) "
-                  + ", ".join(f"{k}: {v:.0f}" for k, v in r[f"pss_mb_by_batch_{interp}"].items()))
+        for interp, executor, name in variants:
+            rate = r[f"ours_{name}_clips_per_s"]
+            print(f"  ours, {interp} geometric ops, {executor} executor: {rate:.1f} clips/s, "
+                  f"ratio {rate / base_rate:.2f}, {100 * rate / ceil_rate:.0f}% of decode-only; "
+                  f"peak PSS {r[f'peak_pss_mb_{name}']:.0f} MB; memory (PSS, MB by batch) "
+                  + ", ".join(f"{k}: {v:.0f}" for k, v in r[f"pss_mb_by_batch_{name}"].items()))
     return res
 
 

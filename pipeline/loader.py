@@ -33,6 +33,7 @@ log = logging.getLogger("apt_video")
 warnings.filterwarnings("ignore", message="The external source node .* outputs at the indices")
 
 OK, FAILED, PADDING = 0, 1, 2
+EXECUTORS = ("dynamic", "pipelined")  # DALI's exec_dynamic=True / False
 ERROR_BYTES = 240  # room for the reason of a failed sample, as a fixed uint8 field
 _EMPTY_FRAMES = np.zeros((1, 2, 2, 3), np.uint8)
 _EMPTY_BYTES = np.zeros((1,), np.uint8)
@@ -289,6 +290,11 @@ class VideoLoader:
     #: deliver every batch in one buffer that the next batch overwrites (for loops that are done
     #: with a batch before they ask for the next; saves a large allocation per batch)
     reuse: bool = False
+    #: DALI executor of CPU pipelines (GPU ones always use the dynamic executor): ``dynamic`` frees
+    #: what each operator is done with, so memory stays level; ``pipelined`` keeps every
+    #: operator's buffers and on CPU runs the training graph ~20% faster, but its memory grows
+    #: with the largest share of a batch each RandAugment branch has seen (``apt-video bench loader``)
+    executor: str = "dynamic"
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self):
@@ -298,6 +304,8 @@ class VideoLoader:
                              f"pass only manifest rows with status ok")
         if not self.entries:
             raise ValueError("no videos to load")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor={self.executor!r}: choose one of {', '.join(EXECUTORS)}")
         if self.device == "gpu" and self.device_id is None:
             self.device_id = torch.cuda.current_device()
         self._force: set[int] = set()
@@ -327,7 +335,7 @@ class VideoLoader:
                   device_id=self.device_id if self.device == "gpu" else None,
                   py_num_workers=max(1, self.num_workers),
                   py_start_method="spawn" if self.device == "gpu" else "fork",
-                  prefetch_queue_depth=self.prefetch, exec_dynamic=True,
+                  prefetch_queue_depth=self.prefetch, exec_dynamic=self.device == "gpu" or self.executor == "dynamic",
                   seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
         if self.mode == "train":
             pipe = train_pipeline(src, self.spec, self.augment, self.device, self._repeats, **kw)

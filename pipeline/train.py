@@ -333,7 +333,7 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
     # reuse: every loop below is done with a batch before it asks for the next
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
                   num_workers=cfg.num_workers, num_threads=cfg.num_threads, shard_id=d.rank, num_shards=d.world,
-                  reuse=True)
+                  reuse=True, executor=cfg.dali_executor)
     train_loader = VideoLoader(train_set, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
                                seed=cfg.seed, num_sample=cfg.num_sample, **common)
     val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None

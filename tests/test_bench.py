@@ -9,12 +9,14 @@ from pipeline.cli import main as cli
 def test_bench_loader_writes_ratios(tmp_path):
     out = tmp_path / "loader.json"
     assert cli(["bench", "loader", "--codecs", "vp9", "--videos", "8", "--batches", "2", "--interps",
-                "nearest,bilinear", "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+                "nearest,bilinear", "--executors", "dynamic,pipelined", "--work", str(tmp_path / "w"),
+                "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     r = res["vp9"]
     assert res["num_sample"] == 2 and r["ratio"] == r["ratio_nearest"]
-    for key in ("ours_nearest_clips_per_s", "ours_bilinear_clips_per_s", "baseline_clips_per_s",
-                "decode_only_clips_per_s", "peak_pss_mb_nearest"):
+    for key in ("ours_nearest_clips_per_s", "ours_bilinear_clips_per_s", "ours_bilinear_pipelined_clips_per_s",
+                "baseline_clips_per_s", "decode_only_clips_per_s", "peak_pss_mb_nearest",
+                "peak_pss_mb_nearest_pipelined"):
         assert r[key] > 0, key
     assert r["ratio_bilinear"] == pytest.approx(r["ours_bilinear_clips_per_s"] / r["baseline_clips_per_s"])
 

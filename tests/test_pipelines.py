@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pipeline.loader import AugmentSpec, VideoLoader
+from pipeline.randaug import parse_rand_augment
 from pipeline.sampling import ClipSpec, crop_offsets, resize_short_side, test_view_indices as view_indices
 from pipeline.synth import index_frames, read_index, write_video
 from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
@@ -184,3 +185,21 @@ def test_reused_batch_buffer_holds_each_batch_until_the_next(index_videos, mode)
     for (a, _, ids_a), (b, _, ids_b) in zip(fresh, reused):
         assert ids_a == ids_b and torch.equal(a, b)
     assert reused[0][1] == reused[1][1]  # one buffer, overwritten by the next batch
+
+
+def test_both_executors_deliver_the_same_clips(index_videos):
+    """``executor`` trades memory for speed; the clips stay those of the seed."""
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+
+    def clips(executor):
+        loader = VideoLoader(entries, spec, batch_size=2, num_workers=1, seed=6, num_sample=2, executor=executor,
+                             augment=AugmentSpec(rand_augment=parse_rand_augment("rand-m9-n2-mstd0.5-inc1")))
+        return [(b.video.clone(), b.ids) for b in loader.epoch(0)]
+
+    dynamic, pipelined = clips("dynamic"), clips("pipelined")
+    assert [ids for _, ids in dynamic] == [ids for _, ids in pipelined] and len(dynamic) == 2
+    for (a, _), (b, _) in zip(dynamic, pipelined):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="executor='eager'"):
+        VideoLoader(entries, spec, executor="eager")

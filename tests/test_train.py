@@ -70,6 +70,7 @@ def test_presets_reproduce_the_paper_tables():
     (["batch_size=0"], "batch_size=0: must be at least 1"),
     (["transfer_type=lora"], "transfer_type='lora'"),
     (["aa=rand-q3"], "auto_augment='rand-q3'"),
+    (["dali_executor=fast"], "dali_executor='fast'"),
     (["prompt_start=5", "prompt_end=2"], "prompt_start=5: must be <= prompt_end=2"),
     (["model=vit_giant"], "model='vit_giant'"),
     (["lr"], "expected key=value"),

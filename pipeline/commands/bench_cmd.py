@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--num-sample", type=int, default=2, help="augmentations per decoded video (the presets: 2)")
     s.add_argument("--interps", default="bilinear,nearest",
                    help="RandAugment geometric-op resampling to measure ours with (comma-separated)")
+    s.add_argument("--executors", default="dynamic",
+                   help="DALI executors to measure ours with (comma-separated: dynamic, pipelined)")
     s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
     s.add_argument("--model", default="vit_small_patch16_224")
     s.add_argument("--batch", type=int, default=2)
