@@ -286,7 +286,10 @@ class VideoLoader:
     num_shards: int = 1
     seed: int = 0
     num_sample: int = 1
-    prefetch: int = 2
+    #: batches DALI works ahead; None: 1 for CPU training (RandAugment's executor and the consumer
+    #: share the cores; one batch ahead loaded ~9% faster than two), else 2 (CPU scoring measured
+    #: faster with 2: ``apt-video bench loader`` / ``bench score``)
+    prefetch: int | None = None
     #: deliver every batch in one buffer that the next batch overwrites (for loops that are done
     #: with a batch before they ask for the next; saves a large allocation per batch)
     reuse: bool = False
@@ -308,6 +311,8 @@ class VideoLoader:
             raise ValueError(f"executor={self.executor!r}: choose one of {', '.join(EXECUTORS)}")
         if self.device == "gpu" and self.device_id is None:
             self.device_id = torch.cuda.current_device()
+        if self.prefetch is None:
+            self.prefetch = 1 if self.device == "cpu" and self.mode == "train" else 2
         self._force: set[int] = set()
         self._batch_buffer: torch.Tensor | None = None
         self._pipe = None
