@@ -59,7 +59,7 @@ class TrainConfig:
     num_sample: int = 2
     num_workers: int = 2
     num_threads: int = 2
-    dali_executor: str = "dynamic"  # CPU pipelines: dynamic (level memory) or pipelined (faster, memory grows)
+    dali_executor: str = "dynamic"  # CPU pipelines: one of EXECUTORS (dynamic: level memory; pipelined: faster)
     # optimisation
     batch_size: int = 8
     val_batch_size: int = 8
@@ -86,6 +86,8 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from models import TRANSFER_TYPES, list_models
 
+        from .loader import EXECUTORS
+
         def need(cond, key, allowed):
             if not cond:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: {allowed}")
@@ -97,7 +99,7 @@ class TrainConfig:
         need(self.sampler in ("dense", "segment"), "sampler", "choose dense or segment (SSv2)")
         need(self.attn_impl in ("sdpa", "math"), "attn_impl", "choose sdpa or math")
         need(self.aa_interp in ("bilinear", "nearest"), "aa_interp", "choose bilinear or nearest")
-        need(self.dali_executor in ("dynamic", "pipelined"), "dali_executor", "choose dynamic or pipelined")
+        need(self.dali_executor in EXECUTORS, "dali_executor", f"choose one of {', '.join(EXECUTORS)}")
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
         for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
                     "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",

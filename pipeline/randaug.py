@@ -34,7 +34,7 @@ import numpy as np
 
 #: magnitude bins per unit of magnitude: 3 bins per step gives a resolution of 1/3 for the noise
 BINS_PER_UNIT = 3
-FILL = 118  # gray near the ImageNet mean (timm fills with (124, 116, 104); fn.rotate takes one value)
+FILL = 118  # one grey near the ImageNet mean for all channels (timm fills with (124, 116, 104))
 
 
 @dataclass(frozen=True)

@@ -208,9 +208,10 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
             elapsed = time.perf_counter() - t0
             bar.set_postfix(videos_s=f"{bar.n / elapsed:.2f}", clips_s=f"{clips_done / elapsed:.1f}")
 
+        by_path = {entries[i].path: k for k, i in enumerate(usable)}  # built once, not per batch
+
         def report_failures():
             nonlocal reported
-            by_path = {entries[usable[k]].path: k for k in range(len(usable))}
             for path, reason in loader.failures[reported:]:
                 k = by_path[path]
                 writer.put(usable[k] - lo, Row(ids[usable[k]], "error", error=f"decode: {reason}"))
