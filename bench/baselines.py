@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.sampling import ClipSpec, crop_offsets, dense_indices, resize_short_side, test_view_indices
+from pipeline.sampling import ClipSpec, crop_offsets, dense_indices, dense_view_indices, resize_short_side
 
 
 # -- training loader --------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def videomae_eval(model, paths: list[str], spec: ClipSpec, chunk: int = 30) -> t
     out, clips = [], 0
     for path in paths:
         vr = decord.VideoReader(path, num_threads=1)
-        seg = test_view_indices(len(vr), spec.num_frames, spec.sampling_rate, spec.test_num_segment)
+        seg = dense_view_indices(len(vr), spec.num_frames, spec.sampling_rate, spec.test_num_segment)
         frames = torch.from_numpy(vr.get_batch(list(range(0, len(vr), spec.sampling_rate))).asnumpy())
         h, w = frames.shape[1:3]
         rh, rw = resize_short_side(h, w, spec.input_size)

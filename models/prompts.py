@@ -19,10 +19,13 @@ def reparameterize(prompts: torch.Tensor, scale: torch.Tensor | None) -> torch.T
     """Effective prompts ``prompt * max(scale, 1)`` per token.
 
     ``prompts (layers, 2, tokens, head_dim)``, ``scale (layers, 2, tokens)`` or None (no reparam).
+    Written as APT writes it, ``torch.maximum(scale, ones)``: at the tie (the scale starts at exactly
+    1) ``maximum`` passes half the gradient to the scale, where ``clamp(min=1)`` would pass none
+    and the scale could never move.
     """
     if scale is None:
         return prompts
-    return prompts * torch.clamp(scale, min=1.0).unsqueeze(-1).to(prompts.dtype)
+    return prompts * torch.maximum(scale, torch.ones_like(scale)).unsqueeze(-1).to(prompts.dtype)
 
 
 @torch.no_grad()

@@ -66,14 +66,14 @@ class TrainConfig:
     test_batch_size: int = 2
     epochs: int = 200
     update_freq: int = 1
-    opt: str = "adam"
+    opt: str = "adamw"  # APT's code maps adam and adamw to decoupled decay (AdamW); adam = torch Adam, L2
     opt_eps: float = 1e-8
     opt_betas: list = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9
     weight_decay: float = 1e-5
     lr: float = 0.3
     lr_scale_batch: int = 256  # lr, warmup_lr and min_lr scale by global batch / this (0: no scaling)
-    warmup_lr: float = 1e-6
+    warmup_lr: float = 0.0  # the reference parses warmup_lr but its schedule starts at 0
     min_lr: float = 1e-6
     warmup_epochs: int = 5
     clip_grad: typing.Optional[float] = None

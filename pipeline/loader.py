@@ -25,7 +25,7 @@ import torch
 
 from .data import VideoEntry
 from .randaug import RandAugmentSpec
-from .sampling import ClipSpec, crop_offsets, eval_indices, resize_short_side, test_view_indices, train_indices
+from .sampling import ClipSpec, crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
 from .video import dali_can_decode, decode_frames
 
 log = logging.getLogger("apt_video")
@@ -116,8 +116,7 @@ class ClipSource:
         elif self.mode == "eval":
             segments = eval_indices(self.spec, e.frames)[None]
         else:
-            segments = test_view_indices(e.frames, self.spec.num_frames, self.spec.sampling_rate,
-                                         self.spec.test_num_segment)
+            segments = view_indices(self.spec, e.frames)
         expand = None
         if self.mode == "test":
             # decode each frame once, in order (overlapping segments would make the decoder seek

@@ -1,9 +1,17 @@
 """Frame samplers and view geometry of the VideoMAE protocol: the one place these formulas live.
 
-Training: ``dense_indices`` (Kinetics / UCF101 / HMDB51: ``clip_len`` frames over a random window of
-``clip_len * rate``) and ``segment_indices`` (SSv2, TSN style). Test: ``test_view_indices`` (segments
-over every ``rate``-th frame of the whole video), ``resize_short_side`` and ``crop_offsets`` (crops
-along the long side). The scorer, the test pipeline and the engine metadata all use these.
+Two samplers, as VideoMAE's datasets define them:
+
+- ``dense`` (kinetics.py: Kinetics, UCF101, HMDB51). Training: ``dense_indices``, ``clip_len``
+  frames over a random window of ``clip_len * rate``. Test: ``dense_view_indices``, segments over
+  every ``rate``-th frame of the whole video.
+- ``segment`` (ssv2.py, TSN style). Training and validation: ``segment_indices``, one frame from
+  each of ``clip_len`` equal segments. Test: ``segment_view_indices``, view ``k`` of ``S`` takes
+  frame ``int(tick * x + tick * k / S)`` of segment ``x``, ``tick = N / clip_len``.
+
+``view_indices(spec, num_frames)`` picks the test views of either sampler; ``resize_short_side`` and
+``crop_offsets`` give the crops along the long side. The test pipeline, the scorer and the engine
+metadata all use these.
 """
 from __future__ import annotations
 
@@ -56,18 +64,19 @@ def dense_indices(num_frames: int, clip_len: int, rate: int, rng: np.random.Gene
 
 
 def segment_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None) -> np.ndarray:
-    """SSv2 (TSN) sampler: one frame from each of ``clip_len`` equal segments, random in training
-    (``rng`` given), the segment middle otherwise."""
-    seg = (num_frames - 1) / clip_len
-    out = []
-    for i in range(clip_len):
-        start, end = int(np.round(seg * i)), int(np.round(seg * (i + 1)))
-        out.append(int(rng.integers(start, end + 1)) if rng is not None else (start + end) // 2)
-    return np.asarray(out, dtype=np.int64)
+    """SSv2 (TSN) sampler of ssv2.py: ``avg = N // clip_len``; frame ``x * avg + r`` of segment ``x``,
+    ``r`` uniform in ``[0, avg)`` in training (``rng`` given), ``avg // 2`` otherwise. A video of
+    fewer than ``clip_len`` frames gives frame 0 ``clip_len`` times, as the reference does (its
+    third branch, sorted random frames when ``N > clip_len``, cannot be reached with ``avg == 0``)."""
+    avg = num_frames // clip_len
+    if avg == 0:
+        return np.zeros(clip_len, dtype=np.int64)
+    offset = rng.integers(avg, size=clip_len) if rng is not None else avg // 2
+    return (np.arange(clip_len) * avg + offset).astype(np.int64)
 
 
-def test_view_indices(num_frames: int, clip_len: int, rate: int, segments: int) -> np.ndarray:
-    """Frame indices of the test segments, ``(segments, clip_len)``.
+def dense_view_indices(num_frames: int, clip_len: int, rate: int, segments: int) -> np.ndarray:
+    """Frame indices of the dense test segments, ``(segments, clip_len)``.
 
     Every ``rate``-th frame of the whole video, padded with its last to at least ``clip_len``;
     segment ``k`` starts at ``int(k * (L - clip_len) / (segments - 1))`` (0 for one segment).
@@ -77,6 +86,15 @@ def test_view_indices(num_frames: int, clip_len: int, rate: int, segments: int) 
     step = max((len(frames) - clip_len) / (segments - 1), 0.0) if segments > 1 else 0.0
     starts = [int(k * step) for k in range(segments)]
     return np.asarray([frames[s:s + clip_len] for s in starts], dtype=np.int64)
+
+
+def segment_view_indices(num_frames: int, clip_len: int, segments: int) -> np.ndarray:
+    """Frame indices of the SSv2 test views, ``(segments, clip_len)``: ``tick = N / clip_len``,
+    view ``k`` takes frame ``int(tick * x + tick * k / segments)`` for ``x`` in ``0..clip_len-1``.
+    For two views these are ssv2.py's segment starts and midpoints."""
+    tick = max(num_frames, 1) / clip_len
+    return np.asarray([[int(tick * x + tick * k / segments) for x in range(clip_len)] for k in range(segments)],
+                      dtype=np.int64)
 
 
 def resize_short_side(height: int, width: int, size: int) -> tuple[int, int]:
@@ -100,14 +118,23 @@ def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[i
 
 
 def train_indices(spec: ClipSpec, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """One random training clip of ``spec.num_frames`` frame indices."""
     if spec.sampler == "segment":
         return segment_indices(num_frames, spec.num_frames, rng)
     return dense_indices(num_frames, spec.num_frames, spec.sampling_rate, rng)
 
 
 def eval_indices(spec: ClipSpec, num_frames: int) -> np.ndarray:
-    """One deterministic clip for per-epoch validation: the middle test segment (dense) or the
-    segment middles (SSv2)."""
+    """One deterministic clip for per-epoch validation: the middle of three dense test segments, or
+    the segment middles (SSv2). (The reference draws a random training clip for validation.)"""
     if spec.sampler == "segment":
         return segment_indices(num_frames, spec.num_frames, None)
-    return test_view_indices(num_frames, spec.num_frames, spec.sampling_rate, 3)[1]
+    return dense_view_indices(num_frames, spec.num_frames, spec.sampling_rate, 3)[1]
+
+
+def view_indices(spec: ClipSpec, num_frames: int) -> np.ndarray:
+    """Frame indices of the ``spec.test_num_segment`` test views of a video of ``num_frames``
+    frames, ``(segments, clip_len)``, for either sampler (each view is then cut into crops)."""
+    if spec.sampler == "segment":
+        return segment_view_indices(num_frames, spec.num_frames, spec.test_num_segment)
+    return dense_view_indices(num_frames, spec.num_frames, spec.sampling_rate, spec.test_num_segment)

@@ -115,7 +115,47 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opt
     return cls(groups, lr=cfg.lr, eps=cfg.opt_eps, betas=tuple(cfg.opt_betas))
 
 
-# -- one epoch ------------------------------------------------------------------------------------------
+# -- one step and one epoch ----------------------------------------------------------------------------
+#: batches between checks that the running loss is finite (each check waits for the device)
+FINITE_CHECK_EVERY = 20
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr_values: np.ndarray, step: int) -> float:
+    """Set every group's lr to the schedule's value at optimiser ``step`` (the last one past the end)."""
+    lr = float(lr_values[min(step, len(lr_values) - 1)])
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    return lr
+
+
+def forward_backward(net, video: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, scaler=None,
+                     amp_dtype: torch.dtype | None = None, sync: bool = True) -> torch.Tensor:
+    """One micro-batch: label-smoothed cross entropy of ``net(video)`` (``(B, 3, T, S, S)``
+    normalised), backward of ``loss / update_freq``. ``sync=False`` skips DDP's gradient all-reduce
+    (an accumulation step). Returns the mean loss, detached, on the device (no host sync)."""
+    ctx = net.no_sync() if (not sync and hasattr(net, "no_sync")) else nullcontext()
+    device_type = video.device.type
+    with ctx, torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        loss = F.cross_entropy(net(video), labels, label_smoothing=cfg.smoothing)
+        scaled = loss / cfg.update_freq
+        (scaler.scale(scaled) if scaler else scaled).backward()
+    return loss.detach()
+
+
+def optimizer_step(model, optimizer: torch.optim.Optimizer, scaler=None, clip_grad: float | None = None) -> None:
+    """Apply the accumulated gradients (unscaled and clipped first where asked) and clear them."""
+    if scaler:
+        scaler.unscale_(optimizer)
+    if clip_grad:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip_grad)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np.ndarray, epoch: int,
                     cfg: TrainConfig, d: Dist, progress: bool = True) -> dict:
     from tqdm import tqdm
@@ -123,7 +163,9 @@ def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np
     model.train()
     amp_dtype, _ = amp_settings(cfg.amp, d.device)
     steps = len(loader) // cfg.update_freq
-    loss_sum, seen, t0, step = 0.0, 0, time.perf_counter(), epoch * steps
+    # the running loss stays on the device: the host reads it every FINITE_CHECK_EVERY batches
+    loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)
+    seen, t0, step = 0, time.perf_counter(), epoch * steps
     bar = tqdm(total=len(loader), desc=f"epoch {epoch}", unit="batch", disable=not (progress and d.main),
                leave=False)
     optimizer.zero_grad(set_to_none=True)
@@ -131,39 +173,34 @@ def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np
         if i // cfg.update_freq >= steps:
             break  # an incomplete accumulation at the end of the epoch is not applied
         if i % cfg.update_freq == 0:
-            for g in optimizer.param_groups:
-                g["lr"] = float(lr_values[min(step, len(lr_values) - 1)])
+            set_lr(optimizer, lr_values, step)
         video = batch.video.to(d.device, non_blocking=True)
-        labels = batch.labels.to(d.device)
+        labels = batch.labels.to(d.device, non_blocking=True)
         sync = (i + 1) % cfg.update_freq == 0
-        ctx = model.no_sync() if (d.world > 1 and not sync) else nullcontext()
-        with ctx, torch.autocast(d.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = F.cross_entropy(model(video), labels, label_smoothing=cfg.smoothing)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {i}: lower lr "
-                                         f"(now {optimizer.param_groups[0]['lr']:.3g}) or set clip_grad")
-            (scaler.scale(loss / cfg.update_freq) if scaler else loss / cfg.update_freq).backward()
+        loss = forward_backward(model, video, labels, cfg, scaler, amp_dtype, sync=sync or d.world == 1)
         if sync:
-            if scaler:
-                scaler.unscale_(optimizer)
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, scaler, cfg.clip_grad)
             step += 1
-        loss_sum += loss.item() * len(labels)
+        loss_sum += loss * len(labels)
         seen += len(labels)
         bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{seen * d.world / (time.perf_counter() - t0):.1f}")
+        if (i + 1) % FINITE_CHECK_EVERY == 0:
+            _check_finite(loss_sum, epoch, i, optimizer)
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+                            clips_s=f"{seen * d.world / (time.perf_counter() - t0):.1f}")
     bar.close()
-    loss_sum, seen_all = d.sum([loss_sum, float(seen)])
+    _check_finite(loss_sum, epoch, None, optimizer)
+    loss_total, seen_all = d.sum([float(loss_sum), float(seen)])
     elapsed = time.perf_counter() - t0
-    return {"train_loss": loss_sum / max(seen_all, 1), "lr": optimizer.param_groups[0]["lr"],
+    return {"train_loss": loss_total / max(seen_all, 1), "lr": optimizer.param_groups[0]["lr"],
             "clips_per_s": seen_all / elapsed if elapsed > 0 else 0.0}
+
+
+def _check_finite(loss_sum: torch.Tensor, epoch: int, batch: int | None, optimizer) -> None:
+    if not math.isfinite(float(loss_sum)):
+        where = f"batch {batch}" if batch is not None else "the end of the epoch"
+        raise FloatingPointError(f"the training loss became {float(loss_sum)} by epoch {epoch}, {where}: lower lr "
+                                 f"(now {optimizer.param_groups[0]['lr']:.3g}) or set clip_grad")
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ import torch
 
 from pipeline.loader import AugmentSpec, VideoLoader
 from pipeline.randaug import parse_rand_augment
-from pipeline.sampling import ClipSpec, crop_offsets, resize_short_side, test_view_indices as view_indices
+from pipeline.sampling import ClipSpec, crop_offsets, dense_view_indices, resize_short_side
 from pipeline.synth import index_frames, read_index, write_video
 from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
 
@@ -25,7 +25,7 @@ def test_test_views_exact_frames_and_crops(index_videos, codec):
     loader = VideoLoader([e], SPEC, mode="test", batch_size=1, num_workers=1)
     (batch,) = list(loader.epoch(0))
     assert batch.video.shape == (1, 9, 3, 8, 48, 48) and batch.labels.tolist() == [3] and batch.ids == [0]
-    expect = view_indices(70, 8, 2, 3)
+    expect = dense_view_indices(70, 8, 2, 3)
     rh, rw = resize_short_side(e.height, e.width, 48)
     offsets = crop_offsets(rh, rw, 48, 3)
     for v in range(9):
@@ -51,7 +51,7 @@ def test_views_of_mixed_sizes_in_one_batch(index_videos):
     for batch in loader.epoch(0):
         assert batch.video.shape[1:] == (9, 3, 8, 48, 48)
         for row, k in enumerate(batch.ids):
-            assert read_index(pixels(batch.video[row, 4])[0]) == view_indices(70, 8, 2, 3)[1][0]
+            assert read_index(pixels(batch.video[row, 4])[0]) == dense_view_indices(70, 8, 2, 3)[1][0]
             seen.append(k)
     assert seen == list(range(len(entries)))  # input order, the padding of the last batch dropped
     assert not loader.failures
@@ -146,7 +146,7 @@ def test_variable_frame_rate_is_indexed_in_decode_order(tmp_path):
     assert e.ok and e.frames == 40
     (batch,) = list(VideoLoader([e], SPEC, mode="test", batch_size=1, num_workers=1).epoch(0))
     for seg in range(3):
-        assert [read_index(f) for f in pixels(batch.video[0, seg * 3])] == view_indices(40, 8, 2, 3)[seg].tolist()
+        assert [read_index(f) for f in pixels(batch.video[0, seg * 3])] == dense_view_indices(40, 8, 2, 3)[seg].tolist()
 
 
 def test_4k_frames_are_scaled_while_decoding(tmp_path):

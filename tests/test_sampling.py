@@ -1,30 +1,99 @@
-"""Samplers and view geometry against the VideoMAE formulas, over the parameter space."""
+"""Samplers and view geometry against VideoMAE's datasets, re-implemented here from the reference.
+
+The ``ref_*`` functions below transcribe the index formulas of MCG-NJU/VideoMAE (the same code is in
+wgcban/apt): kinetics.py ``loadvideo_decord`` and ``__getitem__`` (dense sampler, used for Kinetics,
+UCF101 and HMDB51), ssv2.py (TSN segments) and functional.py ``get_resize_sizes``. They are written
+as the reference writes them, not as ``pipeline.sampling`` does, and compared over many video lengths.
+"""
 import itertools
 
 import numpy as np
 import pytest
 
-from pipeline.sampling import (ClipSpec, crop_offsets, dense_indices, resize_short_side, segment_indices,
-                               test_view_indices as view_indices)
+from pipeline.sampling import (ClipSpec, crop_offsets, dense_indices, dense_view_indices, eval_indices,
+                               resize_short_side, segment_indices, segment_view_indices, train_indices,
+                               view_indices)
+
+LENGTHS = [1, 2, 3, 5, 7, 15, 16, 17, 30, 31, 32, 33, 47, 63, 64, 65, 100, 127, 128, 129, 300, 1001]
 
 
-@pytest.mark.parametrize("n,clip,rate", list(itertools.product([1, 5, 30, 64, 65, 300], [8, 16], [1, 2, 4])))
-def test_dense_indices_follow_videomae(n, clip, rate):
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        idx = dense_indices(n, clip, rate, rng)
-        assert idx.shape == (clip,) and idx.min() >= 0 and idx.max() <= n - 1
-        assert np.all(np.diff(idx) >= 0)
-        if n > clip * rate:  # a window of clip*rate frames
-            assert idx[-1] - idx[0] <= clip * rate - 1
-            start = idx[0]
-            np.testing.assert_array_equal(
-                idx, np.clip(np.linspace(start, start + clip * rate, clip), start, start + clip * rate - 1)
-                .astype(int))
-        else:  # the whole video at `rate`, padded with the last frame
-            k = n // rate
-            head = np.clip(np.linspace(0, n, k), 0, n - 1).astype(int) if k else np.array([], int)
-            np.testing.assert_array_equal(idx, np.concatenate([head, np.full(clip - k, n - 1)]))
+# -- the reference, transcribed -----------------------------------------------------------------------
+def ref_kinetics_train(n, clip_len, rate, randint):
+    """kinetics.py loadvideo_decord, training (num_segment=1, sample_rate_scale=1)."""
+    converted_len = int(clip_len * rate)
+    seg_len = n // 1
+    if seg_len <= converted_len:
+        index = np.linspace(0, seg_len, num=seg_len // rate)
+        index = np.concatenate((index, np.ones(clip_len - seg_len // rate) * seg_len))
+        index = np.clip(index, 0, seg_len - 1).astype(np.int64)
+    else:
+        end_idx = randint(converted_len, seg_len)
+        str_idx = end_idx - converted_len
+        index = np.linspace(str_idx, end_idx, num=clip_len)
+        index = np.clip(index, str_idx, end_idx - 1).astype(np.int64)
+    return list(index)
+
+
+def ref_kinetics_test(n, clip_len, rate, segments):
+    """kinetics.py test: every rate-th frame, padded to clip_len; segment k starts at
+    int(k * max((T' - clip_len) / (segments - 1), 0))."""
+    all_index = [x for x in range(0, n, rate)]
+    while len(all_index) < clip_len:
+        all_index.append(all_index[-1])
+    views = []
+    for chunk_nb in range(segments):
+        temporal_step = max(1.0 * (len(all_index) - clip_len) / (segments - 1), 0)
+        temporal_start = int(chunk_nb * temporal_step)
+        views.append(all_index[temporal_start:temporal_start + clip_len])
+    return views
+
+
+def ref_ssv2_train(n, num_segment, randint_size):
+    """ssv2.py loadvideo_decord, training: avg = n // num_segment, x * avg + randint(avg)."""
+    average_duration = n // num_segment
+    if average_duration > 0:
+        return list(np.multiply(list(range(num_segment)), average_duration) + randint_size(average_duration,
+                                                                                           num_segment))
+    if n > num_segment:
+        raise AssertionError("unreachable in the reference: average_duration == 0 means n < num_segment")
+    return list(np.zeros((num_segment,)).astype(int))
+
+
+def ref_ssv2_test(n, num_segment, test_num_segment=2):
+    """ssv2.py test: starts and midpoints of num_segment ticks, padded, sorted; view k = buffer[k::2]."""
+    tick = n / float(num_segment)
+    all_index = list(np.array([int(tick / 2.0 + tick * x) for x in range(num_segment)] +
+                              [int(tick * x) for x in range(num_segment)]))
+    while len(all_index) < (num_segment * test_num_segment):
+        all_index.append(all_index[-1])
+    all_index = list(np.sort(np.array(all_index)))
+    return [all_index[k::2] for k in range(test_num_segment)]
+
+
+def ref_resize(h, w, size):
+    """functional.py get_resize_sizes: (oh, ow)."""
+    if w < h:
+        return int(size * h / w), size
+    return size, int(size * w / h)
+
+
+def ref_crop_starts(h, w, short, crops):
+    """kinetics.py / ssv2.py test: spatial_start = int(split_nb * (long - short) / (crops - 1)), along H
+    when H >= W."""
+    spatial_step = 1.0 * (max(h, w) - short) / (crops - 1)
+    return [int(split_nb * spatial_step) for split_nb in range(crops)]
+
+
+# -- parity ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n,clip,rate", list(itertools.product(LENGTHS, [8, 16], [1, 2, 4])))
+def test_dense_train_equals_kinetics_py(n, clip, rate):
+    for seed in range(10):
+        ours = dense_indices(n, clip, rate, np.random.default_rng(seed))
+        ref_rng = np.random.default_rng(seed)
+        ref = ref_kinetics_train(n, clip, rate, lambda lo, hi: int(ref_rng.integers(lo, hi)))
+        assert ours.tolist() == [int(v) for v in ref]
+        spec = ClipSpec(num_frames=clip, sampling_rate=rate)
+        assert train_indices(spec, n, np.random.default_rng(seed)).tolist() == ours.tolist()
 
 
 def test_dense_window_start_is_random_and_covers_the_video():
@@ -33,52 +102,82 @@ def test_dense_window_start_is_random_and_covers_the_video():
     assert min(starts) == 0 and max(starts) == 200 - 1 - 64 and len(starts) > 100
 
 
-def test_segment_sampler_ssv2():
-    np.testing.assert_array_equal(segment_indices(33, 16, None), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                                                  25, 27, 29, 31])
-    rng = np.random.default_rng(0)
-    for n in (3, 16, 50):
-        idx = segment_indices(n, 16, rng)
-        seg = (n - 1) / 16
-        for i, v in enumerate(idx):
-            assert round(seg * i) <= v <= round(seg * (i + 1))
+@pytest.mark.parametrize("n,clip,rate,segments", list(itertools.product(LENGTHS, [8, 16], [1, 2, 4], [2, 3, 5, 10])))
+def test_dense_test_views_equal_kinetics_py(n, clip, rate, segments):
+    ours = dense_view_indices(n, clip, rate, segments)
+    assert ours.tolist() == ref_kinetics_test(n, clip, rate, segments)
+    spec = ClipSpec(num_frames=clip, sampling_rate=rate, test_num_segment=segments)
+    assert view_indices(spec, n).tolist() == ours.tolist()
 
 
-def test_test_views_exact_values():
-    # 70 frames at rate 2 -> 35 sampled frames; 3 segments of 8 start at int(k * 27 / 2) = 0, 13, 27
-    v = view_indices(70, 8, 2, 3)
-    np.testing.assert_array_equal(v[:, 0], [0, 26, 54])
-    np.testing.assert_array_equal(v[1], np.arange(26, 42, 2))
-    # short video: every frame at the rate, padded with the last sampled one
-    np.testing.assert_array_equal(view_indices(5, 8, 2, 2), [[0, 2, 4, 4, 4, 4, 4, 4]] * 2)
-    # 10 segments over 300 frames at rate 4: 75 frames, step 59/9
-    v = view_indices(300, 16, 4, 10)
-    assert [r[0] // 4 for r in v] == [int(k * 59 / 9) for k in range(10)]
-    assert view_indices(100, 16, 4, 1)[0][0] == 0
+def test_one_dense_test_segment_starts_at_zero():
+    # the reference divides by zero here (segments - 1); one segment is the first window
+    assert dense_view_indices(100, 16, 4, 1).tolist() == [list(range(0, 64, 4))]
 
 
-@pytest.mark.parametrize("h,w,size,crops", list(itertools.product([240, 320, 224, 1080], [320, 240, 1920],
-                                                                  [224, 112], [1, 2, 3, 5])))
-def test_resize_and_crops(h, w, size, crops):
+@pytest.mark.parametrize("n", LENGTHS)
+def test_ssv2_train_equals_ssv2_py(n):
+    for seed in range(10):
+        ours = segment_indices(n, 16, np.random.default_rng(seed))
+        ref_rng = np.random.default_rng(seed)
+        ref = ref_ssv2_train(n, 16, lambda hi, size: ref_rng.integers(hi, size=size))
+        assert ours.tolist() == [int(v) for v in ref]
+        spec = ClipSpec(sampler="segment")
+        assert train_indices(spec, n, np.random.default_rng(seed)).tolist() == ours.tolist()
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_ssv2_validation_takes_segment_middles(n):
+    avg = n // 16
+    want = [x * avg + avg // 2 for x in range(16)] if avg else [0] * 16
+    assert segment_indices(n, 16, None).tolist() == want
+    assert eval_indices(ClipSpec(sampler="segment"), n).tolist() == want
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_ssv2_two_test_views_equal_ssv2_py(n):
+    ours = segment_view_indices(n, 16, 2)
+    assert ours.tolist() == [[int(v) for v in view] for view in ref_ssv2_test(n, 16)]
+    spec = ClipSpec(sampler="segment", test_num_segment=2)
+    assert view_indices(spec, n).tolist() == ours.tolist()
+
+
+@pytest.mark.parametrize("n,segments", list(itertools.product([16, 33, 64, 65, 200, 1001], [1, 3, 5, 10])))
+def test_ssv2_views_generalise_to_any_count(n, segments):
+    views = segment_view_indices(n, 16, segments)
+    tick = n / 16
+    assert views.shape == (segments, 16) and views.min() >= 0 and views.max() <= n - 1
+    assert views[0].tolist() == [int(tick * x) for x in range(16)]  # view 0: the segment starts
+    assert views.tolist() == [[int(tick * x + tick * k / segments) for x in range(16)] for k in range(segments)]
+    if n >= 16 * segments:  # long enough: every view is a different clip, inside its segments
+        assert len({tuple(v) for v in views.tolist()}) == segments
+        for x in range(16):
+            assert all(int(tick * x) <= v < int(tick * (x + 1)) + 1 for v in views[:, x])
+
+
+def test_short_ssv2_videos_keep_their_views_apart():
+    # 10 dense segments of a 48-frame SSv2 video at rate 4 would all be one clip; TSN views are not
+    spec = ClipSpec(sampler="segment", test_num_segment=10)
+    assert len({tuple(v) for v in view_indices(spec, 160).tolist()}) == 10
+    dense = ClipSpec(sampler="dense", test_num_segment=10)
+    assert len({tuple(v) for v in view_indices(dense, 48).tolist()}) == 1
+
+
+@pytest.mark.parametrize("h,w,size,crops", list(itertools.product([240, 320, 224, 1080, 97], [320, 240, 1920, 224],
+                                                                  [224, 112], [2, 3, 5])))
+def test_resize_and_crops_equal_the_reference(h, w, size, crops):
     rh, rw = resize_short_side(h, w, size)
-    assert min(rh, rw) == size
-    assert (rh >= rw) == (h >= w) or rh == rw
+    assert (rh, rw) == ref_resize(h, w, size)
     offsets = crop_offsets(rh, rw, size, crops)
-    assert len(offsets) == crops
-    long = max(rh, rw)
-    starts = [y if rh >= rw else x for y, x in offsets]
-    if crops == 1:
-        assert starts == [(long - size) // 2]
-    else:
-        assert starts == [int(j * (long - size) / (crops - 1)) for j in range(crops)]
-        assert starts[0] == 0 and starts[-1] == long - size
-    for y, x in offsets:
-        assert 0 <= y <= rh - size and 0 <= x <= rw - size
+    starts = ref_crop_starts(rh, rw, size, crops)
+    want = [(s, 0) for s in starts] if rh >= rw else [(0, s) for s in starts]
+    assert offsets == want
 
 
-def test_resize_truncates_like_videomae():
-    assert resize_short_side(240, 320, 224) == (224, 298)  # 298.67 -> 298
-    assert resize_short_side(320, 240, 224) == (298, 224)
+def test_one_crop_is_centred():
+    # the reference divides by zero (crops - 1); one crop is the centre of the long side
+    assert crop_offsets(224, 298, 224, 1) == [(0, 37)]
+    assert crop_offsets(298, 224, 224, 1) == [(37, 0)]
 
 
 def test_clip_spec_validates():

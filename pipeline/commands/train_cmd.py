@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.preset, args.config, args.set)
         result = train(cfg, args.data_root, args.output, args.finetune, args.resume,
                        progress=not args.no_progress)
-    except ConfigError as exc:
+    except (ConfigError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
     test = result.get("test")
     if test:
