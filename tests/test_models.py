@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import models
 from models.vit import Attention
+from reference import ref_apt_logits, ref_label_smoothing_ce
 
 
 def tiny(**kw):
@@ -185,60 +186,6 @@ def test_backward_reaches_only_trainable_tensors():
 
 
 # -- gradient parity with APT's modeling_VPT.py, re-implemented here ------------------------------------
-def ref_sinusoid_table(n_position, d_hid):
-    """modeling_VPT.get_sinusoid_encoding_table (a float32 table, as the reference returns)."""
-    table = np.array([[pos / np.power(10000, 2 * (j // 2) / d_hid) for j in range(d_hid)]
-                      for pos in range(n_position)])
-    table[:, 0::2] = np.sin(table[:, 0::2])
-    table[:, 1::2] = np.cos(table[:, 1::2])
-    return torch.tensor(table, dtype=torch.float32).unsqueeze(0)
-
-
-def ref_apt_logits(w, x, *, heads, tubelet, patch, prompt_start, prompt_end, depth, eps=1e-6):
-    """PromptedVisionTransformer.forward of modeling_VPT.py (eval: no dropout, no drop path), written
-    out from a dict of tensors ``w`` with the reference's state-dict names."""
-    x = F.conv3d(x, w["patch_embed.proj.weight"], w["patch_embed.proj.bias"], stride=(tubelet, patch, patch))
-    x = x.flatten(2).transpose(1, 2)
-    b, n, c = x.shape
-    x = x + ref_sinusoid_table(n, c).expand(b, -1, -1).type_as(x)
-    for i in range(depth):
-        pre = f"blocks.{i}."
-        p_k = p_v = scale = None
-        if prompt_start <= i <= prompt_end:
-            p_k = w["prompt_embeddings_k"][i - prompt_start]
-            p_v = w["prompt_embeddings_v"][i - prompt_start]
-            scale = w["prompt_scale"][i - prompt_start] if "prompt_scale" in w else None
-        h = F.layer_norm(x, (c,), w[pre + "norm1.weight"], w[pre + "norm1.bias"], eps)
-        qkv_bias = torch.cat((w[pre + "attn.q_bias"], torch.zeros_like(w[pre + "attn.v_bias"]), w[pre + "attn.v_bias"]))
-        qkv = F.linear(h, w[pre + "attn.qkv.weight"], qkv_bias).reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if scale is not None and p_k is not None and p_v is not None:
-            scale_k = scale[0].view(-1, 1)
-            scale_v = scale[1].view(-1, 1)
-            p_k = p_k * torch.maximum(scale_k, torch.ones_like(scale_k))
-            p_v = p_v * torch.maximum(scale_v, torch.ones_like(scale_v))
-        if p_k is not None and p_v is not None:
-            k = torch.cat((k, p_k.expand(b, heads, -1, -1)), dim=2)
-            v = torch.cat((v, p_v.expand(b, heads, -1, -1)), dim=2)
-        q = q * (c // heads) ** -0.5
-        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
-        a = F.linear((attn @ v).transpose(1, 2).reshape(b, n, -1), w[pre + "attn.proj.weight"], w[pre + "attn.proj.bias"])
-        x = x + a
-        h = F.layer_norm(x, (c,), w[pre + "norm2.weight"], w[pre + "norm2.bias"], eps)
-        h = F.linear(F.gelu(F.linear(h, w[pre + "mlp.fc1.weight"], w[pre + "mlp.fc1.bias"])),
-                     w[pre + "mlp.fc2.weight"], w[pre + "mlp.fc2.bias"])
-        x = x + h
-    x = F.layer_norm(x.mean(1), (c,), w["head_norm.weight"], w["head_norm.bias"], eps)
-    return F.linear(x, w["head.weight"], w["head.bias"])
-
-
-def ref_label_smoothing_ce(logits, target, smoothing):
-    """timm LabelSmoothingCrossEntropy, the criterion of run_class_apt.py."""
-    logprobs = F.log_softmax(logits, dim=-1)
-    nll = -logprobs.gather(dim=-1, index=target.unsqueeze(1)).squeeze(1)
-    return ((1.0 - smoothing) * nll + smoothing * -logprobs.mean(dim=-1)).mean()
-
-
 TRAINED = ("prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale", "head.weight", "head.bias",
            "head_norm.weight", "head_norm.bias")
 

@@ -1,6 +1,6 @@
 """Samplers and view geometry against VideoMAE's datasets, re-implemented here from the reference.
 
-The ``ref_*`` functions below transcribe the index formulas of MCG-NJU/VideoMAE (the same code is in
+The ``ref_*`` functions (tests/reference.py) transcribe the index formulas of MCG-NJU/VideoMAE (the same code is in
 wgcban/apt): kinetics.py ``loadvideo_decord`` and ``__getitem__`` (dense sampler, used for Kinetics,
 UCF101 and HMDB51), ssv2.py (TSN segments) and functional.py ``get_resize_sizes``. They are written
 as the reference writes them, not as ``pipeline.sampling`` does, and compared over many video lengths.
@@ -13,77 +13,12 @@ import pytest
 from pipeline.sampling import (ClipSpec, crop_offsets, dense_indices, dense_view_indices, eval_indices,
                                resize_short_side, segment_indices, segment_view_indices, train_indices,
                                view_indices)
+from reference import ref_crop_starts, ref_kinetics_test, ref_kinetics_train, ref_resize, ref_ssv2_test, ref_ssv2_train
 
 LENGTHS = [1, 2, 3, 5, 7, 15, 16, 17, 30, 31, 32, 33, 47, 63, 64, 65, 100, 127, 128, 129, 300, 1001]
 
 
 # -- the reference, transcribed -----------------------------------------------------------------------
-def ref_kinetics_train(n, clip_len, rate, randint):
-    """kinetics.py loadvideo_decord, training (num_segment=1, sample_rate_scale=1)."""
-    converted_len = int(clip_len * rate)
-    seg_len = n // 1
-    if seg_len <= converted_len:
-        index = np.linspace(0, seg_len, num=seg_len // rate)
-        index = np.concatenate((index, np.ones(clip_len - seg_len // rate) * seg_len))
-        index = np.clip(index, 0, seg_len - 1).astype(np.int64)
-    else:
-        end_idx = randint(converted_len, seg_len)
-        str_idx = end_idx - converted_len
-        index = np.linspace(str_idx, end_idx, num=clip_len)
-        index = np.clip(index, str_idx, end_idx - 1).astype(np.int64)
-    return list(index)
-
-
-def ref_kinetics_test(n, clip_len, rate, segments):
-    """kinetics.py test: every rate-th frame, padded to clip_len; segment k starts at
-    int(k * max((T' - clip_len) / (segments - 1), 0))."""
-    all_index = [x for x in range(0, n, rate)]
-    while len(all_index) < clip_len:
-        all_index.append(all_index[-1])
-    views = []
-    for chunk_nb in range(segments):
-        temporal_step = max(1.0 * (len(all_index) - clip_len) / (segments - 1), 0)
-        temporal_start = int(chunk_nb * temporal_step)
-        views.append(all_index[temporal_start:temporal_start + clip_len])
-    return views
-
-
-def ref_ssv2_train(n, num_segment, randint_size):
-    """ssv2.py loadvideo_decord, training: avg = n // num_segment, x * avg + randint(avg)."""
-    average_duration = n // num_segment
-    if average_duration > 0:
-        return list(np.multiply(list(range(num_segment)), average_duration) + randint_size(average_duration,
-                                                                                           num_segment))
-    if n > num_segment:
-        raise AssertionError("unreachable in the reference: average_duration == 0 means n < num_segment")
-    return list(np.zeros((num_segment,)).astype(int))
-
-
-def ref_ssv2_test(n, num_segment, test_num_segment=2):
-    """ssv2.py test: starts and midpoints of num_segment ticks, padded, sorted; view k = buffer[k::2]."""
-    tick = n / float(num_segment)
-    all_index = list(np.array([int(tick / 2.0 + tick * x) for x in range(num_segment)] +
-                              [int(tick * x) for x in range(num_segment)]))
-    while len(all_index) < (num_segment * test_num_segment):
-        all_index.append(all_index[-1])
-    all_index = list(np.sort(np.array(all_index)))
-    return [all_index[k::2] for k in range(test_num_segment)]
-
-
-def ref_resize(h, w, size):
-    """functional.py get_resize_sizes: (oh, ow)."""
-    if w < h:
-        return int(size * h / w), size
-    return size, int(size * w / h)
-
-
-def ref_crop_starts(h, w, short, crops):
-    """kinetics.py / ssv2.py test: spatial_start = int(split_nb * (long - short) / (crops - 1)), along H
-    when H >= W."""
-    spatial_step = 1.0 * (max(h, w) - short) / (crops - 1)
-    return [int(split_nb * spatial_step) for split_nb in range(crops)]
-
-
 # -- parity ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n,clip,rate", list(itertools.product(LENGTHS, [8, 16], [1, 2, 4])))
 def test_dense_train_equals_kinetics_py(n, clip, rate):

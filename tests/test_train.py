@@ -13,7 +13,8 @@ import yaml
 import models
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
-from pipeline.train import cosine_schedule, param_groups
+from pipeline.train import build_optimizer, cosine_schedule, forward_backward, optimizer_step, param_groups, set_lr
+from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
 
 APT = [sys.executable, "-m", "pipeline.cli"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -24,15 +25,72 @@ def rows(run):
         return list(csv.DictReader(f))
 
 
-def test_cosine_schedule_values():
-    v = cosine_schedule(1.0, 0.0, epochs=4, steps_per_epoch=10, warmup_epochs=1, warmup_start=0.1)
-    assert len(v) == 40
-    np.testing.assert_allclose(v[:10], np.linspace(0.1, 1.0, 10))
-    assert v[10] == pytest.approx(1.0)
-    assert v[10 + 15] == pytest.approx(0.5)  # half way through the cosine part
-    assert v[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 29 / 30)))
-    assert np.all(np.diff(v[10:]) < 0)
-    np.testing.assert_allclose(cosine_schedule(2, 2, 3, 5, 0, 0), 2.0)
+@pytest.mark.parametrize("epochs,steps,warmup", [(4, 10, 1), (200, 3, 5), (3, 5, 0), (6, 1, 6)])
+def test_cosine_schedule_equals_the_reference(epochs, steps, warmup):
+    ours = cosine_schedule(0.3, 1e-6, epochs, steps, warmup, 0.0)
+    np.testing.assert_allclose(ours, ref_cosine_scheduler(0.3, 1e-6, epochs, steps, warmup), rtol=1e-12)
+    if warmup:
+        assert ours[0] == 0.0  # the presets' warmup starts at 0, as the reference's
+    assert load_config("hmdb51").warmup_lr == 0.0
+
+
+@pytest.mark.parametrize("preset,weight_decay", [("hmdb51", None), ("ssv2", None), ("hmdb51", 0.5)])
+def test_one_optimiser_step_equals_the_reference_step(preset, weight_decay):
+    """Same weights, same batch, same point of the schedule: one step of ours equals one step of
+    APT's (label-smoothed cross entropy, AdamW with decoupled decay, the reference's no-decay list)."""
+    sets = ["model=vit_micro_patch16_112", "input_size=112", "num_frames=8", "prompt_num_tokens=6",
+            "prompt_end=3", "prompt_dropout=0.0"] + ([f"weight_decay={weight_decay}"] if weight_decay else [])
+    cfg = load_config(preset, sets=sets)
+    assert cfg.opt == "adamw"
+    torch.manual_seed(0)
+    model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    with torch.no_grad():
+        model.prompt_scale.uniform_(0.8, 1.5)
+    video, labels = torch.randn(4, 3, 8, 112, 112, dtype=torch.float64), torch.tensor([0, 3, 1, 4])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    # the reference step, on its own copy of the model
+    ref_model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    ref_model.load_state_dict(model.state_dict())
+    logits = ref_model(video)
+    ref_label_smoothing_ce(logits, labels, cfg.smoothing).backward()
+    lr_ref = ref_cosine_scheduler(cfg.lr * 8 / 256, cfg.min_lr * 8 / 256, cfg.epochs, 10, cfg.warmup_epochs)[37]
+    decay = ref_param_groups(ref_model, cfg.weight_decay)
+    grads = {n: p.grad.detach().clone() for n, p in ref_model.named_parameters() if p.requires_grad}
+    want = {n: ref_adamw_step(before[n], grads[n], lr_ref, decay[n], cfg.opt_betas, cfg.opt_eps) for n in before}
+
+    # ours
+    optimizer = build_optimizer(cfg, model)
+    lr_values = cosine_schedule(cfg.lr * 8 / 256, cfg.min_lr * 8 / 256, cfg.epochs, 10, cfg.warmup_epochs,
+                                cfg.warmup_lr * 8 / 256)
+    assert set_lr(optimizer, lr_values, 37) == pytest.approx(lr_ref, rel=1e-12)
+    loss = forward_backward(model, video, labels, cfg)
+    assert float(loss) == pytest.approx(float(ref_label_smoothing_ce(logits, labels, cfg.smoothing).detach()), rel=1e-12)
+    optimizer_step(model, optimizer, None, cfg.clip_grad)
+    after = dict(model.named_parameters())
+    assert set(want) == {"prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale", "head.weight", "head.bias",
+                         "head_norm.weight", "head_norm.bias"}
+    for n in want:
+        torch.testing.assert_close(after[n].detach(), want[n], rtol=1e-10, atol=1e-13, msg=n)
+    if weight_decay is None:
+        # at the presets' decay the prompts move against their own (tiny) gradient; coupled L2 decay
+        # (torch Adam) adds wd * p to that gradient, and the sum follows the decay for most key prompts
+        for n in ("prompt_embeddings_k", "prompt_embeddings_v"):
+            g, delta = grads[n], after[n].detach() - before[n]
+            live = g.abs() > 1e-13
+            assert live.float().mean() > 0.9
+            assert (torch.sign(delta[live]) == -torch.sign(g[live])).all(), n
+        g, p = grads["prompt_embeddings_k"], before["prompt_embeddings_k"]
+        assert (torch.sign(g + cfg.weight_decay * p) == torch.sign(p)).float().mean() > 0.9
+
+
+def test_adam_is_plain_torch_adam_with_l2_decay():
+    cfg = load_config("demo", sets=["opt=adam", "weight_decay=0.1"])
+    model = models.create_model("vit_micro_patch16_112", num_classes=3, prompt_num_tokens=2)
+    opt = build_optimizer(cfg, model)
+    assert type(opt) is torch.optim.Adam
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+    assert type(build_optimizer(load_config("demo"), model)) is torch.optim.AdamW
 
 
 def test_no_weight_decay_on_biases_and_1d_tensors():
@@ -54,7 +112,7 @@ def test_presets_reproduce_the_paper_tables():
         assert (c.batch_size, c.val_batch_size, c.epochs, c.model, c.tubelet_size, c.input_size) == \
             (8, 8, 200, "vit_base_patch16_224", 2, 224)
         assert (c.opt, c.opt_eps, c.opt_betas[0], c.weight_decay, c.warmup_lr, c.min_lr, c.warmup_epochs) == \
-            ("adam", 1e-8, 0.9, 1e-5, 1e-6, 1e-6, 5)
+            ("adamw", 1e-8, 0.9, 1e-5, 0.0, 1e-6, 5)
         assert (c.color_jitter, c.smoothing, c.test_num_crop, c.prompt_num_tokens, c.prompt_start,
                 c.prompt_end, c.prompt_dropout, c.prompt_reparam, c.prompt_init) == \
             (0.4, 0.1, 3, 200, 0, 11, 0.1, True, "random")
