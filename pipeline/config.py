@@ -52,7 +52,8 @@ class TrainConfig:
     test_num_crop: int = 3
     aa: str = "rand-m7-n4-mstd0.5-inc1"
     aa_interp: str = "bilinear"  # resampling of RandAugment's geometric ops: bilinear or nearest
-    color_jitter: float = 0.4
+    aa_region: str = "frame"  # RandAugment on the full decoded frame (VideoMAE) or on the crop (cheaper)
+    color_jitter: float = 0.4  # recorded from the paper's table, never applied (as in VideoMAE)
     flip: bool = True
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area range
     reprob: float = 0.0
@@ -86,7 +87,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from models import TRANSFER_TYPES, list_models
 
-        from .loader import EXECUTORS
+        from .loader import AA_REGIONS, EXECUTORS
 
         def need(cond, key, allowed):
             if not cond:
@@ -100,6 +101,7 @@ class TrainConfig:
         need(self.attn_impl in ("sdpa", "math"), "attn_impl", "choose sdpa or math")
         need(self.aa_interp in ("bilinear", "nearest"), "aa_interp", "choose bilinear or nearest")
         need(self.dali_executor in EXECUTORS, "dali_executor", f"choose one of {', '.join(EXECUTORS)}")
+        need(self.aa_region in AA_REGIONS, "aa_region", f"choose one of {', '.join(AA_REGIONS)}")
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
         for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
                     "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",

@@ -5,8 +5,10 @@ indices (``pipeline.sampling``), and decides per file how it is decoded: DALI's 
 the device takes the codec (``pipeline.video.dali_can_decode``), PyAV inside the source worker
 otherwise. After decoding, everything runs in DALI on the pipeline's device:
 
-- ``train_pipeline``: RandAugment (``pipeline.randaug``), random resized crop, flip, normalisation,
-  random erasing; ``(B, 3, T, S, S)`` per batch.
+- ``train_pipeline``: VideoMAE's order: RandAugment (``pipeline.randaug``) on the full decoded
+  frames, then normalisation, random resized crop, flip and random erasing; ``(B, 3, T, S, S)``
+  per batch. (``AugmentSpec.aa_region="crop"`` runs RandAugment on the crop instead: cheaper for
+  frames larger than the crop, at the cost of crop-wide statistics and fill.)
 - ``views_pipeline``: short side resized, segments x crops views cut from one decode of the
   video; ``(B, V, 3, T, S, S)``.
 
@@ -39,16 +41,25 @@ _EMPTY_FRAMES = np.zeros((1, 2, 2, 3), np.uint8)
 _EMPTY_BYTES = np.zeros((1,), np.uint8)
 
 
+AA_REGIONS = ("frame", "crop")  # where RandAugment runs: the full decoded frame (VideoMAE) or the crop
+
+
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Training augmentation after decoding, in DALI."""
+    """Training augmentation after decoding, in DALI. There is no colour jitter: VideoMAE's video
+    datasets never apply one (timm drops it under an auto-augment policy, and without a policy
+    their loader has no augmentation to run)."""
 
     rand_augment: RandAugmentSpec | None = None
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
     reprob: float = 0.0  # random erasing probability (constant fill 0 = the mean after normalising)
-    color_jitter: float = 0.0  # brightness/contrast/saturation factor range 1 +- this (when no RandAugment)
+    aa_region: str = "frame"  # one of AA_REGIONS
+
+    def __post_init__(self):
+        if self.aa_region not in AA_REGIONS:
+            raise ValueError(f"aa_region={self.aa_region!r}: choose one of {', '.join(AA_REGIONS)}")
 
 
 class ClipSource:
@@ -198,20 +209,23 @@ def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, dev
 
 
 def _augment(clip, spec: ClipSpec, augment: AugmentSpec):
-    """One random augmentation of a batch of decoded FHWC clips: CFHW float32, normalised."""
+    """One random augmentation of a batch of decoded FHWC uint8 clips, in VideoMAE's order
+    (kinetics.py / ssv2.py ``_aug_frame``): RandAugment on the whole frames, normalisation, random
+    resized crop, flip, random erasing. Returns CFHW float32, normalised. The crop is taken from
+    the uint8 frames and normalised after (normalising is per-channel affine, so the two orders
+    differ only by the crop's rounding to whole levels)."""
     from nvidia.dali import fn
 
     from .randaug import rand_augment
 
+    use_ra = augment.rand_augment is not None and augment.rand_augment.n > 0
+    if use_ra and augment.aa_region == "frame":
+        clip = rand_augment(clip, augment.rand_augment)
     clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
                                   random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio),
                                   antialias=False)  # bilinear without antialiasing, as VideoMAE
-    if augment.rand_augment is not None and augment.rand_augment.n > 0:
+    if use_ra and augment.aa_region == "crop":
         clip = rand_augment(clip, augment.rand_augment)
-    elif augment.color_jitter > 0:
-        jitter = [1 - augment.color_jitter, 1 + augment.color_jitter]
-        clip = fn.color_twist(clip, brightness=fn.random.uniform(range=jitter),
-                              contrast=fn.random.uniform(range=jitter), saturation=fn.random.uniform(range=jitter))
     mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
     video = _normalize(clip, spec, mirror)
     if augment.reprob > 0:
@@ -246,8 +260,9 @@ def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, 
         clip = fn.resize(clip, resize_y=rsize[0], resize_x=rsize[1], interp_type=types.INTERP_LINEAR,
                          antialias=False)
         views = []
+        size = types.Constant(np.array([spec.input_size] * 2, np.float32), device="cpu")  # slice shapes: CPU
         for j in range(crops):
-            crop = fn.slice(clip, anchors[j], np.array([spec.input_size] * 2, np.float32), axes=[1, 2],
+            crop = fn.slice(clip, anchors[j], size, axes=[1, 2],
                             normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="error")
             views.append(_normalize(crop, spec))
         return fn.stack(*views), label, sid, status, err, expand

@@ -5,14 +5,15 @@
 to [0, mmax]; each chosen op applied with probability ``p`` = 0.5; ``inc1`` = the 'increasing' op
 set (Posterize, Solarize and the enhance ops grow stronger with magnitude). The same op and
 magnitude apply to every frame of a clip (the data is FHWC, one sample per clip). Geometric ops
-fill with the ImageNet mean colour, translations are relative to the frame size (0.45 at m = 10).
+fill with grey 128 (VideoMAE's copy of timm's RandAugment, which is given no ``img_mean``),
+translations are relative to the frame size (0.45 at m = 10).
 
 DALI's own ``rand_augment`` lacks ``mstd``, ``p``, Invert and SolarizeAdd, and its Posterize is
 milder, hence this module.
 
 ``interp`` is the resampling of the geometric ops (Rotate, Shear, Translate): ``bilinear`` (the
-default; timm draws bilinear or bicubic, VideoMAE asks for bicubic) or ``nearest`` (torchvision's
-RandAugment default).
+default; VideoMAE asks PIL for bicubic, which DALI's warps do not offer: bilinear is the closest) or
+``nearest`` (torchvision's RandAugment default).
 
 Several ops are written here, not taken from DALI's suite, because on CPU the suite's versions cost
 several times more than the work needs (``apt-video bench loader`` measures the whole loader):
@@ -24,9 +25,15 @@ several times more than the work needs (``apt-video bench loader`` measures the 
   result as filling, up to rounding).
 - Contrast, AutoContrast, Solarize, SolarizeAdd: one operator (or a short expression) each instead
   of a chain of element-wise operations over the whole clip.
+
+On the GPU, Contrast and AutoContrast are plain arithmetic instead (``portable`` ops): DALI takes
+named arguments such as ``contrast_center`` or ``fn.normalize``'s ``mean`` from CPU data only, and
+their statistics are computed on the GPU. Constants that DALI needs on the CPU (slice anchors) are
+placed there explicitly.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -34,7 +41,7 @@ import numpy as np
 
 #: magnitude bins per unit of magnitude: 3 bins per step gives a resolution of 1/3 for the noise
 BINS_PER_UNIT = 3
-FILL = 118  # one grey near the ImageNet mean for all channels (timm fills with (124, 116, 104))
+FILL = 128  # fill of the geometric ops: VideoMAE's rand_augment.py _FILL (timm given no img_mean)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,12 @@ class RandAugmentSpec:
     p: float = 0.5
     increasing: bool = False
     interp: str = "bilinear"  # geometric ops: bilinear or nearest
+    only: tuple[str, ...] = ()  # draw from these ops (names of OP_NAMES) alone; empty: all 15
+
+    def __post_init__(self):
+        unknown = [name for name in self.only if name not in OP_NAMES]
+        if unknown:
+            raise ValueError(f"RandAugment op {unknown[0]!r}: choose among {', '.join(OP_NAMES)}")
 
     @property
     def num_bins(self) -> int:
@@ -111,8 +124,10 @@ def _enhance(level):
     return level * 1.8 + 0.1
 
 
-def _build_ops(spec: RandAugmentSpec, translate_rel: float = 0.45):
-    """The 15 ops as DALI ``Augmentation`` objects; magnitude bins span level 0..mmax/10."""
+def _build_ops(spec: RandAugmentSpec, portable: bool = False, translate_rel: float = 0.45):
+    """The 15 ops as DALI ``Augmentation`` objects; magnitude bins span level 0..mmax/10.
+    ``portable``: Contrast and AutoContrast as arithmetic that runs on either device (needed on the
+    GPU); otherwise their faster CPU forms, which take statistics as named arguments."""
     from nvidia.dali import fn, types
     from nvidia.dali import math as dmath
     from nvidia.dali.auto_aug import augmentations as a
@@ -151,6 +166,10 @@ def _build_ops(spec: RandAugmentSpec, translate_rel: float = 0.45):
 
     @augmentation(**enhance)
     def contrast(data, factor):  # PIL: blend towards the (rounded) mean grey level of each frame
+        if portable:
+            mean = fn.reductions.mean(data, axes=[1, 2], keep_dims=True)  # (F, 1, 1, C)
+            grey = dmath.floor(fn.reductions.sum(mean * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
+            return fn.cast(grey + (data - grey) * factor, dtype=types.UINT8)  # rounds and saturates
         mean = fn.reductions.mean(data, axes=[1, 2])  # (F, C)
         grey = fn.reductions.sum(mean * types.Constant(LUMA), axes=[1])
         return fn.contrast(data, contrast=factor, contrast_center=fn.per_frame(dmath.floor(grey + 0.5)))
@@ -160,6 +179,9 @@ def _build_ops(spec: RandAugmentSpec, translate_rel: float = 0.45):
         lo = fn.cast(fn.reductions.min(data, axes=[1, 2], keep_dims=True), dtype=types.FLOAT)
         hi = fn.cast(fn.reductions.max(data, axes=[1, 2], keep_dims=True), dtype=types.FLOAT)
         spread = fn.cast(hi > lo, dtype=types.FLOAT)
+        if portable:
+            scale = 255.0 / ((hi - lo) * spread + (1.0 - spread))
+            return fn.cast((data - lo * spread) * (scale * spread + (1.0 - spread)), dtype=types.UINT8)
         return fn.normalize(data, mean=lo * spread, stddev=(hi - lo) / 255.0 * spread + (1.0 - spread),
                             axes=[1, 2], dtype=types.UINT8)
 
@@ -208,7 +230,8 @@ def _warp(data, matrix, shape, interp_type):
     from nvidia.dali import fn, types
 
     size = fn.cast(shape, dtype=types.FLOAT)
-    bordered = fn.slice(data, np.array([-1, -1], np.float32), size + 2.0, axes=[1, 2], normalized_anchor=False,
+    corner = types.Constant(np.array([-1, -1], np.float32), device="cpu")  # slice anchors live on the CPU
+    bordered = fn.slice(data, corner, size + 2.0, axes=[1, 2], normalized_anchor=False,
                         normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
     matrix = fn.transforms.combine(fn.transforms.translation(offset=[-1.0, -1.0]), matrix)
     return fn.warp_affine(bordered, matrix=matrix, size=size, interp_type=interp_type, inverse_map=False)
@@ -231,7 +254,7 @@ def _translate(data, rel, shape, axis: int, interp_type):
     frac = src - whole
     longer = fn.slice(data, fn.stack(whole), fn.stack(length + 1.0), **slice_kw)
     taps = fn.reshape(fn.stack(1.0 - frac, frac), shape=[1, 2] if axis == 1 else [2, 1])
-    return fn.filter(longer, taps, mode="valid")
+    return fn.filter(longer, taps.gpu() if data.device == "gpu" else taps, mode="valid")
 
 
 OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
@@ -249,19 +272,21 @@ def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: b
 
     from nvidia.dali.pipeline import do_not_convert
 
-    ops = do_not_convert(_build_ops)(spec)  # plain Python that builds the op list: no AutoGraph
+    ops = do_not_convert(_build_ops)(spec, portable=clips.device == "gpu")  # plain Python: no AutoGraph
+    seeds = itertools.count(seed + 1) if seed is not None else itertools.repeat(None)
     frame_shape = fn.slice(clips.shape(dtype=types.INT32), 1, 2, axes=[0])  # (H, W)
     interp = types.INTERP_NN if spec.interp == "nearest" else types.INTERP_LINEAR
     records = []
+    drawn = [OP_NAMES.index(name) for name in spec.only] or list(range(len(ops)))
     for _ in range(spec.n):
-        op = fn.random.uniform(values=list(range(len(ops))), dtype=types.INT32, seed=_next(seed))
-        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=_next(seed))  # per op application
+        op = fn.random.uniform(values=drawn, dtype=types.INT32, seed=next(seeds))
+        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=next(seeds))  # per op application
         mag = dmath.clamp(mag, 0.0, spec.mmax)
         mag_bin = fn.cast(mag * BINS_PER_UNIT, dtype=types.INT32)  # DALI's cast rounds to nearest
-        applied = fn.random.coin_flip(probability=spec.p, seed=_next(seed))
+        applied = fn.random.coin_flip(probability=spec.p, seed=next(seeds))
         # a skipped op selects the identity: one split and merge of the batch per op, not two
         chosen = op * fn.cast(applied, dtype=types.INT32) + len(ops) * (1 - fn.cast(applied, dtype=types.INT32))
-        clips = select(ops + [identity], chosen, clips, magnitude_bin=signed_bin(mag_bin, seed=_next(seed)),
+        clips = select(ops + [identity], chosen, clips, magnitude_bin=signed_bin(mag_bin, seed=next(seeds)),
                        num_magnitude_bins=spec.num_bins, shape=frame_shape, fill_value=FILL, interp_type=interp)
         if trace:
             records.append(fn.stack(fn.cast(op, dtype=types.INT32) * fn.cast(applied, dtype=types.INT32)
@@ -270,12 +295,3 @@ def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: b
         return clips, fn.stack(*records) if records else None
     return clips
 
-
-_counter = [0]
-
-
-def _next(seed: int | None) -> int | None:
-    if seed is None:
-        return None
-    _counter[0] += 1
-    return seed + _counter[0]

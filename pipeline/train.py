@@ -365,8 +365,7 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
 
     spec = clip_spec(cfg)
     augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa, cfg.aa_interp) if cfg.aa else None, flip=cfg.flip,
-                          scale=tuple(cfg.crop_scale),
-                          reprob=cfg.reprob, color_jitter=0.0 if cfg.aa else cfg.color_jitter)
+                          scale=tuple(cfg.crop_scale), reprob=cfg.reprob, aa_region=cfg.aa_region)
     # reuse: every loop below is done with a batch before it asks for the next
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
                   num_workers=cfg.num_workers, num_threads=cfg.num_threads, shard_id=d.rank, num_shards=d.world,

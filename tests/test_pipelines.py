@@ -203,3 +203,27 @@ def test_both_executors_deliver_the_same_clips(index_videos):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="executor='eager'"):
         VideoLoader(entries, spec, executor="eager")
+
+
+@pytest.mark.parametrize("region", ["frame", "crop"])
+def test_rand_augment_sees_the_whole_frame_as_videomae(tmp_path, region):
+    """VideoMAE runs RandAugment on the decoded frames, then crops. A frame whose mid-grey ramp
+    (100..150) has a black and a white corner block is left as it is by a whole-frame AutoContrast
+    (min 0, max 255); the same op on a small crop that misses a corner stretches the ramp to 0..255."""
+    import dataclasses
+
+    h, w = 72, 96
+    frame = np.broadcast_to(np.linspace(100, 150, w)[None, :, None], (h, w, 3)).astype(np.uint8).copy()
+    frame[:12, :12], frame[-12:, -12:] = 0, 255
+    path = write_video(tmp_path / "ramp.webm", np.repeat(frame[None], 24, 0), "vp9")
+    e = probe_video(path, label=0)
+    ra = dataclasses.replace(parse_rand_augment("rand-m7-n1-mstd0-p1"), only=("AutoContrast",))
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+    loader = VideoLoader([e] * 8, spec, batch_size=8, num_workers=1, seed=4,
+                         augment=AugmentSpec(rand_augment=ra, scale=(0.05, 0.1), flip=False, aa_region=region))
+    values = np.concatenate([pixels(v, spec).ravel() for b in loader.epoch(0) for v in b.video])
+    stretched = ((values > 20) & (values < 90)) | ((values > 160) & (values < 235))
+    if region == "frame":  # the ramp keeps its levels (a few blended pixels at the blocks' edges)
+        assert stretched.mean() < 0.02
+    else:
+        assert stretched.mean() > 0.3

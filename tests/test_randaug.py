@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.randaug import OP_NAMES, parse_rand_augment, rand_augment
+from pipeline.randaug import FILL, OP_NAMES, parse_rand_augment, rand_augment
 
 BASE = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 40, 3), dtype=np.uint8), 4, axis=0)
 
@@ -81,9 +81,9 @@ def test_geometric_ops_resample_as_asked(interp):
     assert len(hits) > 5
     levels = set(np.unique(np.concatenate([o.ravel() for o in hits])).tolist())
     if interp == "nearest":
-        assert levels <= {0, 118, 200}  # the picture's two levels and the fill
+        assert levels <= {0, FILL, 200}  # the picture's two levels and the fill
     else:
-        assert len(levels - {0, 118, 200}) > 20
+        assert len(levels - {0, FILL, 200}) > 20
 
 
 def test_interpolation_name_is_checked():
@@ -179,3 +179,44 @@ def test_fast_geometric_ops_match_a_filling_warp(interp):
         else:
             assert diff.max() <= 1, (kind, v, diff.max())
         assert (ours == FILL).mean() > 0.03, (kind, v)  # the fill came in
+
+
+@pytest.mark.parametrize("portable,name", [(p, n) for p in (False, True) for n in ("Contrast", "AutoContrast")])
+def test_gpu_forms_of_tone_ops_follow_pil_too(portable, name):
+    """The arithmetic forms used on the GPU (statistics cannot be named arguments there) give PIL's
+    result as the CPU forms do; run here on the CPU."""
+    from nvidia.dali import fn, pipeline_def
+
+    from pipeline.randaug import _build_ops
+
+    rng = np.random.default_rng(1)
+    base = np.stack([rng.integers(lo, lo + 90, (32, 40, 3)) for lo in (0, 40, 100, 160)]).astype(np.uint8)
+    base[1, ..., 2] = 50  # a flat channel: AutoContrast keeps it
+    spec = parse_rand_augment("rand-m7-n1-mstd0-p1")
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe():
+        ops = _build_ops(spec, portable=portable)
+        clip = fn.external_source(source=lambda: [base], layout="FHWC")
+        return ops[OP_NAMES.index(name)](clip, magnitude_bin=21, num_magnitude_bins=spec.num_bins)  # m = 7
+
+    p = pipe()
+    p.build()
+    out = np.asarray(p.run()[0][0]).astype(float)
+    x = base.astype(float)
+    if name == "Contrast":
+        m = np.floor(_pil_grey(x).mean((1, 2), keepdims=True)[..., None] + 0.5)
+        want = np.clip(np.round(m + 1.36 * (x - m)), 0, 255)
+    else:
+        lo, spread = x.min((1, 2), keepdims=True), np.ptp(x, (1, 2), keepdims=True)
+        want = np.where(spread > 0, np.round((x - lo) * 255 / np.maximum(spread, 1)), x)
+    assert np.abs(out - want).max() <= 1
+
+
+def test_only_restricts_the_drawn_ops():
+    spec = parse_rand_augment("rand-m7-n2-mstd0-p1")
+    import dataclasses
+    _, recs = run(dataclasses.replace(spec, only=("Invert", "Equalize")), batches=1)
+    assert set(recs[..., 0].ravel().tolist()) == {OP_NAMES.index("Invert"), OP_NAMES.index("Equalize")}
+    with pytest.raises(ValueError, match="RandAugment op 'Blur'"):
+        dataclasses.replace(spec, only=("Blur",))

@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="RandAugment geometric-op resampling to measure ours with (comma-separated)")
     s.add_argument("--executors", default="dynamic",
                    help="DALI executors to measure ours with (comma-separated: dynamic, pipelined)")
+    s.add_argument("--regions", default="frame",
+                   help="where RandAugment runs in ours (comma-separated: frame = VideoMAE's order, crop)")
     s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
     s.add_argument("--model", default="vit_small_patch16_224")
     s.add_argument("--batch", type=int, default=2)
@@ -43,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")}
     if "model" in kw:
         kw["model_name"] = kw.pop("model")
-    if "rand_augment" in kw:
-        kw["rand_augment"] = kw.pop("rand_augment")
     if args.which == "train":
         kw.pop("work", None)
     run_bench(args.which, args.json, **kw)
