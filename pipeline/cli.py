@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"apt-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"apt-video {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 class UserError(Exception):

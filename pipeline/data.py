@@ -18,7 +18,8 @@ from pathlib import Path
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
                     ".ogv", ".3gp", ".ts")
 MANIFEST_COLUMNS = ("path", "label", "frames", "fps", "codec", "width", "height", "duration", "status",
-                    "reason")
+                    "reason", "rotation")
+OPTIONAL_COLUMNS = ("rotation",)  # manifests written before these columns existed still read
 
 
 class DataError(ValueError):
@@ -39,6 +40,7 @@ class VideoEntry:
     duration: float = 0.0
     status: str = "unprobed"
     reason: str = ""
+    rotation: int = 0  # degrees counter-clockwise to turn the decoded frames upright (display matrix)
 
     @property
     def ok(self) -> bool:
@@ -61,7 +63,7 @@ class VideoEntry:
             return cls(path=row["path"], label=int(row["label"]), frames=int(row["frames"]),
                        fps=float(row["fps"]), codec=row["codec"], width=int(row["width"]),
                        height=int(row["height"]), duration=float(row["duration"]),
-                       status=row["status"], reason=row.get("reason") or "")
+                       status=row["status"], reason=row.get("reason") or "", rotation=int(row.get("rotation") or 0))
         except (KeyError, ValueError) as exc:
             raise DataError(f"{where}: not a manifest row ({exc}); expected columns "
                             f"{','.join(MANIFEST_COLUMNS)}") from exc
@@ -80,13 +82,18 @@ class Dataset:
 
 
 # -- writing files atomically ----------------------------------------------------------------------
+#: how text files are encoded: UTF-8, with file-name bytes that are not UTF-8 written back as the
+#: same bytes (Python decodes such names with surrogate escapes): names survive a round trip
+TEXT = dict(encoding="utf-8", errors="surrogateescape")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, "w", newline="", **TEXT) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -108,65 +115,115 @@ def write_manifest(path: str | Path, entries: list[VideoEntry]) -> None:
 
 
 def read_manifest(path: str | Path) -> list[VideoEntry]:
+    """The rows of a manifest; its columns may come in any order."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
+    required = set(MANIFEST_COLUMNS) - set(OPTIONAL_COLUMNS)
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(MANIFEST_COLUMNS) <= set(reader.fieldnames):
-            raise DataError(f"{path}: not a manifest: the header must hold {','.join(MANIFEST_COLUMNS)}")
+        if reader.fieldnames is None or not required <= set(reader.fieldnames):
+            raise DataError(f"{path}: not a manifest: the header must hold {','.join(sorted(required))}")
         return [VideoEntry.from_row(row, f"{path}:{i + 2}") for i, row in enumerate(reader)]
 
 
 def is_manifest(path: Path) -> bool:
+    """A CSV whose header names the manifest columns (in any order)."""
     if path.suffix != ".csv" or not path.is_file():
         return False
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readline().strip().startswith("path,label,frames")
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = {c.strip() for c in f.readline().strip().split(",")}
+    return {"path", "label", "frames", "status"} <= header
 
 
 # -- class names ---------------------------------------------------------------------------------------
 def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name per line, line i is label i."""
-    names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    names = [ln.strip() for ln in read_text_file(path, "class list").splitlines() if ln.strip()]
     if len(set(names)) != len(names):
         raise DataError(f"{path}: class names repeat; each line must name a distinct class")
     return names
 
 
 # -- dataset sources ----------------------------------------------------------------------------------
+def read_text_file(path: str | Path, what: str) -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped); one clear error for other encodings."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: the {what} is not UTF-8 (byte 0x{data[exc.start]:02x}); save it as "
+                        f"UTF-8 (for example: iconv -f latin1 -t utf-8)") from None
+
+
 def read_list_file(path: str | Path, data_root: str | Path | None = None) -> list[VideoEntry]:
     """VideoMAE list file: ``<path> <int label>`` per line, space separated, no header.
 
-    Paths are relative to ``data_root`` (default: the list file's folder). The path may contain
-    spaces: the label is the last field.
+    Paths are relative to ``data_root`` (default: the list file's folder) and kept as written
+    (made absolute, symbolic links not followed). The path may contain spaces: the label is the
+    last field, a whole number >= 0.
     """
     path = Path(path)
     root = Path(data_root) if data_root else path.parent
     entries = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "list file").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rstrip().rsplit(" ", 1)
         if len(parts) != 2 or not re.fullmatch(r"-?\d+", parts[1]):
             raise DataError(f"{path}:{n}: expected '<path> <int label>', got {line.strip()!r}")
-        p = Path(parts[0])
-        entries.append(VideoEntry(path=str(p if p.is_absolute() else (root / p).resolve()),
-                                  label=int(parts[1])))
+        if int(parts[1]) < 0:
+            raise DataError(f"{path}:{n}: label {parts[1]} is negative; labels are class numbers 0, 1, 2, ...")
+        entries.append(VideoEntry(path=os.path.abspath(root / parts[0]), label=int(parts[1])))
     if not entries:
         raise DataError(f"{path}: the list file holds no videos")
     return entries
 
 
+def walk_videos(folder: str | Path) -> tuple[list[Path], list[str]]:
+    """Video files under ``folder``, sorted, following linked folders once: ``(paths, problems)``.
+
+    Paths are as found (absolute, links not resolved). A link to a missing target is kept (probing
+    reports it); a folder named like a video is not a video; a link loop is reported once and not
+    followed.
+    """
+    folder = Path(os.path.abspath(folder))
+    found, problems, seen = [], [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            problems.append(f"{top}: a link loop (this folder was already visited); not followed again")
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.exists(os.path.join(top, d)))
+        found += [Path(top, f) for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+    return sorted(found), problems
+
+
 def scan_folder(folder: str | Path, labelled: bool = True) -> tuple[list[VideoEntry], list[str]]:
     """Videos under ``folder``. With ``labelled``, one sub-folder per class (sorted names = labels);
-    otherwise every video file found recursively, label -1, sorted by path."""
-    folder = Path(folder)
+    otherwise every video file found recursively, label -1, sorted by path. Link loops are
+    reported once (``log.warning``) and not followed."""
+    folder = Path(os.path.abspath(folder))
     if labelled:
         classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-        entries = [VideoEntry(path=str(p.resolve()), label=i) for i, c in enumerate(classes)
-                   for p in sorted((folder / c).rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        entries = []
+        for i, c in enumerate(classes):
+            paths, problems = walk_videos(folder / c)
+            _report(problems)
+            entries += [VideoEntry(path=str(p), label=i) for p in paths]
         return entries, classes
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-    return [VideoEntry(path=str(p.resolve())) for p in files], []
+    paths, problems = walk_videos(folder)
+    _report(problems)
+    return [VideoEntry(path=str(p)) for p in paths], []
+
+
+def _report(problems: list[str]) -> None:
+    import logging
+
+    for problem in problems:
+        logging.getLogger(__name__).warning("%s", problem)
 
 
 def read_ssv2(labels_json: str | Path, split_json: str | Path, video_dir: str | Path,
@@ -202,8 +259,10 @@ def open_dataset(source: str | Path, data_root: str | Path | None = None,
     the sub-folder names; failing all of these, ``class_<i>``.
     """
     source = Path(source)
-    if not source.exists():
+    if not source.exists() and not source.is_symlink():
         raise DataError(f"{source}: no such file or folder")
+    if source.suffix.lower() in VIDEO_EXTENSIONS and not source.is_dir():  # one video
+        return Dataset([VideoEntry(path=os.path.abspath(source))], classes or [], str(source))
     if source.suffix == ".json":  # SSv2: a split file, its labels file beside it, videos in data_root
         labels = [p for p in sorted(source.parent.glob("*labels*.json")) if p != source]
         if not labels:

@@ -19,8 +19,10 @@ retries that batch through PyAV.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -80,6 +82,8 @@ class ClipSource:
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.shard_id, self.num_shards = shard_id, num_shards
         self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
+        self._parent = os.getpid()  # the process whose pipeline starts the DALI workers
+        self._tied = False
 
     # -- which sample goes where ------------------------------------------------------------------
     def order(self, epoch: int) -> list[int]:
@@ -104,6 +108,9 @@ class ClipSource:
         return mine + [-1] * pad
 
     def __call__(self, info):
+        if not self._tied and os.getpid() != self._parent:
+            _die_with_parent(self._parent)
+            self._tied = True
         epoch = self.start_epoch + info.epoch_idx
         pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
         order = self._cached_order(epoch)
@@ -167,6 +174,21 @@ class ClipSource:
         return (data, frames, indices, np.asarray([rh, rw], np.float32), anchors,
                 np.array(label, np.int32), np.array(k, np.int64), np.array(status, np.int32),
                 np.array(use_dali, np.bool_), err, expand)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a DALI worker process: be killed when the process that started it dies (even by SIGKILL,
+    which leaves no chance to clean up), instead of running on as an orphan holding memory."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _source_outputs(source: ClipSource, device: str):
@@ -270,22 +292,32 @@ def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, 
     return pipe(**pipe_kw)
 
 
+class Failure(NamedTuple):
+    """A video the loader could not deliver: its position in the loader's entries, path and why."""
+
+    index: int
+    path: str
+    reason: str
+
+
 @dataclass
 class Batch:
     """Delivered samples only. ``video``: ``(B, 3, T, S, S)`` (train/eval; in training B = videos x
     ``num_sample``, a video's repeats side by side) or ``(B, V, 3, T, S, S)`` (test, V = segments x
     crops, segment-major). ``labels`` and ``ids`` (indices into the loader's entries) per row. With
-    ``VideoLoader(reuse=True)`` the next batch overwrites ``video``."""
+    ``VideoLoader(reuse=True)`` the next batch overwrites ``video``. ``weight`` is set only for a
+    training batch of a multi-rank run whose every sample failed (all zeros)."""
 
     video: torch.Tensor
     labels: torch.Tensor
     ids: list[int]
+    weight: torch.Tensor | None = None  # per row; None: every row counts (0: a placeholder row)
 
 
 @dataclass
 class VideoLoader:
     """Batches of one shard of ``entries`` through DALI, epoch after epoch, with every video either
-    delivered or listed in ``failures`` as ``(path, reason)``."""
+    delivered or listed in ``failures`` (``Failure(index into entries, path, reason)``)."""
 
     entries: list[VideoEntry]
     spec: ClipSpec
@@ -312,7 +344,7 @@ class VideoLoader:
     #: operator's buffers and on CPU runs the training graph ~20% faster, but its memory grows
     #: with the largest share of a batch each RandAugment branch has seen (``apt-video bench loader``)
     executor: str = "dynamic"
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
     def __post_init__(self):
         bad = [e for e in self.entries if not e.ok]
@@ -369,10 +401,13 @@ class VideoLoader:
             # test views are ragged (distinct frames differ per video): converted sample by sample
             self._iter = _BatchIterator(pipe, names, ragged=("video", "expand") if self.mode == "test" else ())
         else:
-            self._iter = DALIGenericIterator(pipe, names, auto_reset=True)
+            # the first batch is made on the first next(), inside epoch()'s retry, not here
+            self._iter = DALIGenericIterator(pipe, names, auto_reset=True, prepare_first_batch=False)
 
     def epoch(self, epoch: int):
         """Yield the batches of ``epoch`` (epochs must be asked for in order from any start)."""
+        if not self.source().order(epoch):  # an empty shard (more ranks than videos): no batch
+            return
         if self._iter is None or epoch != self._next_epoch:
             self._build(epoch, 0)
         self._next_epoch = epoch + 1
@@ -404,8 +439,13 @@ class VideoLoader:
         sids = out["sid"].reshape(-1).cpu().tolist()
         self._report(out, status, sids)
         keep = torch.nonzero(status == OK).reshape(-1)
+        weight = None
         if keep.numel() == 0:
-            return None
+            if self.mode != "train" or self.num_shards == 1:
+                return None
+            # every sample failed: the other ranks still step, so this one delivers its placeholder
+            # clips with weight 0 (a zero loss that keeps DDP's gradient all-reduce in step)
+            keep, weight = torch.arange(len(status)), torch.zeros(len(status) * self._repeats)
         r = self._repeats
         outs = [out[f"video{j}"] for j in range(r)] if self.mode == "train" else [out["video"]]
         if keep.numel() < len(status):
@@ -415,8 +455,8 @@ class VideoLoader:
         video = torch.stack(outs, 1, out=self._buffer((len(keep), r, *outs[0].shape[1:]), outs[0])).flatten(0, 1)
         if self.mode == "eval":
             video = video[:, 0]
-        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long().repeat_interleave(r)
-        return Batch(video, labels, [sids[i] for i in keep.tolist() for _ in range(r)])
+        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long().repeat_interleave(r).clamp(min=0)
+        return Batch(video, labels, [sids[i] for i in keep.tolist() for _ in range(r)], weight)
 
     def _deliver_views(self, out, status) -> Batch | None:
         sids = out["sid"].reshape(-1).tolist()
@@ -451,7 +491,7 @@ class VideoLoader:
     def _report(self, out, status, sids):
         for i in torch.nonzero(status == FAILED).reshape(-1).tolist():
             reason = bytes(out["error"][i].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace")
-            self.failures.append((self.entries[sids[i]].path, reason))
+            self.failures.append(Failure(sids[i], self.entries[sids[i]].path, reason))
             log.warning("%s: skipped: %s", self.entries[sids[i]].path, reason)
 
     def close(self):

@@ -7,24 +7,21 @@ killed run loses nothing it wrote and ``--resume`` carries on after the last com
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data import DataError, VideoEntry, open_dataset, read_list_file
+from .rows import Resume, Row, RowWriter
 from .sampling import ClipSpec
 
-log = logging.getLogger("apt_video")
-COLUMNS = ("video", "status", "pred", "prob", "top_k", "error")
+log = logging.getLogger(__name__)
 
 
 def clip_spec_from_meta(meta: dict, views: tuple[int, int] | None = None) -> ClipSpec:
@@ -41,10 +38,10 @@ def scoring_inputs(source: str | Path, data_root: str | Path | None = None) -> t
     source = Path(source)
     ds = open_dataset(source, data_root)
     if source.is_dir():
-        base = source.resolve()
+        base = Path(os.path.abspath(source))
         ids = [os.path.relpath(e.path, base) for e in ds.entries]
     else:
-        base = Path(data_root).resolve() if data_root else source.resolve().parent
+        base = Path(os.path.abspath(data_root if data_root else source.parent))
         ids = [os.path.relpath(e.path, base) if Path(e.path).is_relative_to(base) else e.path for e in ds.entries]
     return ds.entries, ids
 
@@ -56,94 +53,13 @@ def read_labels(path: str | Path, data_root: str | Path | None = None) -> dict[s
     return {str(Path(e.path).resolve()): e.label for e in entries}
 
 
-# -- output rows ---------------------------------------------------------------------------------------
-@dataclass
-class Row:
-    video: str
-    status: str
-    pred: str = ""
-    prob: float | None = None
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    error: str = ""
-
-    def csv_line(self) -> str:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(
-            [self.video, self.status, self.pred, "" if self.prob is None else f"{self.prob:.6f}",
-             ";".join(f"{lab}:{p:.6f}" for lab, p in self.top_k), self.error])
-        return buf.getvalue()
-
-    def json_line(self) -> str:
-        return json.dumps({"video": self.video, "status": self.status, "pred": self.pred or None,
-                           "prob": None if self.prob is None else round(self.prob, 6),
-                           "top_k": [{"label": lab, "prob": round(p, 6)} for lab, p in self.top_k],
-                           "error": self.error or None}) + "\n"
-
-
+# -- the scoring loop ---------------------------------------------------------------------------------
 def prediction_row(video: str, probs: np.ndarray, classes: list[str], k: int) -> Row:
     order = np.argsort(-probs)[:k]
-    names = [classes[i] if i < len(classes) else str(i) for i in order]
+    names = [classes[i] for i in order]
     return Row(video, "ok", names[0], float(probs[order[0]]), [(n, float(probs[i])) for n, i in zip(names, order)])
 
 
-def done_videos(out: Path, fmt: str) -> set[str]:
-    """Videos already written to ``out``; a torn last line (a kill mid-write) is cut off first."""
-    if not out.is_file():
-        return set()
-    data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with open(out, "r+b") as f:
-            f.truncate(cut)
-        data = data[:cut]
-    text = data.decode("utf-8")
-    if fmt == "jsonl":
-        return {json.loads(line)["video"] for line in text.splitlines() if line.strip()}
-    rows = list(csv.reader(io.StringIO(text)))
-    return {r[0] for r in rows[1:] if r}
-
-
-class RowWriter:
-    """Appends rows in input order as soon as every earlier row is known; flushes each batch."""
-
-    def __init__(self, path: Path, fmt: str, ids: list[str], skip: set[str]):
-        self.path, self.fmt, self.ids = path, fmt, ids
-        self.skip = skip
-        new = not path.is_file() or path.stat().st_size == 0
-        self.file = open(path, "a", encoding="utf-8", newline="")
-        if new and fmt == "csv":
-            self.file.write(",".join(COLUMNS) + "\n")
-        self.ready: dict[int, Row] = {}
-        self.next = 0
-        self.written: list[Row] = []
-        self._advance()
-
-    def put(self, index: int, row: Row) -> None:
-        self.ready[index] = row
-        self._advance()
-
-    def _advance(self) -> None:
-        wrote = False
-        while self.next < len(self.ids):
-            if self.ids[self.next] in self.skip:
-                self.next += 1
-                continue
-            row = self.ready.pop(self.next, None)
-            if row is None:
-                break
-            self.file.write(row.csv_line() if self.fmt == "csv" else row.json_line())
-            self.written.append(row)
-            self.next += 1
-            wrote = True
-        if wrote:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
-
-
-# -- the scoring loop ---------------------------------------------------------------------------------
 @dataclass
 class ScoreResult:
     rows: list[Row]
@@ -154,11 +70,17 @@ class ScoreResult:
     seconds: float
     backend: str
 
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed + self.skipped
+
 
 def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out: Path, fmt: str = "csv",
           batch: int = 30, top_k: int = 5, resume: bool = False, workers: int = 2, shard: tuple[int, int] = (0, 1),
           device: str = "cpu", progress: bool = True) -> ScoreResult:
-    """Score this shard's share of ``entries`` (already probed) into ``out``."""
+    """Score this shard's share of ``entries`` (already probed) into ``out``: one row per entry of
+    the shard, in order, ok or error. With ``resume`` the rows already in ``out`` (the first ones of
+    the shard, checked against ``ids``) are kept and scoring goes on after them."""
     from tqdm import tqdm
 
     from .loader import VideoLoader
@@ -167,9 +89,14 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
     per = -(-len(entries) // world)
     lo, hi = rank * per, min(len(entries), (rank + 1) * per)
     mine = list(range(lo, hi))
-    skip = done_videos(out, fmt) if resume else set()
-    writer = RowWriter(out, fmt, [ids[i] for i in mine], skip)
-    todo = [i for i in mine if ids[i] not in skip]
+    done = 0
+    if resume:
+        previous = Resume.read(out, fmt)
+        previous.check(out, [ids[i] for i in mine])
+        previous.cut_torn_row(out)
+        done = len(previous.videos)
+    writer = RowWriter(out, fmt, [ids[i] for i in mine], start=done)
+    todo = mine[done:]
     classes = runner.classes
     usable = []
     for i in todo:
@@ -208,13 +135,11 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
             elapsed = time.perf_counter() - t0
             bar.set_postfix(videos_s=f"{bar.n / elapsed:.2f}", clips_s=f"{clips_done / elapsed:.1f}")
 
-        by_path = {entries[i].path: k for k, i in enumerate(usable)}  # built once, not per batch
-
         def report_failures():
             nonlocal reported
-            for path, reason in loader.failures[reported:]:
-                k = by_path[path]
-                writer.put(usable[k] - lo, Row(ids[usable[k]], "error", error=f"decode: {reason}"))
+            for failure in loader.failures[reported:]:  # by position in `usable`: names may repeat
+                i = usable[failure.index]
+                writer.put(i - lo, Row(ids[i], "error", error=f"decode: {failure.reason}"))
                 bar.update()
             reported = len(loader.failures)
 
@@ -239,25 +164,14 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
         if fill:
             run(engine[:fill])
         loader.close()
+    for k in writer.missing():  # never a silent gap: a row the loader neither delivered nor failed
+        log.error("%s: the loader returned neither its views nor an error", ids[lo + k])
+        writer.put(k, Row(ids[lo + k], "error", error="not scored: the loader returned neither views nor an error"))
     bar.close()
     writer.close()
     rows = writer.written
-    return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), len(skip),
+    return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), done,
                        clips_done, time.perf_counter() - t0, getattr(runner, "name", "?"))
-
-
-def read_rows(out: Path, fmt: str) -> list[dict]:
-    """The rows of a finished output file, as dicts with ``top_k`` as a list of (label, prob)."""
-    text = out.read_text(encoding="utf-8")
-    if fmt == "jsonl":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        for r in rows:
-            r["top_k"] = [(t["label"], t["prob"]) for t in r["top_k"]]
-        return rows
-    rows = list(csv.DictReader(io.StringIO(text)))
-    for r in rows:
-        r["top_k"] = [(t.rsplit(":", 1)[0], float(t.rsplit(":", 1)[1])) for t in r["top_k"].split(";") if t]
-    return rows
 
 
 def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], labels: dict[str, int],
@@ -274,7 +188,7 @@ def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], l
         if r["status"] != "ok":
             continue
         lab = labels.get(path_of.get(r["video"], ""))
-        if lab is None:
+        if lab is None or lab < 0:  # -1: a manifest row without a label
             unlabelled.append(r["video"])
             continue
         names = [t[0] for t in r["top_k"]]

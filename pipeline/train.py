@@ -129,14 +129,18 @@ def set_lr(optimizer: torch.optim.Optimizer, lr_values: np.ndarray, step: int) -
 
 
 def forward_backward(net, video: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, scaler=None,
-                     amp_dtype: torch.dtype | None = None, sync: bool = True) -> torch.Tensor:
+                     amp_dtype: torch.dtype | None = None, sync: bool = True,
+                     weight: torch.Tensor | None = None) -> torch.Tensor:
     """One micro-batch: label-smoothed cross entropy of ``net(video)`` (``(B, 3, T, S, S)``
     normalised), backward of ``loss / update_freq``. ``sync=False`` skips DDP's gradient all-reduce
-    (an accumulation step). Returns the mean loss, detached, on the device (no host sync)."""
+    (an accumulation step); ``weight`` (all zeros) makes a placeholder batch that only keeps the
+    ranks in step. Returns the mean loss, detached, on the device (no host sync)."""
     ctx = net.no_sync() if (not sync and hasattr(net, "no_sync")) else nullcontext()
     device_type = video.device.type
     with ctx, torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
         loss = F.cross_entropy(net(video), labels, label_smoothing=cfg.smoothing)
+        if weight is not None:
+            loss = loss * weight.to(loss.device).mean()
         scaled = loss / cfg.update_freq
         (scaler.scale(scaled) if scaler else scaled).backward()
     return loss.detach()
@@ -177,16 +181,18 @@ def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np
         video = batch.video.to(d.device, non_blocking=True)
         labels = batch.labels.to(d.device, non_blocking=True)
         sync = (i + 1) % cfg.update_freq == 0
-        loss = forward_backward(model, video, labels, cfg, scaler, amp_dtype, sync=sync or d.world == 1)
+        loss = forward_backward(model, video, labels, cfg, scaler, amp_dtype, sync=sync or d.world == 1,
+                                weight=batch.weight)
         if sync:
             optimizer_step(model, optimizer, scaler, cfg.clip_grad)
             step += 1
-        loss_sum += loss * len(labels)
-        seen += len(labels)
+        if batch.weight is None:  # a placeholder batch (weight 0) is not part of the epoch's loss
+            loss_sum += loss * len(labels)
+            seen += len(labels)
         bar.update()
         if (i + 1) % FINITE_CHECK_EVERY == 0:
             _check_finite(loss_sum, epoch, i, optimizer)
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+            bar.set_postfix(loss=f"{loss_sum.item() / max(seen, 1):.3f}",
                             clips_s=f"{seen * d.world / (time.perf_counter() - t0):.1f}")
     bar.close()
     _check_finite(loss_sum, epoch, None, optimizer)
@@ -413,7 +419,7 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
         if val_loader is not None and ((epoch + 1) % cfg.eval_freq == 0 or epoch + 1 == cfg.epochs):
             stats.update(evaluate(net, val_loader, cfg, d))
         history.append(stats)
-        skipped += [("train", p, "decode-error", r) for p, r in train_loader.failures]
+        skipped += [("train", f.path, "decode-error", f.reason) for f in train_loader.failures]
         if d.main:
             improved = stats.get("val_top1", -1.0) > best
             best = max(best, stats.get("val_top1", -1.0))
@@ -450,7 +456,7 @@ def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped
     loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)
     local = predict_views(model, loader, d, cfg.amp)
     merged, failures = {}, []
-    for part, fails in zip(gather(d, local), gather(d, loader.failures)):
+    for part, fails in zip(gather(d, local), gather(d, [(f.path, f.reason) for f in loader.failures])):
         merged.update(part)
         failures += fails
     if not d.main:

@@ -23,7 +23,7 @@ PYAV_MAX_SIDE = 640
 def dali_can_decode(entry: VideoEntry, device: str) -> bool:
     """True when DALI's own decoder should read this file on ``device`` ('cpu' or 'gpu')."""
     return (entry.codec in DALI_CODECS[device] and max(entry.width, entry.height) <= DALI_MAX_SIDE
-            and not entry.damaged)
+            and not entry.damaged and not entry.rotation)
 
 
 def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: bool = True) -> VideoEntry:
@@ -38,6 +38,10 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
     e = VideoEntry(path=str(path), label=label)
     p = Path(path)
     if not p.is_file():
+        if p.is_symlink():
+            return _bad(e, "missing", "a link whose target does not exist (or a link loop)")
+        if p.is_dir():
+            return _bad(e, "missing", "a folder, not a video file")
         return _bad(e, "missing", "file not found")
     if p.stat().st_size == 0:
         return _bad(e, "empty", "zero-byte file")
@@ -60,7 +64,7 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
             if full:
                 for frame in container.decode(stream):
                     if count == 0:
-                        e.width, e.height = frame.width, frame.height
+                        e.width, e.height, e.rotation = frame.width, frame.height, _rotation(frame)
                     count += 1
             else:
                 for packet in container.demux(stream):
@@ -70,7 +74,7 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
                         frames = packet.decode()
                         if not frames:
                             continue
-                        e.width, e.height = frames[0].width, frames[0].height
+                        e.width, e.height, e.rotation = frames[0].width, frames[0].height, _rotation(frames[0])
                     count += 1
         except av.error.DecoderNotFoundError:
             return _bad(e, "unsupported-codec", f"no decoder here for codec {e.codec or '?'}")
@@ -90,8 +94,17 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
         notes.append(f"damaged: decoding stops after frame {count} ({error}); those frames are used")
     if count < clip_frames:
         notes.append(f"short: {count} frames < {clip_frames}; padded by repeating frames")
+    if e.rotation:
+        notes.append(f"rotated: the display matrix turns it {e.rotation} degrees; decoded upright by PyAV")
+        if e.rotation in (90, 270):
+            e.width, e.height = e.height, e.width  # the upright frame's size
     e.status, e.reason = "ok", "; ".join(notes)
     return e
+
+
+def _rotation(frame) -> int:
+    """Counter-clockwise degrees (0, 90, 180 or 270) the display matrix turns this frame."""
+    return int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4 * 90
 
 
 def _bad(e: VideoEntry, status: str, reason: str) -> VideoEntry:
@@ -104,11 +117,12 @@ def _msg(exc: BaseException) -> str:
 
 
 def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE) -> np.ndarray:
-    """Frames at ``indices`` (decode order, any order, repeats allowed) as FHWC uint8 RGB.
+    """Frames at ``indices`` (decode order, any order, repeats allowed) as FHWC uint8 RGB, upright.
 
     Decodes from the start up to the largest index once; an index past the last decodable frame
     takes the last frame (VideoMAE's padding). Frames larger than ``max_side`` are scaled down while
-    decoding, keeping the aspect ratio. Raises ``RuntimeError`` when no frame decodes.
+    decoding, keeping the aspect ratio; a display matrix's rotation is applied. Raises
+    ``RuntimeError`` when no frame decodes.
     """
     import av
 
@@ -122,7 +136,8 @@ def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE) -> n
         if max(w, h) > max_side:
             s = max_side / max(w, h)
             w, h = max(2, round(w * s / 2) * 2), max(2, round(h * s / 2) * 2)
-        return frame.to_ndarray(format="rgb24", width=w, height=h)
+        return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24", width=w, height=h),
+                                             k=_rotation(frame) // 90))
 
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]

@@ -57,10 +57,10 @@ def test_folder_rows_in_order_with_statuses(tmp_path, folder, exported, capsys):
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 14
     for r in ok:
-        top = [t.rsplit(":", 1) for t in r["top_k"].split(";")]
+        top = json.loads(r["top_k"])
         assert top[0][0] == r["pred"] and float(top[0][1]) == pytest.approx(float(r["prob"]))
         assert len(top) == 4 and abs(sum(float(p) for _, p in top) - 1) < 1e-3
-    assert "scored 14 ok, 4 failed" in capsys.readouterr().out
+    assert "scored 18 videos: 14 ok, 4 failed" in capsys.readouterr().out
 
 
 def test_predictions_equal_pytorch_on_the_same_views(tmp_path, folder, exported, prompt_run):
@@ -119,10 +119,18 @@ def test_jsonl_and_csv_agree(tmp_path, folder, exported):
 
 def test_output_never_overwrites(tmp_path, folder, exported, capsys):
     assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(folder / "test.csv")]) == 2
-    assert "is one of the inputs" in capsys.readouterr().err
+    assert "not an apt-video score output" in capsys.readouterr().err
     (tmp_path / "x.csv").write_text("keep me\n")
-    assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(tmp_path / "x.csv")]) == 2
-    assert (tmp_path / "x.csv").read_text() == "keep me\n"
+    for resume in ([], ["--resume"]):
+        assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(tmp_path / "x.csv")]
+                    + resume) == 2
+        assert (tmp_path / "x.csv").read_text() == "keep me\n"
+    # the exported graph itself, named as OUT with --resume, is refused and left intact
+    graph = exported / "model.onnx"
+    before = graph.read_bytes()
+    assert main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(graph), "--resume"]) == 2
+    assert "not an apt-video score output" in capsys.readouterr().err
+    assert graph.read_bytes() == before
 
 
 def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run, kill_when):
@@ -135,7 +143,7 @@ def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run, kill_wh
     before = read_csv(out)
     assert 3 <= len(before) < 32
     with open(out, "a") as f:
-        f.write("videos/half-written-row,o")  # a torn last line, as a kill mid-write leaves
+        f.write('"videos/half\nwritten-row",o')  # a torn last row with a quoted newline, as a kill leaves
     assert subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     after = read_csv(out)
     expect = sorted(os.path.relpath(p, data / "videos") for p in (data / "videos").rglob("*.webm"))
@@ -173,3 +181,166 @@ def test_demo_reduced(tmp_path, capsys):
         assert (work / f).is_file(), f
     metrics = json.loads((work / "heldout_predictions.csv.metrics.json").read_text())
     assert metrics["videos"] == 12 and metrics["top1"] > 25.0
+
+
+# -- nothing lost, nothing wrong: the adversarial cases -------------------------------------------------
+def _score(*args):
+    return main(["score", *map(str, args), "--no-progress"])
+
+
+def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, exported, capsys):
+    """A video listed twice that fails at decode (after its probe was cached) used to stop every
+    later row, with exit 0 and '1 ok, 0 failed'."""
+    from pipeline.synth import motion_clip
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "bad", "c", "d"):
+        write_video(tmp_path / f"{name}.webm", motion_clip(45, 24, 64, 48, rng), "vp9")
+    (tmp_path / "list.txt").write_text("a.webm 0\nbad.webm 1\nc.webm 2\nbad.webm 1\nd.webm 0\n")
+    assert _score(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "first.csv") == 0
+    bad = tmp_path / "bad.webm"
+    st = bad.stat()
+    bad.write_bytes(np.random.default_rng(1).integers(0, 256, st.st_size, dtype=np.uint8).tobytes())
+    os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))  # the cached probe still matches
+    capsys.readouterr()
+    assert _score(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "second.csv") == 1
+    rows = read_csv(tmp_path / "second.csv")
+    assert [(r["video"], r["status"]) for r in rows] == [("a.webm", "ok"), ("bad.webm", "error"), ("c.webm", "ok"),
+                                                         ("bad.webm", "error"), ("d.webm", "ok")]
+    assert "scored 5 videos: 3 ok, 2 failed" in capsys.readouterr().out
+
+
+def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, exported):
+    from pipeline.synth import motion_clip
+
+    write_video(tmp_path / "v" / "real.webm", motion_clip(0, 24, 64, 48, np.random.default_rng(0)), "vp9")
+    (tmp_path / "v" / "link.webm").symlink_to("real.webm")
+    (tmp_path / "v" / "gone.webm").symlink_to("nowhere.webm")
+    (tmp_path / "v" / "sub").mkdir()
+    (tmp_path / "v" / "sub" / "loop").symlink_to("..")
+    (tmp_path / "v" / "folder.mp4").mkdir()  # a folder named like a video is not one
+    assert _score(tmp_path / "v", "--model", exported, "-o", tmp_path / "l.csv") == 1
+    rows = {r["video"]: r for r in read_csv(tmp_path / "l.csv")}
+    assert sorted(rows) == ["gone.webm", "link.webm", "real.webm"]
+    assert rows["gone.webm"]["status"] == "error" and "link" in rows["gone.webm"]["error"]
+    assert rows["link.webm"]["pred"] == rows["real.webm"]["pred"]
+
+
+@pytest.mark.parametrize("name", [b"caf\xe9.webm", b"two\rlines.webm", b"comma, \"quote\".webm"])
+def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, name):
+    from pipeline.synth import motion_clip
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for n in (b"a.webm", name, b"z.webm"):
+        write_video(os.fsdecode(os.path.join(os.fsencode(folder), n)), motion_clip(0, 24, 64, 48, rng), "vp9")
+    out = tmp_path / "o.csv"
+    assert _score(folder, "--model", exported, "-o", out) == 0
+    from pipeline.rows import read_rows
+    videos = [r["video"] for r in read_rows(out)]
+    assert os.fsencode(videos[1]) == name and len(videos) == 3
+    data = out.read_bytes()
+    assert name.replace(b'"', b'""') in data  # the very bytes of the name
+    assert _score(folder, "--model", exported, "-o", out, "--resume") == 0
+    assert out.read_bytes() == data  # nothing to add, nothing changed
+    jl = tmp_path / "o.jsonl"
+    assert _score(folder, "--model", exported, "-o", jl) == 0
+    assert os.fsencode(json.loads(jl.read_text().splitlines()[1])["video"]) == name
+
+
+def test_resume_refuses_rows_of_another_input(tmp_path, folder, exported, capsys):
+    out = tmp_path / "o.csv"
+    assert _score(folder / "test.csv", "--model", exported, "-o", out) == 0
+    before = out.read_bytes()
+    assert _score(folder / "videos", "--model", exported, "-o", out, "--resume") == 2
+    assert "written for another input" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path, folder, exported, capsys):
+    from pipeline.rows import OutputLock
+
+    out = tmp_path / "o.csv"
+    with OutputLock(out):
+        assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 2
+    assert "another apt-video run" in capsys.readouterr().err
+    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0  # the lock is gone
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch", "-5"], "--batch: '-5': must be at least 1"),
+    (["--top-k", "0"], "--top-k: '0': must be at least 1"),
+    (["--workers", "0"], "--workers: '0': must be at least 1"),
+    (["--views", "0x3"], "both numbers must be >= 1"),
+])
+def test_numeric_options_are_range_checked(tmp_path, folder, exported, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "o.csv", *args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_output_problems_are_one_line(tmp_path, folder, exported, capsys):
+    assert _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "no" / "such" / "o.csv") == 2
+    assert "does not exist; create it first" in capsys.readouterr().err
+    assert _score(folder / "test.csv", "--model", exported, "-o", "/dev/full") == 2  # a full disk
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_format_is_the_existing_files(tmp_path, folder, exported):
+    out = tmp_path / "x.csv"
+    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--format", "jsonl") == 0
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:5]) + "\n")
+    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0
+    assert [json.loads(x)["video"] for x in out.read_text().splitlines()] == [json.loads(x)["video"] for x in lines]
+
+
+def test_a_single_video_is_scored(tmp_path, folder, exported):
+    video = next((folder / "videos").rglob("*.webm"))
+    assert _score(video, "--model", exported, "-o", tmp_path / "one.csv") == 0
+    (row,) = read_csv(tmp_path / "one.csv")
+    assert row["video"] == video.name and row["status"] == "ok"
+
+
+def test_class_names_with_separators_survive_the_top_k_column(tmp_path):
+    from pipeline.rows import Row, RowWriter, read_rows
+
+    out = tmp_path / "r.csv"
+    w = RowWriter(out, "csv", ["v"])
+    w.put(0, Row("v", "ok", "a;b:c", 0.75, [("a;b:c", 0.75), ('x,"y"', 0.25)]))
+    w.close()
+    (row,) = read_rows(out)
+    assert row["top_k"] == [("a;b:c", 0.75), ('x,"y"', 0.25)]
+
+
+def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
+    import signal
+    import time
+
+    data = tmp_path / "many"
+    make_motion_dataset(data, classes=4, per_class=6, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "score", str(data / "videos"), "--model",
+                             str(exported), "-o", str(tmp_path / "o.csv"), "--no-progress", "--workers", "2"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def children():
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(children()) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) >= 2, "the scorer ended before its decode workers started"
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only, as an OOM kill does
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"orphaned decode workers: {alive}"

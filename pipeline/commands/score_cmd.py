@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .argtypes import positive_int
+
 
 def _views(text: str) -> tuple[int, int]:
     try:
@@ -23,13 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="export folder / model.json / model.onnx / model.plan, or a training run / weights file")
     p.add_argument("-o", "--out", required=True, help="output file (.csv or .jsonl)")
     p.add_argument("--views", type=_views, help="SEGMENTSxCROPS (default: the model's test views)")
-    p.add_argument("--batch", type=int, help="clips per engine call (default: the engine's optimal batch)")
+    p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
     p.add_argument("--backend", choices=["auto", "trt", "ort", "torch"], default="auto")
     p.add_argument("--labels", help="list file (or manifest) of labels: writes OUT.metrics.json")
     p.add_argument("--data-root", help="folder the list file's paths are relative to")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes per row, best first (default 5)")
     p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
-    p.add_argument("--workers", type=int, default=2, help="decode worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="decode worker processes")
     p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
     p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
@@ -41,16 +43,17 @@ def run(args: argparse.Namespace) -> int:
 
     from export import BackendUnavailable, load_runner
     from pipeline.cli import UserError
-    from pipeline.data import DataError, atomic_write_text
+    from pipeline.data import DataError, Dataset, atomic_write_text
     from pipeline.probe import default_paths, probe_dataset
-    from pipeline.data import Dataset
-    from pipeline.scoring import (COLUMNS, clip_spec_from_meta, label_metrics, read_labels, read_rows, score,
-                                  scoring_inputs)
+    from pipeline.rows import CSV_HEADER, OutputLock, choose_format, read_rows
+    from pipeline.scoring import clip_spec_from_meta, label_metrics, read_labels, score, scoring_inputs
 
     out = Path(args.out)
-    fmt = args.format or ("jsonl" if out.suffix == ".jsonl" else "csv")
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: the folder {out.parent} does not exist; create it first")
     try:
+        fmt = choose_format(out, args.format)
         entries, ids = scoring_inputs(args.input, args.data_root)
     except DataError as exc:
         raise UserError(str(exc)) from None
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         protected.add(Path(args.labels).resolve())
     if out.resolve() in protected:
         raise UserError(f"{out}: is one of the inputs; choose another output file")
-    if out.exists() and not args.resume and rank == 0:
+    if out.exists() and out.stat().st_size and not args.resume:
         raise UserError(f"{out}: exists; pass --resume to continue it, or remove it")
     try:
         runner = load_runner(args.model, args.backend, args.pretrained, args.task)
@@ -79,29 +82,36 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     device = "gpu" if torch.cuda.is_available() else "cpu"  # NVDEC and GPU resizing where there is a GPU
-    result = score(entries, ids, runner, spec, part, fmt, batch, args.top_k, args.resume or world > 1,
-                   args.workers, (rank, world), device, progress=not args.no_progress and rank == 0)
+    try:
+        with OutputLock(part):
+            result = score(entries, ids, runner, spec, part, fmt, batch, args.top_k, args.resume or world > 1,
+                           args.workers, (rank, world), device, progress=not args.no_progress and rank == 0)
+    except DataError as exc:
+        raise UserError(str(exc)) from None
     if world > 1:
         dist.barrier()
         totals = [None] * world
         dist.all_gather_object(totals, (result.ok, result.failed, result.skipped, result.clips))
         if rank != 0:
             return 0
-        merged = "" if fmt == "jsonl" else ",".join(COLUMNS) + "\n"
+        merged = "" if fmt == "jsonl" else CSV_HEADER
         for r in range(world):
-            text = out.with_name(f".{out.name}.rank{r}").read_text(encoding="utf-8")
-            merged += text if fmt == "jsonl" else text.split("\n", 1)[1]
+            text = out.with_name(f".{out.name}.rank{r}").read_bytes().decode("utf-8", "surrogateescape")
+            merged += text.removeprefix(CSV_HEADER) if fmt == "csv" else text
         atomic_write_text(out, merged)
         for r in range(world):
             out.with_name(f".{out.name}.rank{r}").unlink()
         result.ok, result.failed, result.skipped, result.clips = (sum(t[i] for t in totals) for i in range(4))
     secs = max(result.seconds, 1e-9)
-    print(f"scored {result.ok} ok, {result.failed} failed, {result.skipped} already done; "
+    print(f"scored {result.total} videos: {result.ok} ok, {result.failed} failed, {result.skipped} already done; "
           f"{result.ok / secs:.2f} videos/s, {result.clips / secs:.1f} clips/s; backend {runner.name}; "
           f"views {spec.test_num_segment}x{spec.test_num_crop}; wrote {out}")
+    all_rows = read_rows(out, fmt)
+    if len(all_rows) != len(entries):  # every input row has exactly one output row
+        raise UserError(f"{out}: holds {len(all_rows)} rows for {len(entries)} input videos; report this as a bug")
     if args.labels:
         try:
-            metrics = label_metrics(read_rows(out, fmt), entries, ids, read_labels(args.labels, args.data_root),
+            metrics = label_metrics(all_rows, entries, ids, read_labels(args.labels, args.data_root),
                                     runner.classes)
         except DataError as exc:
             raise UserError(str(exc)) from None
@@ -109,5 +119,4 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(path, json.dumps(metrics, indent=1))
         print(f"labels: top-1 {metrics['top1']:.2f}, top-5 {metrics['top5']:.2f} over {metrics['videos']} videos; "
               f"wrote {path}")
-    all_rows = read_rows(out, fmt)
     return 1 if any(r["status"] != "ok" for r in all_rows) else 0
