@@ -109,10 +109,16 @@ class TrainConfig:
             need(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
-        for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "opt_eps"):
+        for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "color_jitter", "prompt_start"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
-        for key in ("prompt_dropout", "drop_path", "fc_drop_rate", "reprob", "smoothing", "color_jitter"):
-            need(0 <= getattr(self, key) < 1 or key == "color_jitter", key, "must be in [0, 1)")
+        for key in ("opt_eps", "init_scale"):
+            need(getattr(self, key) > 0, key, "must be > 0")
+        for key in ("prompt_dropout", "drop_path", "fc_drop_rate", "reprob", "smoothing", "momentum"):
+            need(0 <= getattr(self, key) < 1, key, "must be in [0, 1)")
+        need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be > 0 (or empty: no clipping)")
+        for f in dataclasses.fields(self):  # a NaN in a key without a range above
+            value = getattr(self, f.name)
+            need(not (isinstance(value, float) and value != value), f.name, "must be a number, not NaN")
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
         need(self.num_frames % self.tubelet_size == 0, "num_frames", "must be a multiple of tubelet_size")

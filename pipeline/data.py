@@ -190,13 +190,23 @@ def walk_videos(folder: str | Path) -> tuple[list[Path], list[str]]:
     folder = Path(os.path.abspath(folder))
     found, problems, seen = [], [], set()
     for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
         st = os.stat(top)
-        if (st.st_dev, st.st_ino) in seen:
-            problems.append(f"{top}: a link loop (this folder was already visited); not followed again")
+        if (st.st_dev, st.st_ino) in seen:  # reached twice through links: walked once already
             dirs[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.exists(os.path.join(top, d)))
+        keep = []
+        for d in sorted(dirs):
+            path = os.path.join(top, d)
+            if d.startswith(".") or not os.path.exists(path):
+                continue
+            target = os.path.realpath(path)
+            if os.path.islink(path) and (real == target or real.startswith(target.rstrip(os.sep) + os.sep)):
+                problems.append(f"{path}: a link loop (it leads back to {target}); not followed")
+                continue
+            keep.append(d)
+        dirs[:] = keep
         found += [Path(top, f) for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
     return sorted(found), problems
 

@@ -13,7 +13,7 @@ from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_ma
 from .video import probe_video
 
 log = logging.getLogger("apt_video")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries carry the display rotation
 
 
 def _cache_dir() -> Path:

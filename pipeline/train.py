@@ -327,15 +327,28 @@ def _load_backbone(model, path: str) -> dict:
     return {"name": p.name, "path": str(p.resolve()), "sha256": models.sha256_file(p)}
 
 
+#: what a run writes into its folder (removed by ``overwrite``)
+RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv", "test_metrics.json")
+
+
 def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
-        resume: str | None = None, progress: bool = True) -> dict:
+        resume: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
-    Returns the final record (history and test metrics)."""
+    Returns the final record (history and test metrics). A folder that already holds a run is
+    continued (``resume``) or started afresh (``overwrite``), never written over silently."""
     d = setup_distributed()
     torch.manual_seed(cfg.seed + d.rank)
     run_dir, data_root = Path(output), Path(data_root)
     ckpt = run_dir / "checkpoints"
     state_path = ckpt / "last_state.pt"
+    if resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv")):
+        if not overwrite:
+            raise ConfigError(f"{run_dir}: holds a training run already; pass --resume to continue it, or "
+                              f"--overwrite to start afresh (its checkpoints and metrics are then removed)")
+        d.barrier()
+        if d.main:
+            _remove_run(run_dir)
+        d.barrier()
     state = None
     if resume == "auto" and state_path.is_file():
         state = load_state(state_path)
@@ -354,9 +367,16 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
         classes = [f"class_{i}" for i in range(num_classes)]
     if not train_set:
         raise ConfigError(f"{data_root / cfg.train_list}: no usable training video")
+    unlabelled = [e.path for e in train_set + val_set if e.label < 0]
+    if unlabelled:
+        raise ConfigError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
+                          f"label for every video (a list file, class folders or a labelled manifest)")
     skipped = bad_train + bad_val
 
-    model = models.create_model(cfg.model, **cfg.model_overrides(num_classes))
+    try:
+        model = models.create_model(cfg.model, **cfg.model_overrides(num_classes))
+    except ValueError as exc:  # e.g. prompt layers beyond the model's depth
+        raise ConfigError(f"{cfg.model}: {exc}") from None
     model.set_attn_impl(cfg.attn_impl)
     pretrained = _load_backbone(model, finetune) if finetune else (state or {}).get("pretrained")
     if state is not None:
@@ -446,6 +466,17 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
     if writer:
         writer.close()
     return result
+
+
+def _remove_run(run_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped) -> dict | None:

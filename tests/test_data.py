@@ -1,8 +1,10 @@
 """Datasets, manifests and probing: every bad file named with its reason, caching, CLI."""
+import csv
 import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from pipeline.cli import main
@@ -146,3 +148,80 @@ def test_synth_cli_and_transcode(tmp_path, capsys):
     assert all(probe_video(e.path).codec == "vp9" for e in t.entries)
     with pytest.raises(SystemExit):
         main(["synth", str(tmp_path / "x"), "--size", "13x7"])
+
+
+# -- bad list files, manifests and folders ---------------------------------------------------------------
+def test_list_files_reject_negative_labels_and_other_encodings_but_take_a_bom(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_text("a.mp4 0\nb.mp4 -1\n")
+    with pytest.raises(DataError, match=r"train.csv:2: label -1 is negative"):
+        read_list_file(p)
+    p.write_bytes("\ufeffa.mp4 0\nb.mp4 1\n".encode("utf-8"))  # a byte-order mark, as some editors save
+    assert [os.path.basename(e.path) for e in read_list_file(p)] == ["a.mp4", "b.mp4"]
+    p.write_bytes("a.mp4 0\ncaf\xe9.mp4 1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"train.csv:2: the list file is not UTF-8 \(byte 0xe9\)"):
+        read_list_file(p)
+    assert main(["probe", str(p)]) == 2
+
+
+def test_manifest_columns_in_any_order(tmp_path, index_videos):
+    from pipeline.data import write_manifest
+
+    entries = [probe_video(index_videos["vp9"], label=2)]
+    write_manifest(tmp_path / "m.csv", entries)
+    rows = list(csv.reader(open(tmp_path / "m.csv")))
+    order = list(reversed(range(len(rows[0]))))
+    with open(tmp_path / "r.csv", "w", newline="") as f:
+        csv.writer(f).writerows([[r[i] for i in order] for r in rows])
+    ds = open_dataset(tmp_path / "r.csv")
+    assert read_manifest(tmp_path / "r.csv") == entries and ds.entries == entries
+
+
+def test_links_loops_and_folders_named_like_videos_in_a_class_tree(tmp_path, index_videos, capsys):
+    tree = tmp_path / "tree"
+    for cls in ("jump", "walk"):
+        (tree / cls).mkdir(parents=True)
+    shutil.copy(index_videos["vp9"], tree / "jump" / "a.webm")
+    (tree / "jump" / "again.webm").symlink_to("a.webm")
+    (tree / "walk" / "up").symlink_to("..")  # a loop
+    (tree / "walk" / "x.mp4").mkdir()  # a folder, not a video
+    (tree / "walk" / "gone.webm").symlink_to("missing.webm")
+    ds = open_dataset(tree)
+    names = [os.path.relpath(e.path, tree) for e in ds.entries]
+    assert names == ["jump/a.webm", "jump/again.webm", "walk/gone.webm"]  # as found, not resolved
+    entries, _ = probe_dataset(ds, None, progress=False)
+    assert [e.status for e in entries] == ["ok", "ok", "missing"] and "link" in entries[2].reason
+    assert main(["probe", str(tree), "--workers", "1"]) == 0
+    assert "3 videos: 2 ok, 1 missing" in capsys.readouterr().out
+
+
+def test_rotated_video_is_decoded_upright(tmp_path):
+    import av
+
+    from pipeline.video import decode_frames
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:8, :8] = 255  # a white top-left corner
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(90)  # shown turned 90 degrees counter-clockwise
+        for _ in range(20):
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    e = probe_video(path, clip_frames=8)
+    assert e.ok and e.rotation == 90 and (e.width, e.height) == (48, 64) and "rotated" in e.reason
+    upright = decode_frames(path, [0, 5])
+    assert upright.shape == (2, 64, 48, 3)
+    assert upright[0, -8:, :8].mean() > 200 and upright[0, :8, :8].mean() < 50  # the corner is now bottom-left
+
+
+@pytest.mark.parametrize("args,message", [(["--frames", "0"], "--frames: '0': must be at least 1"),
+                                          (["--classes", "0"], "--classes: '0': must be at least 1")])
+def test_synth_refuses_zero(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit):
+        main(["synth", str(tmp_path / "s"), *args])
+    assert message in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="which", required=True, metavar="BENCH")
@@ -10,12 +12,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_argument("--json", help="write the figures here (each comparison has a 'ratio': ours / baseline)")
     common.add_argument("--work", help="folder for the generated videos and graphs (default: a temporary one)")
     s = sub.add_parser("loader", parents=[common], help="training loader vs decord + PIL RandAugment")
-    s.add_argument("--batches", type=int, default=30)
-    s.add_argument("--videos", type=int, default=16)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--batches", type=positive_int, default=30)
+    s.add_argument("--videos", type=positive_int, default=16)
+    s.add_argument("--workers", type=positive_int, default=2)
     s.add_argument("--rand-augment", default="rand-m7-n4-mstd0.5-inc1")
     s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
-    s.add_argument("--num-sample", type=int, default=2, help="augmentations per decoded video (the presets: 2)")
+    s.add_argument("--num-sample", type=positive_int, default=2,
+                   help="augmentations per decoded video (the presets: 2)")
     s.add_argument("--interps", default="bilinear,nearest",
                    help="RandAugment geometric-op resampling to measure ours with (comma-separated)")
     s.add_argument("--executors", default="dynamic",
@@ -24,19 +27,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where RandAugment runs in ours (comma-separated: frame = VideoMAE's order, crop)")
     s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
     s.add_argument("--model", default="vit_small_patch16_224")
-    s.add_argument("--batch", type=int, default=2)
-    s.add_argument("--reps", type=int, default=3)
+    s.add_argument("--batch", type=positive_int, default=2)
+    s.add_argument("--reps", type=positive_int, default=3)
     s = sub.add_parser("train", parents=[common], help="step time and memory: prompt vs linear vs end2end")
     s.add_argument("--model", default="vit_small_patch16_224")
-    s.add_argument("--batch", type=int, default=2)
-    s.add_argument("--steps", type=int, default=3)
-    s.add_argument("--frames", type=int, default=8)
-    s.add_argument("--size", type=int, default=112)
+    s.add_argument("--batch", type=positive_int, default=2)
+    s.add_argument("--steps", type=positive_int, default=3)
+    s.add_argument("--frames", type=positive_int, default=8)
+    s.add_argument("--size", type=positive_int, default=112)
     s = sub.add_parser("score", parents=[common], help="scoring path vs a VideoMAE-style evaluation loop")
-    s.add_argument("--videos", type=int, default=3)
+    s.add_argument("--videos", type=positive_int, default=3)
     s.add_argument("--model", default="vit_small_patch16_224",
                    help="any registered model (vit_micro_patch16_112: the demo's, seconds instead of minutes)")
-    s.add_argument("--frames", type=int, default=160, help="frames per synthetic test video")
+    s.add_argument("--frames", type=positive_int, default=160, help="frames per synthetic test video")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from .argtypes import nonneg_int, positive_float
+
 log = logging.getLogger("apt_video")
 
 
@@ -20,6 +22,12 @@ def _batch(text: str) -> tuple[int, int, int]:
     return lo, opt, hi
 
 
+def _opset(text: str) -> int:
+    if not text.isdigit() or not 18 <= int(text) <= 23:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose 18 to 23 (PyTorch's exporter writes opset 18 or newer)")
+    return int(text)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="training run folder (its best weights) or an apt-video .safetensors")
     p.add_argument("--pretrained", help="backbone checkpoint (default: the one named in the weights' metadata)")
@@ -28,14 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     p.add_argument("--batch", type=_batch, default=(1, 30, 60),
                    help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
-    p.add_argument("--opset", type=int, default=23, help="ONNX opset (>= 23: fused Attention op; default 23)")
+    p.add_argument("--opset", type=_opset, default=23,
+                   help="ONNX opset, 18 to 23 (23: the fused Attention op; default 23)")
     p.add_argument("--attention", choices=["fused", "matmul"],
                    help="attention form (default: fused at opset >= 23, else matmul)")
     p.add_argument("--prompts-as-input", action="store_true",
                    help="shared-backbone graph: prompts are an input, each task a small file (task.safetensors)")
-    p.add_argument("--workspace", type=float, default=4.0, help="TensorRT workspace in GB")
+    p.add_argument("--workspace", type=positive_float, default=4.0, help="TensorRT workspace in GB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
-    p.add_argument("--verify-clips", type=int, default=4, help="real clips to verify on (from the run's data)")
+    p.add_argument("--verify-clips", type=nonneg_int, default=4, help="real clips to verify on (from the run's data)")
 
 
 def real_clips(meta: dict, n: int):

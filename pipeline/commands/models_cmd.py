@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import nonneg_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-classes", type=int, default=400, help="head size for the counts (default 400)")
-    p.add_argument("--prompt-num-tokens", type=int, default=200, help="prompt tokens per layer (default 200)")
+    p.add_argument("--num-classes", type=positive_int, default=400, help="head size for the counts (default 400)")
+    p.add_argument("--prompt-num-tokens", type=nonneg_int, default=200, help="prompt tokens per layer (default 200)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,20 +4,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="VideoMAE list file, manifest, class-folder tree or folder of videos")
     p.add_argument("--data-root", help="folder the list file's paths are relative to (default: its folder)")
     p.add_argument("--out", help="manifest CSV to write (default: beside DATA, or ~/.cache/apt-video)")
-    p.add_argument("--workers", type=int, default=max(1, (__import__("os").cpu_count() or 1)),
+    p.add_argument("--workers", type=positive_int, default=max(1, (__import__("os").cpu_count() or 1)),
                    help="probe processes (default: all cores)")
-    p.add_argument("--clip-frames", type=int, default=16, help="frames per clip; shorter videos are flagged")
+    p.add_argument("--clip-frames", type=positive_int, default=16, help="frames per clip; shorter videos are flagged")
     p.add_argument("--quick", action="store_true",
                    help="count packets and decode one frame instead of decoding every frame")
     p.add_argument("--transcode", metavar="OUT", help="re-encode the usable videos under OUT for DALI")
     p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="vp9",
                    help="codec for --transcode (vp9/mjpeg decode on DALI's CPU and GPU paths)")
-    p.add_argument("--gop", type=int, default=8, help="keyframe interval for --transcode (default 8)")
+    p.add_argument("--gop", type=positive_int, default=8, help="keyframe interval for --transcode (default 8)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive_int
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -18,9 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from pipeline.synth import CODECS
 
     p.add_argument("out", help="folder to write (videos/, train.csv, val.csv, test.csv, classes.txt)")
-    p.add_argument("--classes", type=int, default=4, help="motion directions (default 4)")
-    p.add_argument("--per-class", type=int, default=20, help="videos per class (default 20)")
-    p.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
+    p.add_argument("--classes", type=positive_int, default=4, help="motion directions (default 4)")
+    p.add_argument("--per-class", type=positive_int, default=20, help="videos per class (default 20)")
+    p.add_argument("--frames", type=positive_int, default=32, help="frames per video (default 32)")
     p.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT (default 128x96)")
     p.add_argument("--codec", choices=sorted(CODECS), default="vp9", help="video codec (default vp9)")
     p.add_argument("--offset-deg", type=float, default=0.0,

@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="'auto' (default when given without a value): continue RUN_DIR's last complete "
                         "epoch if there is one; or a state file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a folder that holds a run (its checkpoints and metrics are removed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.preset, args.config, args.set)
         result = train(cfg, args.data_root, args.output, args.finetune, args.resume,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, overwrite=args.overwrite)
     except (ConfigError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
     test = result.get("test")
