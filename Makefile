@@ -1,15 +1,17 @@
-# Two entry points: `make demo` and `make test`. Both create .venv and install from setup.py.
+# Two entry points: `make demo` and `make test`. Both create .venv and install from setup.py (the
+# CPU flavour; on a GPU host use FLAVOUR=cu12 or FLAVOUR=cu13).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FLAVOUR ?= cpu
 
 .PHONY: demo test venv lint clean
 
 $(STAMP): setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,$(FLAVOUR)]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,6 +1,8 @@
 """apt-video: Attention Prompt Tuning of VideoMAE on NVIDIA DALI, ONNX and TensorRT."""
 from setuptools import setup
 
+DALI_CU12, DALI_CU13 = "nvidia-dali-cuda120>=1.40", "nvidia-dali-cuda130>=1.52"
+
 setup(
     name="apt-video",
     version="0.1.0",
@@ -16,10 +18,8 @@ setup(
         "torchvision",  # timm imports it; must be the build that matches torch
         "timm>=1.0",
         "numpy",
-        "nvidia-dali-cuda120>=1.40",
         "onnx>=1.16",
         "onnxscript",  # torch.onnx.export(dynamo=True) needs it
-        "onnxruntime-gpu>=1.18",  # also runs on CPU-only hosts (CPUExecutionProvider)
         "av>=12",
         "safetensors",
         "pyyaml",
@@ -27,8 +27,14 @@ setup(
         "matplotlib",
         "tensorboard",
     ],
+    # DALI and ONNX Runtime come in one flavour per CUDA major, and two flavours of either package
+    # install the same module: choose exactly one of cpu, cu12, cu13 (README, "Installing").
     extras_require={
-        "trt": ["tensorrt>=10"],
+        "cpu": [DALI_CU12, "onnxruntime>=1.23"],  # no GPU: DALI's CPU operators need no CUDA
+        "cu12": [DALI_CU12, "onnxruntime-gpu>=1.23,<1.27"],  # ORT's PyPI builds for CUDA 12
+        "cu13": [DALI_CU13, "onnxruntime-gpu>=1.27"],  # ORT's PyPI builds for CUDA 13
+        "cu12-trt": [DALI_CU12, "onnxruntime-gpu>=1.23,<1.27", "tensorrt-cu12>=10.14"],
+        "cu13-trt": [DALI_CU13, "onnxruntime-gpu>=1.27", "tensorrt-cu13>=10.14"],  # 10.14: the Attention op
         "dev": ["pytest", "ruff", "decord", "transformers"],
     },
     entry_points={"console_scripts": ["apt-video=pipeline.cli:main"]},

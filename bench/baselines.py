@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.sampling import ClipSpec, crop_offsets, dense_indices, dense_view_indices, resize_short_side
+from models.card import ClipSpec
+from pipeline.sampling import crop_offsets, dense_indices, dense_view_indices, resize_short_side
 
 
 # -- training loader --------------------------------------------------------------------------------

@@ -26,11 +26,29 @@ Transpose Trilu Unsqueeze Upsample Where Xor
 #: op -> lowest opset at which TensorRT's parser takes it (1 = any)
 TRT_SUPPORTED_OPS = {op: 1 for op in _SUPPORTED}
 TRT_SUPPORTED_OPS["Attention"] = 23  # mapped onto TensorRT's fused attention layer
+#: op -> the first TensorRT release whose ONNX parser imports it (TensorRT's changelog, 10.14 GA:
+#: "Parsers: Added support for the Attention operator")
+TRT_MIN_VERSION = {"Attention": (10, 14)}
 TRT_SUPPORTED_OPS["Gelu"] = 20
 
 
-def unsupported_ops(path: str | Path, opset: int | None = None) -> list[str]:
-    """Problems found, one line per offending op type (empty when TensorRT can parse every node)."""
+def _version(text: str | None) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(v) for v in text.split(".")[:2]) if text else None
+    except ValueError:
+        return None
+
+
+def fused_attention_supported(trt_version: str | None) -> bool:
+    """True unless a TensorRT older than 10.14 is installed here (no TensorRT: the graph is made
+    for TensorRT's current parser)."""
+    v = _version(trt_version)
+    return v is None or v >= TRT_MIN_VERSION["Attention"]
+
+
+def unsupported_ops(path: str | Path, opset: int | None = None, trt_version: str | None = None) -> list[str]:
+    """Problems found, one line per offending op type (empty when TensorRT can parse every node).
+    ``trt_version``: the installed TensorRT, whose parser may predate an op (None: the current one)."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
@@ -49,4 +67,9 @@ def unsupported_ops(path: str | Path, opset: int | None = None) -> list[str]:
         elif opset < TRT_SUPPORTED_OPS[node.op_type]:
             problems[key] = (f"{node.op_type} (node {node.name!r}) needs opset >= {TRT_SUPPORTED_OPS[node.op_type]}, "
                              f"the graph has {opset}")
+        elif node.op_type in TRT_MIN_VERSION and _version(trt_version) is not None \
+                and _version(trt_version) < TRT_MIN_VERSION[node.op_type]:
+            need = ".".join(map(str, TRT_MIN_VERSION[node.op_type]))
+            problems[key] = (f"{node.op_type} (node {node.name!r}) needs TensorRT >= {need}, this host has "
+                             f"{trt_version}; export with --attention matmul")
     return list(problems.values())

@@ -7,13 +7,16 @@ else PyTorch, and says which.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 
-log = logging.getLogger("apt_video")
+from models import ModelCard
+
+from .package import Package, PackageError, check_files, check_io, read_package
+
+log = logging.getLogger(__name__)
 BACKENDS = ("auto", "trt", "ort", "torch")
 
 
@@ -21,24 +24,33 @@ class BackendUnavailable(RuntimeError):
     """The asked-for backend cannot run here: the message is one line saying what is missing."""
 
 
+__all__ = ["BACKENDS", "BackendUnavailable", "OrtRunner", "PackageError", "Runner", "TorchRunner", "load_runner"]
+
+
 class Runner:
-    """Base class: subclasses implement ``_run(chunk) -> logits or features``."""
+    """Base class: subclasses implement ``_run(chunk) -> logits or features``. ``card`` is the model
+    card (classes, clip geometry); ``package`` the export it runs (None for a PyTorch checkpoint)."""
 
     name = "runner"
 
-    def __init__(self, meta: dict, max_batch: int, task: dict | None = None):
-        self.meta, self.max_batch, self.task = meta, max(1, int(max_batch)), task
+    def __init__(self, card: ModelCard, max_batch: int, task: dict | None = None, package: Package | None = None):
+        self.card, self.max_batch, self.task, self.package = card, max(1, int(max_batch)), task, package
 
     @property
     def classes(self) -> list[str]:
-        return self.meta.get("classes", [])
+        return self.card.classes
+
+    @property
+    def preferred_batch(self) -> int:
+        """Clips per call the engine was tuned for (the export's optimal batch), else 30."""
+        return int(self.package.batch.get("opt", 30)) if self.package else 30
 
     def __call__(self, views: torch.Tensor) -> torch.Tensor:
         outs = [self._run(views[i:i + self.max_batch]) for i in range(0, len(views), self.max_batch)]
         out = torch.cat(outs) if outs else torch.empty(0, len(self.classes))
         if self.task is not None:
             from .graph import apply_task
-            out = apply_task(out, self.task)
+            out = apply_task(out.float().cpu(), self.task)
         return out
 
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
@@ -48,9 +60,9 @@ class Runner:
 class TorchRunner(Runner):
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, meta: dict, device: str | None = None, max_batch: int = 32,
+    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | None = None, max_batch: int = 32,
                  amp: bool = True):
-        super().__init__(meta, max_batch)
+        super().__init__(card, max_batch)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
         self.amp = amp and self.device.type == "cuda"
@@ -62,37 +74,72 @@ class TorchRunner(Runner):
 
 
 class OrtRunner(Runner):
+    """ONNX Runtime: the CUDA provider where PyTorch sees a GPU (refused loudly when this ONNX
+    Runtime cannot use it), else the CPU. GPU batches are bound in place (IOBinding), not copied
+    through the host."""
+
     name = "ort"
 
-    def __init__(self, onnx_path: str | Path, meta: dict, providers: list[str] | None = None,
-                 task: dict | None = None):
+    def __init__(self, onnx_path: str | Path, package: Package, providers: list[str] | None = None,
+                 task: dict | None = None, device_id: int | None = None):
         from .verify import onnx_session
 
-        super().__init__(meta, meta.get("batch", {}).get("max", 32), task)
+        super().__init__(package.card, package.batch.get("max", 32), task, package)
+        cuda = torch.cuda.is_available()
+        self.device_id = (torch.cuda.current_device() if cuda else 0) if device_id is None else device_id
         if providers is None:
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.cuda.is_available() \
+            providers = [("CUDAExecutionProvider", {"device_id": self.device_id}), "CPUExecutionProvider"] if cuda \
                 else ["CPUExecutionProvider"]
-        self.session, self.providers = onnx_session(onnx_path, providers)
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        wanted = [p if isinstance(p, str) else p[0] for p in providers]
+        if package.precision == "bf16" and wanted == ["CPUExecutionProvider"]:
+            raise BackendUnavailable(f"{onnx_path}: a bf16 graph runs on TensorRT or ONNX Runtime's CUDA provider; "
+                                     f"ONNX Runtime has no bf16 kernels on the CPU: export --precision fp32 or fp16 "
+                                     f"to score on the CPU")
+        try:
+            self.session, self.providers = onnx_session(onnx_path, providers)
+        except Exception as exc:  # noqa: BLE001  a damaged or foreign file: one line, not ORT's dump
+            raise BackendUnavailable(f"{onnx_path}: ONNX Runtime cannot load this graph "
+                                     f"({str(exc).strip().splitlines()[0][:200]}); export the model again") from None
+        if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.providers:
+            import onnxruntime
+
+            raise BackendUnavailable(
+                f"ONNX Runtime {onnxruntime.__version__} cannot use this host's GPU (CUDA {torch.version.cuda} for "
+                f"PyTorch; its providers here: {', '.join(self.providers)}): install the flavour for this CUDA, "
+                f"pip install 'apt-video[cu{(torch.version.cuda or '12').split('.')[0]}]', or score with --backend "
+                f"torch or trt")
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        check_io(package, str(onnx_path), inputs[0].shape, outputs[0].shape)
+        self.input_names = [i.name for i in inputs]
+        self.output_name = outputs[0].name
         self.prompts = task["prompts"].numpy() if task is not None else None
         if "prompts" in self.input_names and self.prompts is None:
-            raise ValueError(f"{onnx_path}: the graph takes prompts as input; give the task's prompts file")
+            raise BackendUnavailable(f"{onnx_path}: the graph takes prompts as input; give the task's prompts file")
+        self.on_gpu = "CUDAExecutionProvider" in self.providers
 
     def _run(self, chunk):
+        if self.on_gpu and chunk.is_cuda:
+            return self._run_bound(chunk)
         feeds = {"video": chunk.float().cpu().numpy()}
         if self.prompts is not None:
             feeds["prompts"] = self.prompts
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
+    def _run_bound(self, chunk: torch.Tensor) -> torch.Tensor:
+        """A CUDA batch run where it lies: input and output bound by device pointer (IOBinding)."""
+        import numpy as np
 
-def read_model_json(path: str | Path) -> tuple[dict, Path]:
-    """``(metadata, folder)`` of an export: ``path`` is the folder, its model.json, model.onnx or model.plan."""
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    mj = folder / "model.json"
-    if not mj.is_file():
-        raise FileNotFoundError(f"{path}: no model.json beside it; export the model with `apt-video export`")
-    return json.loads(mj.read_text()), folder
+        video = chunk.float().contiguous()
+        out = torch.empty((len(video), self.package.output["shape"][-1]), dtype=torch.float32, device=video.device)
+        binding = self.session.io_binding()
+        binding.bind_input("video", "cuda", video.device.index or 0, np.float32, tuple(video.shape), video.data_ptr())
+        if self.prompts is not None:
+            binding.bind_cpu_input("prompts", self.prompts)
+        binding.bind_output(self.output_name, "cuda", video.device.index or 0, np.float32, tuple(out.shape),
+                            out.data_ptr())
+        torch.cuda.current_stream(video.device).synchronize()  # the batch is written before ORT reads it
+        self.session.run_with_iobinding(binding)
+        return out
 
 
 def load_task(path: str | Path) -> dict[str, torch.Tensor]:
@@ -102,9 +149,10 @@ def load_task(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str | None = None,
-                task: str | Path | None = None, max_batch: int | None = None) -> Runner:
+                task: str | Path | None = None, max_batch: int | None = None, device_id: int | None = None) -> Runner:
     """A runner for an export folder / model.json / model.onnx / model.plan, or for an apt-video
-    weights file or training run folder (PyTorch)."""
+    weights file or training run folder (PyTorch). An export is checked before it is used: its files
+    against their recorded sha256, the graph's input and output against the card."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(model_path)
@@ -115,26 +163,34 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
                                      f"to use {backend}")
         import models
 
-        model, meta = models.build_from_trained(weights, pretrained)
+        try:
+            model, card = models.build_from_trained(weights, pretrained)
+        except models.CheckpointError as exc:
+            raise BackendUnavailable(str(exc)) from None
         log.info("backend: torch (%s)", weights)
-        return TorchRunner(model, meta, max_batch=max_batch or 32)
-    meta, folder = read_model_json(p)
-    task_tensors = load_task(task or folder / meta["task"]) if meta.get("prompts_as_input") else None
-    plan = folder / meta["plan"] if meta.get("plan") else None
+        return TorchRunner(model, card, max_batch=max_batch or 32)
+    package, folder = read_package(p)
+    task_tensors = None
+    if package.prompts_as_input:
+        check_files(package, folder, ("task",) if task is None else ())
+        task_tensors = load_task(task or folder / package.files["task"])
+    plan = folder / package.files["plan"] if package.files.get("plan") else None
     if backend == "trt" or (backend == "auto" and plan is not None and plan.is_file()):
         from .trt import TrtRunner, trt_missing
 
         missing = trt_missing()
         if missing is None and plan is not None and plan.is_file():
+            check_files(package, folder, ("plan",))
             log.info("backend: TensorRT (%s)", plan)
-            return TrtRunner(plan, meta, task=task_tensors)
+            return TrtRunner(plan, package, task=task_tensors)
         if backend == "trt":
             raise BackendUnavailable(missing or f"{folder}: no TensorRT engine (model.plan); export without "
                                                 f"--onnx-only on a GPU host")
         log.info("TensorRT not used: %s", missing)
     if backend == "torch":
         raise BackendUnavailable(f"{p} is an exported graph; the torch backend takes a training run or weights file")
-    runner = OrtRunner(folder / meta["onnx"], meta, task=task_tensors)
+    check_files(package, folder, ("onnx",))
+    runner = OrtRunner(folder / package.files["onnx"], package, task=task_tensors, device_id=device_id)
     if max_batch:
         runner.max_batch = max_batch
     log.info("backend: ONNX Runtime, providers %s", ", ".join(runner.providers))

@@ -7,9 +7,19 @@ from pathlib import Path
 
 import torch
 
+from .package import Package, check_io
 from .runners import BackendUnavailable, Runner
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
+
+
+def trt_version() -> str | None:
+    """The installed TensorRT's version, or None."""
+    try:
+        import tensorrt
+    except ImportError:
+        return None
+    return getattr(tensorrt, "__version__", None)
 
 
 def trt_missing() -> str | None:
@@ -50,6 +60,7 @@ def build_engine(onnx_path: str | Path, plan_path: str | Path, batch: tuple[int,
         raise RuntimeError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    config_flags(config, trt, precision)
     cache = None
     if timing_cache:
         blob = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
@@ -70,21 +81,44 @@ def build_engine(onnx_path: str | Path, plan_path: str | Path, batch: tuple[int,
     if cache is not None:
         Path(timing_cache).write_bytes(bytes(cache.serialize()))
     return {"version": trt.__version__, "gpu": torch.cuda.get_device_name(), "compute_capability":
-            ".".join(map(str, torch.cuda.get_device_capability())), "batch": list(batch)}
+            ".".join(map(str, torch.cuda.get_device_capability())), "batch": list(batch),
+            "tf32": precision != "fp32"}
+
+
+def config_flags(config, trt, precision: str) -> None:
+    """TensorRT enables TF32 for fp32 layers by default (a 10-bit mantissa): an fp32 engine is built
+    without it, so that it computes what the fp32 graph it was verified as does. Reduced precision
+    comes from the graph itself (strongly typed networks)."""
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+
+
+def verify_engine(plan: str | Path, package: Package, model: torch.nn.Module, clips: dict[str, torch.Tensor],
+                  task: dict | None = None) -> dict:
+    """Run the engine on the verification clips and judge it against the fp32 PyTorch model with
+    the same thresholds as the ONNX graph."""
+    from .verify import compare, judge, reference_outputs
+
+    runner = TrtRunner(plan, package)
+    prompts = task["prompts"] if task is not None else None
+    sets = {name: compare(reference_outputs(model, x, prompts), runner(x).float().cpu().numpy())
+            for name, x in clips.items()}
+    return judge(package.precision, sets, features=prompts is not None)
 
 
 class TrtRunner(Runner):
-    """Runs a serialized engine with torch CUDA tensors and ``execute_async_v3`` on its own stream."""
+    """Runs a serialized engine with torch CUDA tensors and ``execute_async_v3`` on its own stream,
+    which first waits for the stream that wrote the batch."""
 
     name = "trt"
 
-    def __init__(self, plan: str | Path, meta: dict, task: dict | None = None):
+    def __init__(self, plan: str | Path, package: Package, task: dict | None = None):
         missing = trt_missing()
         if missing:
             raise BackendUnavailable(missing)
         import tensorrt as trt
 
-        built = meta.get("tensorrt") or {}
+        built = package.tensorrt or {}
         here = {"version": trt.__version__, "gpu": torch.cuda.get_device_name(),
                 "compute_capability": ".".join(map(str, torch.cuda.get_device_capability()))}
         same = all(built.get(k) == here[k] for k in ("version", "compute_capability"))
@@ -93,7 +127,7 @@ class TrtRunner(Runner):
                                      f"(sm {built.get('compute_capability')}), this host has TensorRT "
                                      f"{here['version']} on {here['gpu']} (sm {here['compute_capability']}); "
                                      f"rebuild it here with apt-video export")
-        super().__init__(meta, (meta.get("batch") or {}).get("max", 32), task)
+        super().__init__(package.card, package.batch.get("max", 32), task, package)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(plan).read_bytes())
         if self.engine is None:
@@ -102,10 +136,12 @@ class TrtRunner(Runner):
         self.stream = torch.cuda.Stream()
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.output = next(n for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        check_io(package, str(plan), list(self.engine.get_tensor_shape("video")),
+                 list(self.engine.get_tensor_shape(self.output)))
         self.prompts = task["prompts"].cuda() if task is not None else None
 
     def _run(self, chunk):
-        video = chunk.float().cuda().contiguous()
+        video = chunk.float().cuda().contiguous()  # written on the current stream
         self.context.set_input_shape("video", tuple(video.shape))
         self.context.set_tensor_address("video", video.data_ptr())
         if self.prompts is not None:
@@ -113,9 +149,9 @@ class TrtRunner(Runner):
             self.context.set_tensor_address("prompts", self.prompts.data_ptr())
         out = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32, device="cuda")
         self.context.set_tensor_address(self.output, out.data_ptr())
-        with torch.cuda.stream(self.stream):
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError("TensorRT execution failed")
-        self.stream.synchronize()
-        return out.cpu()
-
+        self.stream.wait_stream(torch.cuda.current_stream())  # TensorRT reads the batch only once it is written
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        video.record_stream(self.stream)  # not freed while the engine may still read it
+        torch.cuda.current_stream().wait_stream(self.stream)  # and `out` is read only once written
+        return out

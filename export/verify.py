@@ -14,9 +14,9 @@ def onnx_session(path: str | Path, providers: list[str] | None = None):
     """An ONNX Runtime session and the providers it really uses (read back, not assumed)."""
     import onnxruntime as ort
 
-    wanted = providers or ["CPUExecutionProvider"]
+    wanted = providers or ["CPUExecutionProvider"]  # names, or (name, options) pairs
     available = ort.get_available_providers()
-    wanted = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    wanted = [p for p in wanted if (p if isinstance(p, str) else p[0]) in available] or ["CPUExecutionProvider"]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
@@ -29,6 +29,29 @@ def compare(reference: np.ndarray, got: np.ndarray) -> dict:
     err = np.abs(ref - got)
     return {"max_abs_error": float(err.max()), "max_rel_error": float(err.max() / max(np.abs(ref).max(), 1e-12)),
             "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean()), "clips": int(ref.shape[0])}
+
+
+def judge(precision: str, sets: dict[str, dict], features: bool = False) -> dict:
+    """Pass or fail each set of ``compare`` figures against the precision's thresholds."""
+    max_abs, max_rel, min_top1 = THRESHOLDS[precision]
+    passed = True
+    for stats in sets.values():
+        if features:  # features have no classes: agreement is not defined
+            stats["top1_agreement"] = 1.0
+        ok = (stats["max_abs_error"] <= max_abs or stats["max_rel_error"] <= max_rel) and \
+            stats["top1_agreement"] >= min_top1
+        stats["passed"] = bool(ok)
+        passed &= ok
+    return {"precision": precision, "thresholds": {"max_abs_error": max_abs, "max_rel_error": max_rel,
+                                                   "top1_agreement": min_top1}, "sets": sets, "passed": bool(passed)}
+
+
+def reference_outputs(model: torch.nn.Module, x: torch.Tensor, prompts: torch.Tensor | None = None):
+    """What the graph must give for ``x``: the fp32 model's logits, or its pooled features."""
+    with torch.no_grad():
+        if prompts is not None:
+            return model.forward_pooled(x.float(), prompts.float()).numpy()
+        return model(x.float()).numpy()
 
 
 def verify_graph(path: str | Path, model: torch.nn.Module, clips: dict[str, torch.Tensor], precision: str,
@@ -46,26 +69,10 @@ def verify_graph(path: str | Path, model: torch.nn.Module, clips: dict[str, torc
         evaluator = ReferenceEvaluator(str(path))
         reason = str(exc).splitlines()[0][:120]
         run, used = evaluator.run, [f"onnx.reference (ONNX Runtime could not load it: {reason})"]
-    max_abs, max_rel, min_top1 = THRESHOLDS[precision]
-    result = {"precision": precision, "providers": used, "thresholds": {
-        "max_abs_error": max_abs, "max_rel_error": max_rel, "top1_agreement": min_top1}, "sets": {}}
-    passed = True
+    sets = {}
     for name, x in clips.items():
         feeds = {"video": x.float().numpy()}
-        with torch.no_grad():
-            if prompts is not None:
-                feeds["prompts"] = prompts.float().numpy()
-                ref = model.forward_pooled(x.float(), prompts.float()).numpy()
-            else:
-                ref = model(x.float()).numpy()
-        got = run(None, feeds)[0]
-        stats = compare(ref, got)
-        if prompts is not None:  # features have no classes: agreement is not defined
-            stats["top1_agreement"] = 1.0
-        ok = (stats["max_abs_error"] <= max_abs or stats["max_rel_error"] <= max_rel) and \
-            stats["top1_agreement"] >= min_top1
-        stats["passed"] = bool(ok)
-        passed &= ok
-        result["sets"][name] = stats
-    result["passed"] = bool(passed)
-    return result
+        if prompts is not None:
+            feeds["prompts"] = prompts.float().numpy()
+        sets[name] = compare(reference_outputs(model, x, prompts), run(None, feeds)[0])
+    return {**judge(precision, sets, features=prompts is not None), "providers": used}

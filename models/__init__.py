@@ -11,6 +11,18 @@ __all__ = [
     "count_parameters", "create_model", "flops_per_clip", "fold_prompts", "list_models",
     "load_pretrained", "read_state_dict", "register_model", "reparameterize", "sincos_position_table",
 ]
-from .artifact import build_from_trained, read_meta, save_trained, sha256_file, trained_state  # noqa: E402
+from .artifact import (  # noqa: E402
+    backbone_record,
+    build_from_trained,
+    load_any,
+    load_weights,
+    read_card,
+    save_trained,
+    sha256_file,
+    trained_state,
+)
+from .card import IMAGENET_MEAN, IMAGENET_STD, SAMPLERS, Backbone, CardError, ClipSpec, ModelCard  # noqa: E402
 
-__all__ += ["build_from_trained", "read_meta", "save_trained", "sha256_file", "trained_state"]
+__all__ += ["Backbone", "CardError", "ClipSpec", "IMAGENET_MEAN", "IMAGENET_STD", "ModelCard", "SAMPLERS",
+            "backbone_record", "build_from_trained", "load_any", "load_weights", "read_card", "save_trained",
+            "sha256_file", "trained_state"]

@@ -1,28 +1,27 @@
-"""apt-video's weights files: the trained tensors as safetensors with a metadata record.
+"""apt-video's weights files: the trained tensors as safetensors with the model card in the header.
 
-The record travels from training to the exporter to the scorer (one place per fact): architecture
-and overrides, class names, clip geometry and normalisation, test views, the pretrained backbone's
-name, path and sha256. A prompt-tuned run stores only what it trained (prompts, head, head_norm);
-the backbone comes from the pretrained file named in the record (or given anew).
+The card (``models.card.ModelCard``) travels from training to the exporter to the scorer. A
+prompt-tuned or linear run stores only what it trained (prompts, head, head_norm); the backbone
+comes from the pretrained file its card names (checked by sha256) or from one given anew.
+``load_weights`` is the one way a model gets such a file's tensors, backbone first.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 
-import logging
-
 import torch
 
-from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, load_pretrained
+from .card import Backbone, CardError, ModelCard
+from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, LoadReport, load_pretrained
 from .registry import create_model
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
 META_KEY = "apt_video"
-FORMAT_VERSION = 1
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -33,6 +32,12 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def backbone_record(path: str | Path) -> Backbone:
+    """Name, absolute path and sha256 of a pretrained weights file."""
+    p = Path(path)
+    return Backbone(p.name, str(p.resolve()), sha256_file(p))
+
+
 def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What a run trained: every tensor for end2end, else the parameters that require grad."""
     if getattr(model, "transfer_type", "end2end") == "end2end":
@@ -41,20 +46,18 @@ def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
 
 
-def save_trained(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
-    """Write the trained tensors and ``meta`` atomically as one safetensors file."""
+def save_trained(model: torch.nn.Module, path: str | Path, card: ModelCard) -> None:
+    """Write the trained tensors and the card atomically as one safetensors file."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = trained_state(model)
-    partial = getattr(model, "transfer_type", "end2end") != "end2end"
-    header = {META_KEY: json.dumps({"format_version": FORMAT_VERSION, **meta}),
-              APT_FORMAT_KEY: APT_PARTIAL if partial else "full"}
+    header = {META_KEY: json.dumps(card.to_dict()),
+              APT_FORMAT_KEY: APT_PARTIAL if card.contents == "trained" else "full"}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=header)
+        save_file(trained_state(model), tmp, metadata=header)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -62,8 +65,8 @@ def save_trained(model: torch.nn.Module, path: str | Path, meta: dict) -> None:
         raise
 
 
-def read_meta(path: str | Path) -> dict:
-    """The metadata record of an apt-video weights file."""
+def read_card(path: str | Path) -> ModelCard:
+    """The model card of an apt-video weights file."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -74,33 +77,53 @@ def read_meta(path: str | Path) -> dict:
     if META_KEY not in header:
         raise CheckpointError(f"{path}: not an apt-video weights file (no '{META_KEY}' metadata); "
                               f"use models.load_pretrained for other checkpoints")
-    return json.loads(header[META_KEY])
+    try:
+        return ModelCard.from_dict(json.loads(header[META_KEY]), str(path))
+    except (ValueError, CardError) as exc:
+        raise CheckpointError(str(exc)) from None
 
 
-def build_from_trained(path: str | Path, pretrained: str | Path | None = None,
-                       verify_sha: bool = True) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a weights file, in eval mode: the architecture from its record, the
-    backbone from ``pretrained`` (default: the record's pretrained path) when the file holds only
-    trained tensors, then the file's tensors. Returns ``(model, meta)``."""
-    meta = read_meta(path)
-    model = create_model(meta["model"], **meta["model_overrides"])
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        partial = (f.metadata() or {}).get(APT_FORMAT_KEY) == APT_PARTIAL
-    if partial:
-        src = pretrained or (meta.get("pretrained") or {}).get("path")
+def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Path | None = None,
+                 card: ModelCard | None = None) -> Backbone | None:
+    """Load an apt-video weights file into ``model``: when it holds only trained tensors, first its
+    backbone, ``pretrained`` or else the one its card names (whose sha256 must match). Returns the
+    backbone used (None for a file that holds every tensor)."""
+    card = card or read_card(path)
+    backbone = None
+    if card.contents == "trained":
+        src = pretrained or (card.pretrained.path if card.pretrained else None)
         if not src:
             raise CheckpointError(f"{path}: holds only the trained tensors and names no pretrained backbone; "
                                   f"pass the backbone checkpoint (--pretrained)")
         if not Path(src).is_file():
             raise CheckpointError(f"{path}: its backbone {src} is not there; pass it with --pretrained")
-        want = (meta.get("pretrained") or {}).get("sha256")
-        if verify_sha and want and sha256_file(src) != want:
+        backbone = backbone_record(src)
+        if card.pretrained and backbone.sha256 != card.pretrained.sha256:
             if pretrained is None:
                 raise CheckpointError(f"{src}: sha256 differs from the one recorded in {path} at training time")
-            log.warning("%s: not the backbone %s was trained on (sha256 differs); using it as asked",
-                        src, path)
+            log.warning("%s: not the backbone %s was trained on (sha256 differs); using it as asked", src, path)
         load_pretrained(model, src)
     load_pretrained(model, path)
-    return model.eval(), meta
+    return backbone
+
+
+def load_any(model: torch.nn.Module, path: str | Path) -> tuple[LoadReport | None, Backbone]:
+    """``--finetune``: an apt-video weights file (its backbone too) or any supported checkpoint.
+    Returns the report (None for apt-video files) and the record of the backbone the model now has."""
+    try:
+        card = read_card(path)
+    except CheckpointError:
+        card = None
+    if card is not None:
+        backbone = load_weights(model, path, card=card)
+        return None, backbone or backbone_record(path)
+    return load_pretrained(model, path), backbone_record(path)
+
+
+def build_from_trained(path: str | Path, pretrained: str | Path | None = None) -> tuple[torch.nn.Module, ModelCard]:
+    """Rebuild the model of a weights file, in eval mode: the architecture from its card, then
+    ``load_weights``. Returns ``(model, card)``."""
+    card = read_card(path)
+    model = create_model(card.model, **card.model_overrides)
+    load_weights(model, path, pretrained, card)
+    return model.eval(), card

@@ -237,6 +237,10 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
         to_load[key] = value.to(ref.dtype)
         report.loaded.append(key)
     report.dropped += [f"{k} (not in this model)" for k in sd]
+    for key, value in to_load.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values: the file is damaged or "
+                                  f"comes from a run that diverged")
     if fmt == "huggingface":
         report.notes.append("Hugging Face fc_norm uses LayerNorm eps 1e-5; this model uses 1e-6")
     model.load_state_dict(to_load, strict=False)

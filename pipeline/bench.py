@@ -18,7 +18,6 @@ import torch
 import models
 
 from .data import VideoEntry
-from .sampling import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
 
 def machine() -> dict:
@@ -109,7 +108,7 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
     from .loader import AugmentSpec, VideoLoader
     from .randaug import parse_rand_augment
 
-    spec = ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
+    spec = models.ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
     res = {"clip": f"16 frames, rate 4, 224 px, 8 videos x num_sample {num_sample} per batch, " + rand_augment,
            "videos": "320x240, 96 frames", "num_sample": num_sample}
     variants = [(i, e, a, i + ("" if e == "dynamic" else f"_{e}") + ("" if a == "frame" else f"_{a}"))
@@ -260,24 +259,24 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     from export import load_runner
 
     from .cli import main as cli
-    from .scoring import clip_spec_from_meta, score
+    from .scoring import score
 
     entries = bench_videos(work, "vp9", videos, frames=frames)
     torch.manual_seed(0)
     m = models.create_model(model_name, num_classes=4, prompt_num_tokens=8, init_scale=1.0)
     rate = 2 if m.num_frames <= 8 else 4  # VideoMAE's test sampling for 8- and 16-frame models
-    meta = {"model": model_name, "model_overrides": {"num_classes": 4, "prompt_num_tokens": 8, "init_scale": 1.0},
-            "classes": ["a", "b", "c", "d"], "num_frames": m.num_frames, "input_size": m.img_size,
-            "sampling_rate": rate, "sampler": "dense", "test_num_segment": views[0], "test_num_crop": views[1],
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "prompt_num_tokens": 8,
-            "contents": "full", "transfer_type": "prompt"}
-    m.transfer_type = "end2end"  # save every tensor: the file is self-contained
+    card = models.ModelCard(
+        model=model_name, model_overrides={"num_classes": 4, "prompt_num_tokens": 8, "init_scale": 1.0},
+        classes=["a", "b", "c", "d"], transfer_type="end2end",  # every tensor saved: a self-contained file
+        clip=models.ClipSpec(num_frames=m.num_frames, sampling_rate=rate, input_size=m.img_size,
+                             test_num_segment=views[0], test_num_crop=views[1]))
+    m.transfer_type = "end2end"
     weights = work / f"score_{model_name}.safetensors"
-    models.save_trained(m, weights, meta)
+    models.save_trained(m, weights, card)
     export = work / f"score_export_{model_name}"
     assert cli(["export", str(weights), "-o", str(export), "--onnx-only", "--verify-clips", "0"]) == 0
     runner = load_runner(export, "ort")
-    spec = clip_spec_from_meta(runner.meta)
+    spec = runner.card.clip
     ids = [Path(e.path).name for e in entries]
     out = work / "score_bench.csv"
     out.unlink(missing_ok=True)
@@ -292,7 +291,7 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     t0 = time.perf_counter()
     probs, clips = videomae_eval(baseline, [e.path for e in entries], spec)
     base_s = time.perf_counter() - t0
-    agree = float(np.mean([r.pred == meta["classes"][int(p.argmax())] for r, p in zip(res_ours.rows, probs)]))
+    agree = float(np.mean([r.pred == card.classes[int(p.argmax())] for r, p in zip(res_ours.rows, probs)]))
     res = {"model": f"{model_name} ({m.num_frames}x{m.img_size}, 8 prompts)", "views": f"{views[0]}x{views[1]}",
            "videos": videos, "video_frames": frames, "ours_backend": runner.name,
            "ours_videos_per_s": videos / ours_s, "ours_clips_per_s": res_ours.clips / ours_s,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.card import ClipSpec
+
 from .data import VideoEntry
 from .randaug import parse_rand_augment
-from .sampling import ClipSpec
 
 #: operator -> positional inputs (by index) that should be CPU data when the operator runs on the GPU
 CPU_INPUTS = {"Slice": (1, 2)}

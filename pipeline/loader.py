@@ -27,9 +27,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from models.card import ClipSpec
+
 from .data import VideoEntry
 from .randaug import RandAugmentSpec
-from .sampling import ClipSpec, crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
+from .sampling import crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
 from .video import dali_can_decode, decode_frames
 
 log = logging.getLogger("apt_video")
@@ -257,7 +259,8 @@ def _augment(clip, spec: ClipSpec, augment: AugmentSpec):
 
 def _random_erase(video, prob: float):
     """timm-style random erasing of one rectangle (area 2-33%, aspect 0.3-3.3) on all frames."""
-    from nvidia.dali import fn, math as dmath
+    from nvidia.dali import fn
+    from nvidia.dali import math as dmath
 
     area = fn.random.uniform(range=[0.02, 1 / 3])
     aspect = dmath.exp(fn.random.uniform(range=[np.log(0.3), np.log(1 / 0.3)]))

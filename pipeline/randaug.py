@@ -269,7 +269,6 @@ def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: b
     from nvidia.dali import math as dmath
     from nvidia.dali.auto_aug.augmentations import identity
     from nvidia.dali.auto_aug.core import select, signed_bin
-
     from nvidia.dali.pipeline import do_not_convert
 
     ops = do_not_convert(_build_ops)(spec, portable=clips.device == "gpu")  # plain Python: no AutoGraph

@@ -15,38 +15,9 @@ metadata all use these.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-# ImageNet statistics used by VideoMAE for normalisation, on 0..1 pixels
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """What one clip is: frames, temporal sampling, input size, test views and normalisation."""
-
-    num_frames: int = 16
-    sampling_rate: int = 4
-    input_size: int = 224
-    sampler: str = "dense"  # 'dense' or 'segment' (SSv2)
-    test_num_segment: int = 10
-    test_num_crop: int = 3
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def __post_init__(self):
-        for name in ("num_frames", "sampling_rate", "input_size", "test_num_segment", "test_num_crop"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
-        if self.sampler not in ("dense", "segment"):
-            raise ValueError(f"sampler={self.sampler!r}; choose 'dense' or 'segment'")
-
-    @property
-    def num_views(self) -> int:
-        return self.test_num_segment * self.test_num_crop
+from models.card import ClipSpec
 
 
 def dense_indices(num_frames: int, clip_len: int, rate: int, rng: np.random.Generator) -> np.ndarray:

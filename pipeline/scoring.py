@@ -17,19 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.card import ClipSpec, ModelCard
+
 from .data import DataError, VideoEntry, open_dataset, read_list_file
 from .rows import Resume, Row, RowWriter
-from .sampling import ClipSpec
 
 log = logging.getLogger(__name__)
 
 
-def clip_spec_from_meta(meta: dict, views: tuple[int, int] | None = None) -> ClipSpec:
-    """The clip geometry recorded at training time (checkpoint metadata or model.json)."""
-    segments, crops = views or (meta["test_num_segment"], meta["test_num_crop"])
-    return ClipSpec(num_frames=meta["num_frames"], sampling_rate=meta["sampling_rate"],
-                    input_size=meta["input_size"], sampler=meta.get("sampler", "dense"),
-                    test_num_segment=segments, test_num_crop=crops, mean=tuple(meta["mean"]), std=tuple(meta["std"]))
+def scoring_spec(card: ModelCard, views: tuple[int, int] | None = None) -> ClipSpec:
+    """The clip geometry recorded at training time, with other test views if asked."""
+    return card.clip.with_views(*views) if views else card.clip
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -119,7 +117,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
 
         def run(clips: torch.Tensor):
             nonlocal clips_done
-            logits.append(runner(clips).float())
+            logits.append(runner(clips).float().cpu())
             clips_done += len(clips)
             merged = torch.cat(logits)
             while pending and len(merged) >= views:

@@ -21,8 +21,9 @@ def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: f
                 gop: int = 16, pts: list[int] | None = None) -> Path:
     """Encode FHWC uint8 RGB ``frames`` with PyAV. ``gop`` is the keyframe interval; ``pts`` (in
     1/1000 s) gives variable frame timing. Returns the path written."""
-    import av
     from fractions import Fraction
+
+    import av
 
     encoder, _, pix = CODECS[codec]
     path = Path(path)

@@ -9,6 +9,8 @@ in one atomic file), ``skipped.csv`` and, at the end, ``test_metrics.json``.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime
 import io
 import json
 import logging
@@ -25,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import models
-from models import CheckpointError
+from models import CheckpointError, ClipSpec, ModelCard
 
 from .config import ConfigError, TrainConfig, dump_config
 from .data import VideoEntry, atomic_write_text
@@ -33,9 +35,9 @@ from .evaluate import accuracy_report, merge_views, topk_correct
 from .loader import AugmentSpec, VideoLoader
 from .probe import load_manifest
 from .randaug import parse_rand_augment
-from .sampling import ClipSpec
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_HOURS = 6
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "clips_per_s")
 
 
@@ -70,7 +72,9 @@ def setup_distributed() -> Dist:
     if world > 1 and not dist.is_initialized():
         if cuda:
             torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # rank 0 probes every video before the first barrier: a large dataset takes longer than the
+        # default 10-minute collective timeout
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=PROBE_TIMEOUT_HOURS))
     rank = dist.get_rank() if world > 1 else 0
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     return Dist(rank, world, local_rank, device)
@@ -305,26 +309,15 @@ def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[
     return ds.usable(), bad, ds.classes
 
 
-def _load_backbone(model, path: str) -> dict:
-    """Load ``--finetune`` into ``model``; returns the pretrained record for the metadata."""
-    p = Path(path)
+def _load_backbone(model, path: str) -> models.Backbone:
+    """Load ``--finetune`` into ``model``; returns the record of the backbone it now has."""
     try:
-        try:
-            meta = models.read_meta(p)
-        except CheckpointError:
-            meta = None
-        if meta and meta.get("contents") == "trained":  # an apt-video prompt/linear run: its backbone first
-            base = (meta.get("pretrained") or {}).get("path")
-            if not base or not Path(base).is_file():
-                raise CheckpointError(f"{p}: holds only trained tensors and its backbone {base} is not there")
-            models.load_pretrained(model, base)
-            models.load_pretrained(model, p)
-            return meta["pretrained"]
-        report = models.load_pretrained(model, p)
+        report, backbone = models.load_any(model, path)
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from None
-    log.info("%s", report.summary())
-    return {"name": p.name, "path": str(p.resolve()), "sha256": models.sha256_file(p)}
+    if report is not None:
+        log.info("%s", report.summary())
+    return backbone
 
 
 #: what a run writes into its folder (removed by ``overwrite``)
@@ -378,16 +371,19 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
     except ValueError as exc:  # e.g. prompt layers beyond the model's depth
         raise ConfigError(f"{cfg.model}: {exc}") from None
     model.set_attn_impl(cfg.attn_impl)
-    pretrained = _load_backbone(model, finetune) if finetune else (state or {}).get("pretrained")
+    pretrained = _load_backbone(model, finetune) if finetune else None
     if state is not None:
         model.load_state_dict(state["model"], strict=False)
-        pretrained = state.get("pretrained", pretrained)
+        if state.get("pretrained"):
+            pretrained = models.Backbone(**state["pretrained"])
     model.to(d.device)
     trainable, total = models.count_parameters(model)
     if d.main:
         log.info("%s: %s trainable of %s parameters (%s)", cfg.model, f"{trainable:,}", f"{total:,}", cfg.transfer_type)
+    # the only buffer is the fixed position table: nothing to broadcast before every forward
     net = torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[d.local_rank] if d.device.type == "cuda" else None) if d.world > 1 else model
+        model, device_ids=[d.local_rank] if d.device.type == "cuda" else None,
+        broadcast_buffers=False) if d.world > 1 else model
 
     spec = clip_spec(cfg)
     augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa, cfg.aa_interp) if cfg.aa else None, flip=cfg.flip,
@@ -426,13 +422,9 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=start)
         write_metrics(run_dir, history)
 
-    meta = {"model": cfg.model, "model_overrides": cfg.model_overrides(num_classes), "classes": classes,
-            "transfer_type": cfg.transfer_type,
-            "contents": "full" if cfg.transfer_type == "end2end" else "trained", "pretrained": pretrained,
-            "num_frames": cfg.num_frames, "input_size": cfg.input_size, "sampling_rate": cfg.sampling_rate,
-            "sampler": cfg.sampler, "test_num_segment": cfg.test_num_segment, "test_num_crop": cfg.test_num_crop,
-            "mean": list(spec.mean), "std": list(spec.std), "prompt_num_tokens": model.num_prompt_tokens,
-            "data": {"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list}}
+    card = ModelCard(model=cfg.model, model_overrides=cfg.model_overrides(num_classes), classes=classes,
+                     transfer_type=cfg.transfer_type, clip=spec, pretrained=pretrained,
+                     data={"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list})
     for epoch in range(start, cfg.epochs):
         stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
                                                    d, progress)}
@@ -446,12 +438,13 @@ def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: s
             save_state(state_path, {"epoch": epoch, "model": models.trained_state(model),
                                     "optimizer": optimizer.state_dict(),
                                     "scaler": scaler.state_dict() if scaler else None, "history": history,
-                                    "best_top1": best, "rng": torch.get_rng_state(), "pretrained": pretrained,
+                                    "best_top1": best, "rng": torch.get_rng_state(),
+                                    "pretrained": dataclasses.asdict(pretrained) if pretrained else None,
                                     "config": cfg.to_dict()})
-            epoch_meta = {**meta, "epoch": epoch, "val_top1": stats.get("val_top1")}
-            models.save_trained(model, ckpt / "last.safetensors", epoch_meta)
+            epoch_card = dataclasses.replace(card, epoch=epoch, val_top1=stats.get("val_top1"))
+            models.save_trained(model, ckpt / "last.safetensors", epoch_card)
             if improved or not (ckpt / "best.safetensors").exists():
-                models.save_trained(model, ckpt / "best.safetensors", epoch_meta)
+                models.save_trained(model, ckpt / "best.safetensors", epoch_card)
             write_metrics(run_dir, history)
             write_skipped(run_dir, skipped)
             for k, v in stats.items():

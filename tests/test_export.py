@@ -9,8 +9,17 @@ import pytest
 import torch
 
 import models
-from export import (BackendUnavailable, apply_task, export_onnx, load_runner, op_types, task_tensors,
-                    unsupported_ops, verify_graph)
+from export import (
+    BackendUnavailable,
+    apply_task,
+    export_onnx,
+    load_runner,
+    op_types,
+    read_package,
+    task_tensors,
+    unsupported_ops,
+    verify_graph,
+)
 from export.trt import trt_missing
 from pipeline.cli import main
 
@@ -126,13 +135,15 @@ def test_export_command_metadata_and_runners(tmp_path, prompt_run, capsys):
     assert main(["export", str(run), "-o", str(out), "--precision", "fp16"]) == 0
     text = capsys.readouterr().out
     assert "TensorRT engine not built" in text or (out / "model.plan").is_file()
-    meta = json.loads((out / "model.json").read_text())
-    assert meta["verification"]["passed"] and set(meta["verification"]["sets"]) == {"random", "real"}
-    assert meta["classes"] == models.read_meta(run / "checkpoints" / "best.safetensors")["classes"]
-    assert meta["input"]["shape"] == ["batch", 3, 8, 112, 112] and meta["precision"] == "fp16"
-    assert (meta["test_num_segment"], meta["test_num_crop"], meta["prompt_num_tokens"]) == (2, 3, 8)
-    assert meta["checkpoint"]["sha256"] == models.sha256_file(run / "checkpoints" / "best.safetensors")
-    assert meta["op_check"]["passed"]
+    package, folder = read_package(out)
+    assert package.verification["passed"] and set(package.verification["sets"]) == {"random", "real"}
+    assert package.card == models.read_card(run / "checkpoints" / "best.safetensors")  # the card travels whole
+    assert package.input["shape"] == ["batch", 3, 8, 112, 112] and package.precision == "fp16"
+    assert (package.card.clip.test_num_segment, package.card.clip.test_num_crop) == (2, 3)
+    assert package.checkpoint["sha256"] == models.sha256_file(run / "checkpoints" / "best.safetensors")
+    assert package.op_check["passed"] and package.opset == 23
+    assert package.sha256["model.onnx"] == models.sha256_file(out / "model.onnx")
+    assert json.loads((out / "model.json").read_text())["format"] == "apt-video-export"
     ort_runner = load_runner(out)  # auto: no engine here -> ONNX Runtime
     torch_runner = load_runner(run)
     assert (ort_runner.name, torch_runner.name) == ("ort", "torch")
@@ -165,14 +176,14 @@ def test_partial_weights_need_their_backbone(tmp_path, prompt_run):
 
     run, _ = prompt_run
     shutil.copy(run / "checkpoints" / "last.safetensors", tmp_path / "w.safetensors")
-    meta = models.read_meta(tmp_path / "w.safetensors")
+    card = models.read_card(tmp_path / "w.safetensors")
     model, _ = models.build_from_trained(tmp_path / "w.safetensors")
     assert model.num_prompt_tokens == 8
     with pytest.raises(models.CheckpointError, match="pass it with --pretrained"):
         models.build_from_trained(tmp_path / "w.safetensors", pretrained=str(tmp_path / "gone.pth"))
     assert main(["export", str(tmp_path / "w.safetensors"), "--pretrained", str(tmp_path / "nope.pth"),
                  "-o", str(tmp_path / "x")]) == 2
-    assert meta["pretrained"]["path"]
+    assert card.pretrained.path
 
 
 @pytest.mark.skipif(trt_missing() is not None, reason=f"TensorRT unavailable: {trt_missing()}")
@@ -181,10 +192,129 @@ def test_tensorrt_engine_matches_onnx_runtime(tmp_path, prompt_run):
     out = tmp_path / "trt"
     assert main(["export", str(run), "-o", str(out), "--precision", "fp16", "--batch", "1:4:8",
                  "--timing-cache", str(tmp_path / "cache.bin")]) == 0
-    meta = json.loads((out / "model.json").read_text())
-    assert meta["plan"] == "model.plan" and meta["tensorrt"]["version"]
+    package, _ = read_package(out)
+    assert package.files["plan"] == "model.plan" and package.tensorrt["version"]
+    assert package.tensorrt["verification"]["passed"] and not package.tensorrt["tf32"]
     trt_runner, ort_runner = load_runner(out, "trt"), load_runner(out, "ort")
     x = torch.randn(3, 3, 8, 112, 112)
     a, b = trt_runner(x), ort_runner(x)
     assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.66
     assert (tmp_path / "cache.bin").stat().st_size > 0
+
+
+# -- an export folder is one thing: written whole, checked whole ------------------------------------------
+def _edit_model_json(folder, change):
+    data = json.loads((folder / "model.json").read_text())
+    change(data)
+    (folder / "model.json").write_text(json.dumps(data))
+
+
+def test_a_package_that_does_not_match_its_graph_is_refused(tmp_path, exported):
+    import shutil
+
+    from export import PackageError
+
+    fewer = tmp_path / "fewer"
+    shutil.copytree(exported, fewer)
+    _edit_model_json(fewer, lambda d: d["card"].update(classes=d["card"]["classes"][:2]))
+    with pytest.raises(PackageError, match="output width 4 does not match model.json"):
+        load_runner(fewer)
+    other = tmp_path / "other"
+    shutil.copytree(exported, other)
+    (other / "model.onnx").write_bytes((other / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(PackageError, match="sha256 differs"):
+        load_runner(other)
+    garbage = tmp_path / "garbage"
+    shutil.copytree(exported, garbage)
+    (garbage / "model.onnx").write_bytes(b"not a graph")
+    _edit_model_json(garbage, lambda d: d["sha256"].update({"model.onnx": models.sha256_file(garbage / "model.onnx")}))
+    with pytest.raises(BackendUnavailable, match="ONNX Runtime cannot load this graph"):
+        load_runner(garbage)
+    bf16 = tmp_path / "bf16"
+    shutil.copytree(exported, bf16)
+    _edit_model_json(bf16, lambda d: d.update(precision="bf16"))
+    with pytest.raises(BackendUnavailable, match="no bf16 kernels on the CPU"):
+        load_runner(bf16)
+
+
+def test_re_export_replaces_the_folder_whole_and_a_failure_keeps_the_old_one(tmp_path, prompt_run, capsys):
+    run, _ = prompt_run
+    out = tmp_path / "exp"
+    assert main(["export", str(run), "-o", str(out), "--onnx-only", "--verify-clips", "0"]) == 0
+    (out / "stale.txt").write_text("from an earlier export\n")
+    first = (out / "model.json").read_bytes()
+    assert main(["export", str(run), "-o", str(out), "--onnx-only", "--verify-clips", "0", "--attention",
+                 "matmul"]) == 0
+    assert not (out / "stale.txt").exists() and (out / "model.json").read_bytes() != first
+    assert not list(tmp_path.glob(".exp.*"))  # no temporary or old folder left
+    kept = (out / "model.json").read_bytes()
+    from export import verify
+
+    verify.THRESHOLDS["fp32"] = (-1.0, -1.0, 2.0)  # a verification nothing can pass
+    try:
+        assert main(["export", str(run), "-o", str(out), "--onnx-only", "--verify-clips", "0"]) == 1
+    finally:
+        verify.THRESHOLDS["fp32"] = (1e-3, 1e-3, 1.0)
+    assert "for inspection" in capsys.readouterr().out
+    assert (out / "model.json").read_bytes() == kept and (tmp_path / "exp.rejected" / "model.json").is_file()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine\n")
+    assert main(["export", str(run), "-o", str(tmp_path / "notes"), "--onnx-only"]) == 2
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine\n"
+
+
+def test_opset_is_checked_and_recorded_as_written(tmp_path, prompt_run, capsys):
+    run, _ = prompt_run
+    with pytest.raises(SystemExit):
+        main(["export", str(run), "-o", str(tmp_path / "x"), "--opset", "5"])
+    assert "choose 18 to 23" in capsys.readouterr().err
+    assert main(["export", str(run), "-o", str(tmp_path / "y"), "--onnx-only", "--opset", "18",
+                 "--verify-clips", "0"]) == 0
+    package, _ = read_package(tmp_path / "y")
+    assert package.opset == 18 and package.attention == "matmul"
+
+
+def test_nan_weights_are_named(tmp_path, prompt_run, capsys):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    src = prompt_run[0] / "checkpoints" / "last.safetensors"
+    tensors = load_file(str(src))
+    with safe_open(str(src), "pt") as f:
+        header = f.metadata()
+    tensors["head.weight"][0, 0] = float("nan")
+    save_file(tensors, str(tmp_path / "nan.safetensors"), metadata=header)
+    assert main(["export", str(tmp_path / "nan.safetensors"), "-o", str(tmp_path / "x"), "--onnx-only"]) == 2
+    assert "tensor 'head.weight' holds NaN or infinite values" in capsys.readouterr().err
+
+
+def test_tensorrt_version_gates_the_fused_attention_op(tmp_path):
+    from export import default_attention, fused_attention_supported
+
+    path = export_onnx(tiny(), tmp_path / "f.onnx", opset=23, attention="fused")
+    assert unsupported_ops(path, trt_version="10.13.3") == [
+        next(p for p in unsupported_ops(path, trt_version="10.13.3") if "Attention" in p)]
+    assert "needs TensorRT >= 10.14, this host has 10.13.3" in unsupported_ops(path, trt_version="10.13.3")[0]
+    assert unsupported_ops(path, trt_version="10.14.1") == [] and unsupported_ops(path) == []
+    assert default_attention(23, "10.9.0") == "matmul" and default_attention(23, "11.4.0") == "fused"
+    assert default_attention(23, None) == "fused" and default_attention(18, None) == "matmul"
+    assert not fused_attention_supported("10.13") and fused_attention_supported("10.14")
+
+
+def test_fp32_engines_are_built_without_tf32():
+    from types import SimpleNamespace
+
+    from export.trt import config_flags
+
+    class Config:
+        def __init__(self):
+            self.cleared = []
+
+        def clear_flag(self, flag):
+            self.cleared.append(flag)
+
+    trt = SimpleNamespace(BuilderFlag=SimpleNamespace(TF32="TF32"))
+    fp32, fp16 = Config(), Config()
+    config_flags(fp32, trt, "fp32")
+    config_flags(fp16, trt, "fp16")
+    assert fp32.cleared == ["TF32"] and fp16.cleared == []

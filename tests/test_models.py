@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference import ref_apt_logits, ref_label_smoothing_ce
 
 import models
 from models.vit import Attention
-from reference import ref_apt_logits, ref_label_smoothing_ce
 
 
 def tiny(**kw):

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.card import ClipSpec
 from pipeline.loader import AugmentSpec, VideoLoader
 from pipeline.randaug import parse_rand_augment
-from pipeline.sampling import ClipSpec, crop_offsets, dense_view_indices, resize_short_side
+from pipeline.sampling import crop_offsets, dense_view_indices, resize_short_side
 from pipeline.synth import index_frames, read_index, write_video
 from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
 
@@ -135,8 +136,8 @@ def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, i
                          num_workers=1)
     ids = [k for b in loader.epoch(0) for k in b.ids]
     assert ids == [0, 1, 3]
-    assert sorted(p for p, _ in loader.failures) == sorted(b.path for b in broken)
-    assert all(reason for _, reason in loader.failures)
+    assert sorted((f.index, f.path) for f in loader.failures) == [(2, broken[0].path), (4, broken[1].path)]
+    assert all(f.reason for f in loader.failures)
 
 
 def test_variable_frame_rate_is_indexed_in_decode_order(tmp_path):

@@ -9,11 +9,20 @@ import itertools
 
 import numpy as np
 import pytest
-
-from pipeline.sampling import (ClipSpec, crop_offsets, dense_indices, dense_view_indices, eval_indices,
-                               resize_short_side, segment_indices, segment_view_indices, train_indices,
-                               view_indices)
 from reference import ref_crop_starts, ref_kinetics_test, ref_kinetics_train, ref_resize, ref_ssv2_test, ref_ssv2_train
+
+from models.card import ClipSpec
+from pipeline.sampling import (
+    crop_offsets,
+    dense_indices,
+    dense_view_indices,
+    eval_indices,
+    resize_short_side,
+    segment_indices,
+    segment_view_indices,
+    train_indices,
+    view_indices,
+)
 
 LENGTHS = [1, 2, 3, 5, 7, 15, 16, 17, 30, 31, 32, 33, 47, 63, 64, 65, 100, 127, 128, 129, 300, 1001]
 

@@ -64,24 +64,23 @@ def test_folder_rows_in_order_with_statuses(tmp_path, folder, exported, capsys):
 
 
 def test_predictions_equal_pytorch_on_the_same_views(tmp_path, folder, exported, prompt_run):
+    import models
     from pipeline.data import open_dataset
     from pipeline.loader import VideoLoader
     from pipeline.probe import probe_dataset
-    from pipeline.scoring import clip_spec_from_meta
-    import models
 
     out = tmp_path / "t.csv"
     main(["score", str(folder / "test.csv"), "--model", str(prompt_run[0]), "-o", str(out), "--backend", "torch",
           "--no-progress", "--batch", "7"])
     rows = read_csv(out)
-    model, meta = models.build_from_trained(prompt_run[0] / "checkpoints" / "best.safetensors")
+    model, card = models.build_from_trained(prompt_run[0] / "checkpoints" / "best.safetensors")
     entries, _ = probe_dataset(open_dataset(folder / "test.csv"), None, progress=False)
-    loader = VideoLoader(entries, clip_spec_from_meta(meta), mode="test", batch_size=1, num_workers=1)
+    loader = VideoLoader(entries, card.clip, mode="test", batch_size=1, num_workers=1)
     for b in loader.epoch(0):
         with torch.no_grad():
             probs = torch.softmax(model(b.video[0]), -1).mean(0)
         row = rows[b.ids[0]]
-        assert row["pred"] == meta["classes"][int(probs.argmax())]
+        assert row["pred"] == card.classes[int(probs.argmax())]
         assert float(row["prob"]) == pytest.approx(float(probs.max()), abs=2e-6)
     ort_out = tmp_path / "o.csv"
     main(["score", str(folder / "test.csv"), "--model", str(exported), "-o", str(ort_out), "--no-progress"])

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
 
 import models
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
 from pipeline.train import build_optimizer, cosine_schedule, forward_backward, optimizer_step, param_groups, set_lr
-from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
 
 APT = [sys.executable, "-m", "pipeline.cli"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -183,10 +183,11 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
     assert result["history"][-1]["val_top1"] >= 75.0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["transfer_type"] == "prompt" and cfg["epochs"] == 8
-    meta = models.read_meta(run / "checkpoints" / "last.safetensors")
-    assert meta["classes"] == ["move_045.0deg", "move_135.0deg", "move_225.0deg", "move_315.0deg"]
-    assert meta["pretrained"]["sha256"] == models.sha256_file(backbone_run[0] / "checkpoints" / "last.safetensors")
-    assert (meta["num_frames"], meta["input_size"], meta["test_num_segment"]) == (8, 112, 2)
+    card = models.read_card(run / "checkpoints" / "last.safetensors")
+    assert card.classes == ["move_045.0deg", "move_135.0deg", "move_225.0deg", "move_315.0deg"]
+    assert card.pretrained.sha256 == models.sha256_file(backbone_run[0] / "checkpoints" / "last.safetensors")
+    assert (card.clip.num_frames, card.clip.input_size, card.clip.test_num_segment) == (8, 112, 2)
+    assert card.epoch == 7 and card.contents == "trained"
     from safetensors import safe_open
     with safe_open(str(run / "checkpoints" / "last.safetensors"), "pt") as f:
         assert set(f.keys()) == {"prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale", "head.weight",
@@ -194,7 +195,7 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
     import json
     test = json.loads((run / "test_metrics.json").read_text())
     assert len(test["confusion_matrix"]) == 4 and sum(map(sum, test["confusion_matrix"])) == test["videos"]
-    assert set(test["per_class"]) == set(meta["classes"]) and test["views"] == "2x3"
+    assert set(test["per_class"]) == set(card.classes) and test["views"] == "2x3"
     assert list((run / "tb").glob("events.out.tfevents.*"))
 
 

@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     import torch.distributed as dist
 
     from export import BackendUnavailable, load_runner
@@ -46,10 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.data import DataError, Dataset, atomic_write_text
     from pipeline.probe import default_paths, probe_dataset
     from pipeline.rows import CSV_HEADER, OutputLock, choose_format, read_rows
-    from pipeline.scoring import clip_spec_from_meta, label_metrics, read_labels, score, scoring_inputs
+    from pipeline.scoring import label_metrics, read_labels, score, scoring_inputs, scoring_spec
 
     out = Path(args.out)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    gpu = torch.cuda.is_available()
+    if gpu:  # each rank on its own GPU: DALI, ONNX Runtime and TensorRT all follow the current device
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
     if not out.parent.is_dir():
         raise UserError(f"{out}: the folder {out.parent} does not exist; create it first")
     try:
@@ -68,20 +73,21 @@ def run(args: argparse.Namespace) -> int:
         runner = load_runner(args.model, args.backend, args.pretrained, args.task)
     except (BackendUnavailable, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    spec = clip_spec_from_meta(runner.meta, args.views)
-    batch = args.batch or max(spec.num_views, (runner.meta.get("batch") or {}).get("opt", 30))
+    spec = scoring_spec(runner.card, args.views)
+    batch = args.batch or max(spec.num_views, runner.preferred_batch)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
+    # each rank probes its own share (no rank waits on another's probing), into its own cache
     _, cache = default_paths(Path(args.input), beside=False)
-    if rank == 0:
-        probe_dataset(Dataset(entries, [], args.input), cache, spec.num_frames, args.workers, progress=False)
+    per = -(-len(entries) // world)
+    lo, hi = rank * per, min(len(entries), (rank + 1) * per)
     if world > 1:
-        dist.barrier()
-    entries, _ = probe_dataset(Dataset(entries, [], args.input), cache, spec.num_frames, 1, progress=False)
+        cache = cache.with_name(f"{cache.stem}.rank{rank}of{world}.json")
+    probed, _ = probe_dataset(Dataset(entries[lo:hi], [], args.input), cache, spec.num_frames, args.workers,
+                              progress=False)
+    entries = entries[:lo] + probed + entries[hi:]
     part = out if world == 1 else out.with_name(f".{out.name}.rank{rank}")
-    import torch
-
-    device = "gpu" if torch.cuda.is_available() else "cpu"  # NVDEC and GPU resizing where there is a GPU
+    device = "gpu" if gpu else "cpu"  # NVDEC and GPU resizing where there is a GPU
     try:
         with OutputLock(part):
             result = score(entries, ids, runner, spec, part, fmt, batch, args.top_k, args.resume or world > 1,
