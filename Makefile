@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check models pipeline export tests bench
+	$(BIN)/ruff check models pipeline export apt_video tests
 
 clean:
 	rm -rf $(VENV) demo-work

@@ -10,9 +10,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["models", "pipeline", "pipeline.commands", "pipeline.presets", "export", "bench"],
-    package_dir={"pipeline.presets": "configs"},  # the YAML presets travel inside the package
-    package_data={"pipeline.presets": ["*.yaml"]},
+    # layers, lowest first: models (tensors), pipeline (videos) and export (graphs), then the
+    # application (apt_video: the library functions and the CLI above them)
+    packages=["models", "pipeline", "export", "apt_video", "apt_video.commands", "apt_video.presets"],
+    package_dir={"apt_video.presets": "configs"},  # the YAML presets travel inside the package
+    package_data={"apt_video.presets": ["*.yaml"]},
     install_requires=[
         "torch>=2.4",
         "torchvision",  # timm imports it; must be the build that matches torch
@@ -37,5 +39,5 @@ setup(
         "cu13-trt": [DALI_CU13, "onnxruntime-gpu>=1.27", "tensorrt-cu13>=10.14"],  # 10.14: the Attention op
         "dev": ["pytest", "ruff", "decord", "transformers"],
     },
-    entry_points={"console_scripts": ["apt-video=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["apt-video=apt_video.cli:main"]},
 )

@@ -12,49 +12,15 @@ from pathlib import Path
 
 import torch
 
-from models import ModelCard
+from models import ModelCard, find_weights
 
 from .package import Package, PackageError, check_files, check_io, read_package
-
-log = logging.getLogger(__name__)
-BACKENDS = ("auto", "trt", "ort", "torch")
-
-
-class BackendUnavailable(RuntimeError):
-    """The asked-for backend cannot run here: the message is one line saying what is missing."""
-
+from .runner import BackendUnavailable, Runner
 
 __all__ = ["BACKENDS", "BackendUnavailable", "OrtRunner", "PackageError", "Runner", "TorchRunner", "load_runner"]
 
-
-class Runner:
-    """Base class: subclasses implement ``_run(chunk) -> logits or features``. ``card`` is the model
-    card (classes, clip geometry); ``package`` the export it runs (None for a PyTorch checkpoint)."""
-
-    name = "runner"
-
-    def __init__(self, card: ModelCard, max_batch: int, task: dict | None = None, package: Package | None = None):
-        self.card, self.max_batch, self.task, self.package = card, max(1, int(max_batch)), task, package
-
-    @property
-    def classes(self) -> list[str]:
-        return self.card.classes
-
-    @property
-    def preferred_batch(self) -> int:
-        """Clips per call the engine was tuned for (the export's optimal batch), else 30."""
-        return int(self.package.batch.get("opt", 30)) if self.package else 30
-
-    def __call__(self, views: torch.Tensor) -> torch.Tensor:
-        outs = [self._run(views[i:i + self.max_batch]) for i in range(0, len(views), self.max_batch)]
-        out = torch.cat(outs) if outs else torch.empty(0, len(self.classes))
-        if self.task is not None:
-            from .graph import apply_task
-            out = apply_task(out.float().cpu(), self.task)
-        return out
-
-    def _run(self, chunk: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+log = logging.getLogger(__name__)
+BACKENDS = ("auto", "trt", "ort", "torch")
 
 
 class TorchRunner(Runner):
@@ -156,7 +122,7 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(model_path)
-    weights = _weights_of(p)
+    weights = find_weights(p)
     if weights is not None:
         if backend in ("trt", "ort"):
             raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) "
@@ -195,13 +161,3 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
         runner.max_batch = max_batch
     log.info("backend: ONNX Runtime, providers %s", ", ".join(runner.providers))
     return runner
-
-
-def _weights_of(p: Path) -> Path | None:
-    if p.suffix == ".safetensors" and p.is_file():
-        return p
-    if p.is_dir() and (p / "checkpoints").is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (p / "checkpoints" / name).is_file():
-                return p / "checkpoints" / name
-    return None

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .package import Package, check_io
-from .runners import BackendUnavailable, Runner
+from .runner import BackendUnavailable, Runner
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ def trt_missing() -> str | None:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        return "TensorRT is not installed (pip install 'apt-video[trt]' on a host with an NVIDIA GPU)"
+        return ("TensorRT is not installed (pip install 'apt-video[cu12-trt]' or '[cu13-trt]' on a host with an "
+                "NVIDIA GPU)")
     if not torch.cuda.is_available():
         return "no CUDA GPU is visible to PyTorch, which the TensorRT runner needs"
     return None

@@ -14,6 +14,7 @@ __all__ = [
 from .artifact import (  # noqa: E402
     backbone_record,
     build_from_trained,
+    find_weights,
     load_any,
     load_weights,
     read_card,
@@ -24,5 +25,5 @@ from .artifact import (  # noqa: E402
 from .card import IMAGENET_MEAN, IMAGENET_STD, SAMPLERS, Backbone, CardError, ClipSpec, ModelCard  # noqa: E402
 
 __all__ += ["Backbone", "CardError", "ClipSpec", "IMAGENET_MEAN", "IMAGENET_STD", "ModelCard", "SAMPLERS",
-            "backbone_record", "build_from_trained", "load_any", "load_weights", "read_card", "save_trained",
-            "sha256_file", "trained_state"]
+            "backbone_record", "build_from_trained", "find_weights", "load_any", "load_weights", "read_card",
+            "save_trained", "sha256_file", "trained_state"]

@@ -65,6 +65,21 @@ def save_trained(model: torch.nn.Module, path: str | Path, card: ModelCard) -> N
         raise
 
 
+#: where a training run keeps its weights, in order of preference
+RUN_WEIGHTS = ("checkpoints/best.safetensors", "checkpoints/last.safetensors")
+
+
+def find_weights(path: str | Path) -> Path | None:
+    """An apt-video weights file: ``path`` itself, or the best (else last) weights of a training run
+    folder; None when ``path`` is neither."""
+    p = Path(path)
+    if p.suffix == ".safetensors" and p.is_file():
+        return p
+    if p.is_dir():
+        return next((p / name for name in RUN_WEIGHTS if (p / name).is_file()), None)
+    return None
+
+
 def read_card(path: str | Path) -> ModelCard:
     """The model card of an apt-video weights file."""
     from safetensors import SafetensorError, safe_open

@@ -81,6 +81,13 @@ class Dataset:
         return [e for e in self.entries if e.ok]
 
 
+def shard_bounds(n: int, shard: int, num_shards: int) -> tuple[int, int]:
+    """``[lo, hi)`` of shard ``shard`` of ``num_shards`` contiguous shards of ``n`` items (the last
+    shards may be short or empty)."""
+    per = -(-n // num_shards)
+    return min(n, shard * per), min(n, (shard + 1) * per)
+
+
 # -- writing files atomically ----------------------------------------------------------------------
 #: how text files are encoded: UTF-8, with file-name bytes that are not UTF-8 written back as the
 #: same bytes (Python decodes such names with surrogate escapes): names survive a round trip

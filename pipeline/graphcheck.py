@@ -51,7 +51,8 @@ def gpu_graphs(spec: ClipSpec | None = None, aa: str = "rand-m7-n4-mstd0.5-inc1"
     """``(name, define)`` pairs: one per graph the GPU runs (training with the RandAugment suite in
     both augmentation orders, and without it; test views; validation). A RandAugment graph defines
     every op of the suite as a branch, whichever ops a run then draws."""
-    from .loader import AugmentSpec, ClipSource, train_pipeline, views_pipeline
+    from .graphs import AugmentSpec, train_pipeline, views_pipeline
+    from .source import ClipSource
 
     spec = spec or ClipSpec()
     entries = [VideoEntry("graph-definition-only.webm", 0, 64, 25.0, "vp9", 320, 240, 2.56, "ok")]

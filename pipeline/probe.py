@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_manifest
-from .video import probe_video
+from .video import CODECS, decode_frames, probe_video, write_video
 
 log = logging.getLogger("apt_video")
 CACHE_VERSION = 2  # 2: entries carry the display rotation
@@ -125,9 +125,6 @@ def transcode_dataset(ds: Dataset, out: Path, codec: str, root: Path, gop: int =
     rate, a keyframe every ``gop`` frames), with list files and classes.txt. Existing outputs are kept
     (a re-run resumes). Returns the new entries."""
     import numpy as np
-
-    from .synth import CODECS, write_video
-    from .video import decode_frames
 
     ext = CODECS[codec][1]
     new = []

@@ -1,5 +1,6 @@
-"""Reading video files with PyAV: probing one file, decoding chosen frames, and which codecs DALI's
-decoder takes on each device (NOTES.md section 4: the CPU build takes only VP8, VP9 and MJPEG)."""
+"""Video files with PyAV: probing one file, decoding chosen frames, writing frames as a video, and
+which codecs DALI's decoder takes on each device (DALI's CPU build takes only VP8, VP9 and MJPEG;
+NVDEC adds H.264, HEVC, AV1 and MPEG-4)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -155,3 +156,55 @@ def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE) -> n
         raise RuntimeError(f"{path}: no frame could be decoded")
     tail = got[last_i] if last_i in got else rgb(last_frame)
     return np.stack([got.get(i, tail) for i in indices])
+
+
+# -- writing videos ----------------------------------------------------------------------------------
+CODECS = {  # name -> (PyAV encoder, file extension, pixel format)
+    "vp9": ("libvpx-vp9", ".webm", "yuv420p"),
+    "vp8": ("libvpx", ".webm", "yuv420p"),
+    "mjpeg": ("mjpeg", ".avi", "yuvj420p"),
+    "h264": ("libx264", ".mp4", "yuv420p"),
+    "hevc": ("libx265", ".mp4", "yuv420p"),
+    "mpeg4": ("mpeg4", ".avi", "yuv420p"),
+    "av1": ("libsvtav1", ".mkv", "yuv420p"),
+}
+
+
+def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: float = 25,
+                gop: int = 16, pts: list[int] | None = None) -> Path:
+    """Encode FHWC uint8 RGB ``frames`` with PyAV. ``gop`` is the keyframe interval; ``pts`` (in
+    1/1000 s) gives variable frame timing. Returns the path written."""
+    from fractions import Fraction
+
+    import av
+
+    encoder, _, pix = CODECS[codec]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt, stream.gop_size = pix, gop
+        if codec in ("vp9", "vp8"):
+            stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}
+        elif codec in ("h264", "hevc"):
+            stream.options = {"preset": "ultrafast", "crf": "18"}
+            if codec == "hevc":
+                stream.options["x265-params"] = "log-level=error"
+        else:
+            stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
+            stream.bit_rate = 4_000_000
+        if pts is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+# -- frames that carry their index ----------------------------------------------------------------

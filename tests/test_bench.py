@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline.cli import main as cli
+from apt_video.cli import main as cli
 
 
 def test_bench_loader_writes_ratios(tmp_path):

@@ -7,10 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.cli import main
+from apt_video.cli import main
 from pipeline.data import DataError, open_dataset, read_list_file, read_manifest, read_ssv2
 from pipeline.probe import default_paths, probe_dataset
-from pipeline.synth import index_frames, write_video
+from pipeline.video import write_video
+from videos import index_frames
 from pipeline.video import probe_video
 
 

@@ -21,7 +21,7 @@ from export import (
     verify_graph,
 )
 from export.trt import trt_missing
-from pipeline.cli import main
+from apt_video.cli import main
 
 
 def tiny(seed=0, **kw):

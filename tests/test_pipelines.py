@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from models.card import ClipSpec
-from pipeline.loader import AugmentSpec, VideoLoader
+from pipeline.graphs import AugmentSpec
+from pipeline.loader import VideoLoader
 from pipeline.randaug import parse_rand_augment
 from pipeline.sampling import crop_offsets, dense_view_indices, resize_short_side
-from pipeline.synth import index_frames, read_index, write_video
+from pipeline.video import write_video
+from videos import index_frames, read_index
 from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
 
 SPEC = ClipSpec(num_frames=8, sampling_rate=2, input_size=48, test_num_segment=3, test_num_crop=3)

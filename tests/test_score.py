@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cli import main
-from pipeline.synth import make_motion_dataset, write_video
+from apt_video.cli import main
+from apt_video.synth import make_motion_dataset
+from pipeline.video import write_video
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -22,7 +23,7 @@ def folder(tmp_path_factory, index_videos):
     root = tmp_path_factory.mktemp("score")
     make_motion_dataset(root / "ds", classes=4, per_class=3, frames=30, size=(80, 60), offset_deg=45,
                         split=(0, 0, 1), seed=7)
-    from pipeline.synth import motion_clip
+    from apt_video.synth import motion_clip
     rng = np.random.default_rng(3)
     write_video(root / "ds" / "videos" / "extra" / "diag_h264.mp4", motion_clip(45, 30, 96, 64, rng), "h264")
     write_video(root / "ds" / "videos" / "extra" / "diag_mjpeg.avi", motion_clip(135, 30, 72, 96, rng), "mjpeg")
@@ -136,7 +137,7 @@ def test_resume_after_kill_loses_nothing(tmp_path, exported, prompt_run, kill_wh
     data = tmp_path / "many"
     make_motion_dataset(data, classes=4, per_class=8, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
     out = tmp_path / "r.csv"
-    cmd = [sys.executable, "-m", "pipeline.cli", "score", str(data / "videos"), "--model", str(exported),
+    cmd = [sys.executable, "-m", "apt_video.cli", "score", str(data / "videos"), "--model", str(exported),
            "-o", str(out), "--no-progress", "--views", "4x3", "--batch", "12", "--workers", "1", "--resume"]
     kill_when(cmd, lambda: out.is_file() and out.read_text().count("\n") >= 4, ENV)
     before = read_csv(out)
@@ -156,7 +157,7 @@ def test_two_torchrun_ranks_give_the_same_rows(tmp_path, folder, exported):
     main(["score", str(folder / "videos"), "--model", str(exported), "-o", str(single), "--no-progress"])
     multi = tmp_path / "two.csv"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "pipeline.cli", "score", str(folder / "videos"), "--model", str(exported), "-o", str(multi),
+           "-m", "apt_video.cli", "score", str(folder / "videos"), "--model", str(exported), "-o", str(multi),
            "--no-progress", "--workers", "1"]
     res = subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert res.returncode == 1, res.stderr[-2000:]  # the broken files fail in both
@@ -173,7 +174,7 @@ def test_two_torchrun_ranks_give_the_same_rows(tmp_path, folder, exported):
 def test_demo_reduced(tmp_path, capsys):
     assert main(["demo", "--work", str(tmp_path / "demo"), "--quick", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "[6/6]" in out and "labels: top-1" in out
+    assert "[6/6]" in out and "top-1" in out and "videos/s" in out
     work = tmp_path / "demo"
     for f in ("curves.png", "heldout_predictions.csv", "heldout_predictions.csv.metrics.json", "export/model.onnx",
               "runs/prompts/test_metrics.json"):
@@ -190,7 +191,7 @@ def _score(*args):
 def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, exported, capsys):
     """A video listed twice that fails at decode (after its probe was cached) used to stop every
     later row, with exit 0 and '1 ok, 0 failed'."""
-    from pipeline.synth import motion_clip
+    from apt_video.synth import motion_clip
 
     rng = np.random.default_rng(0)
     for name in ("a", "bad", "c", "d"):
@@ -210,7 +211,7 @@ def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, 
 
 
 def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, exported):
-    from pipeline.synth import motion_clip
+    from apt_video.synth import motion_clip
 
     write_video(tmp_path / "v" / "real.webm", motion_clip(0, 24, 64, 48, np.random.default_rng(0)), "vp9")
     (tmp_path / "v" / "link.webm").symlink_to("real.webm")
@@ -227,7 +228,7 @@ def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, export
 
 @pytest.mark.parametrize("name", [b"caf\xe9.webm", b"two\rlines.webm", b"comma, \"quote\".webm"])
 def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, name):
-    from pipeline.synth import motion_clip
+    from apt_video.synth import motion_clip
 
     folder = tmp_path / "v"
     folder.mkdir()
@@ -236,7 +237,7 @@ def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, na
         write_video(os.fsdecode(os.path.join(os.fsencode(folder), n)), motion_clip(0, 24, 64, 48, rng), "vp9")
     out = tmp_path / "o.csv"
     assert _score(folder, "--model", exported, "-o", out) == 0
-    from pipeline.rows import read_rows
+    from apt_video.rows import read_rows
     videos = [r["video"] for r in read_rows(out)]
     assert os.fsencode(videos[1]) == name and len(videos) == 3
     data = out.read_bytes()
@@ -258,7 +259,7 @@ def test_resume_refuses_rows_of_another_input(tmp_path, folder, exported, capsys
 
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path, folder, exported, capsys):
-    from pipeline.rows import OutputLock
+    from apt_video.rows import OutputLock
 
     out = tmp_path / "o.csv"
     with OutputLock(out):
@@ -305,7 +306,7 @@ def test_a_single_video_is_scored(tmp_path, folder, exported):
 
 
 def test_class_names_with_separators_survive_the_top_k_column(tmp_path):
-    from pipeline.rows import Row, RowWriter, read_rows
+    from apt_video.rows import Row, RowWriter, read_rows
 
     out = tmp_path / "r.csv"
     w = RowWriter(out, "csv", ["v"])
@@ -321,7 +322,7 @@ def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
 
     data = tmp_path / "many"
     make_motion_dataset(data, classes=4, per_class=6, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "score", str(data / "videos"), "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "apt_video.cli", "score", str(data / "videos"), "--model",
                              str(exported), "-o", str(tmp_path / "o.csv"), "--no-progress", "--workers", "2"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -13,11 +13,11 @@ import yaml
 from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
 
 import models
-from pipeline.cli import main
-from pipeline.config import ConfigError, load_config
-from pipeline.train import build_optimizer, cosine_schedule, forward_backward, optimizer_step, param_groups, set_lr
+from apt_video.cli import main
+from apt_video.config import ConfigError, load_config
+from apt_video.train import build_optimizer, cosine_schedule, forward_backward, optimizer_step, param_groups, set_lr
 
-APT = [sys.executable, "-m", "pipeline.cli"]
+APT = [sys.executable, "-m", "apt_video.cli"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
@@ -200,10 +200,10 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
 
 
 def test_only_trainable_tensors_change(task_data, backbone_run):
-    from pipeline.config import load_config
+    from apt_video.config import load_config
     from pipeline.loader import VideoLoader
     from pipeline.probe import load_manifest
-    from pipeline.train import Dist, build_optimizer, clip_spec, cosine_schedule, train_one_epoch
+    from apt_video.train import Dist, build_optimizer, clip_spec, cosine_schedule, train_one_epoch
 
     cfg = load_config("demo", sets=["num_workers=1"])
     model = models.create_model(cfg.model, **cfg.model_overrides(4))
@@ -239,7 +239,7 @@ def test_kill_and_resume_loses_and_repeats_no_epoch(tmp_path, task_data, kill_wh
 def test_two_process_gloo_torchrun(tmp_path, task_data):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "pipeline.cli", "train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run),
+           "-m", "apt_video.cli", "train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run),
            "--no-progress", "--set", "epochs=2", "--set", "num_workers=1", "--set", "num_threads=1"]
     res = subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -256,7 +256,7 @@ def test_two_process_gloo_torchrun(tmp_path, task_data):
 def test_plot_has_three_panels_labelled_by_difference(tmp_path, prompt_run, backbone_run):
     from PIL import Image
 
-    from pipeline.plot import plot_runs, run_labels
+    from apt_video.plot import plot_runs, run_labels
 
     fig = plot_runs([backbone_run[0], prompt_run[0]], tmp_path / "fig.png")
     assert len(fig.axes) == 3

@@ -11,8 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import UserError
-    from pipeline.plot import plot_runs
+    from apt_video.errors import UserError
+    from apt_video.plot import plot_runs
 
     try:
         plot_runs(args.runs, args.out, args.title)

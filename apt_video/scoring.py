@@ -7,6 +7,7 @@ killed run loses nothing it wrote and ``--resume`` carries on after the last com
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -19,7 +20,7 @@ import torch
 
 from models.card import ClipSpec, ModelCard
 
-from .data import DataError, VideoEntry, open_dataset, read_list_file
+from pipeline.data import DataError, VideoEntry, open_dataset, read_list_file
 from .rows import Resume, Row, RowWriter
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
     the shard, checked against ``ids``) are kept and scoring goes on after them."""
     from tqdm import tqdm
 
-    from .loader import VideoLoader
+    from pipeline.loader import VideoLoader
 
     rank, world = shard
     per = -(-len(entries) // world)
@@ -201,3 +202,90 @@ def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], l
                  for k, name in enumerate(classes)}
     return {"videos": n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "per_class": per_class,
             "confusion_matrix": confusion.tolist(), "classes": classes, "unlabelled": unlabelled}
+
+
+# -- the whole job -------------------------------------------------------------------------------------
+@dataclass
+class ScoreReport:
+    """What ``score_videos`` did: the output file and its rows, the counts, the geometry and backend
+    used, and the label metrics when labels were given."""
+
+    out: Path
+    fmt: str
+    rows: list[dict]
+    result: ScoreResult
+    backend: str
+    spec: ClipSpec
+    metrics: dict | None = None
+    metrics_path: Path | None = None
+
+    @property
+    def all_ok(self) -> bool:
+        return all(r["status"] == "ok" for r in self.rows)
+
+
+def score_videos(source: str | Path, model: str | Path, out: str | Path, *, views: tuple[int, int] | None = None,
+                 batch: int | None = None, backend: str = "auto", labels: str | Path | None = None,
+                 data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int = 2,
+                 fmt: str | None = None, pretrained: str | None = None, task: str | None = None,
+                 progress: bool = True) -> ScoreReport | None:
+    """Score every video of ``source`` (folder, list file, manifest or one video) with ``model``
+    (export folder or weights) into ``out``: one row per input video, in order. Under torchrun each
+    rank scores its share and rank 0 merges them; the other ranks return None. Raises
+    ``DataError`` (bad input or output file) or the runner's errors (``BackendUnavailable``, ...)."""
+    from export import load_runner
+    from pipeline.data import Dataset, atomic_write_text, shard_bounds
+    from pipeline.probe import default_paths, probe_dataset
+
+    from .distributed import setup_distributed
+    from .rows import CSV_HEADER, OutputLock, choose_format, read_rows
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise DataError(f"{out}: the folder {out.parent} does not exist; create it first")
+    fmt = choose_format(out, fmt)
+    entries, ids = scoring_inputs(source, data_root)
+    protected = {Path(source).resolve()} | {Path(e.path).resolve() for e in entries}
+    if labels:
+        protected.add(Path(labels).resolve())
+    if out.resolve() in protected:
+        raise DataError(f"{out}: is one of the inputs; choose another output file")
+    if out.exists() and out.stat().st_size and not resume:
+        raise DataError(f"{out}: exists; pass --resume to continue it, or remove it")
+    d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
+    runner = load_runner(model, backend, pretrained, task)
+    spec = scoring_spec(runner.card, views)
+    batch = batch or max(spec.num_views, runner.preferred_batch)
+    # each rank probes its own share (no rank waits on another's probing), into its own cache
+    _, cache = default_paths(Path(source), beside=False)
+    lo, hi = shard_bounds(len(entries), d.rank, d.world)
+    if d.world > 1:
+        cache = cache.with_name(f"{cache.stem}.rank{d.rank}of{d.world}.json")
+    probed, _ = probe_dataset(Dataset(entries[lo:hi], [], str(source)), cache, spec.num_frames, workers,
+                              progress=False)
+    entries = entries[:lo] + probed + entries[hi:]
+    part = out if d.world == 1 else out.with_name(f".{out.name}.rank{d.rank}")
+    with OutputLock(part):
+        result = score(entries, ids, runner, spec, part, fmt, batch, top_k, resume or d.world > 1, workers,
+                       (d.rank, d.world), "gpu" if d.device.type == "cuda" else "cpu", progress and d.main)
+    if d.world > 1:
+        d.barrier()
+        totals = d.gather((result.ok, result.failed, result.skipped, result.clips))
+        if not d.main:
+            return None
+        parts = [out.with_name(f".{out.name}.rank{r}") for r in range(d.world)]
+        texts = [p.read_bytes().decode("utf-8", "surrogateescape") for p in parts]
+        atomic_write_text(out, (CSV_HEADER if fmt == "csv" else "")
+                          + "".join(t.removeprefix(CSV_HEADER) if fmt == "csv" else t for t in texts))
+        for p in parts:
+            p.unlink()
+        result.ok, result.failed, result.skipped, result.clips = (sum(t[i] for t in totals) for i in range(4))
+    rows = read_rows(out, fmt)
+    if len(rows) != len(entries):  # every input row has exactly one output row
+        raise RuntimeError(f"{out}: holds {len(rows)} rows for {len(entries)} input videos")
+    report = ScoreReport(out, fmt, rows, result, runner.name, spec)
+    if labels:
+        report.metrics = label_metrics(rows, entries, ids, read_labels(labels, data_root), runner.classes)
+        report.metrics_path = out.with_name(out.name + ".metrics.json")
+        atomic_write_text(report.metrics_path, json.dumps(report.metrics, indent=1))
+    return report

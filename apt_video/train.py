@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import io
 import json
 import logging
@@ -18,66 +17,26 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 import models
 from models import CheckpointError, ClipSpec, ModelCard
 
 from .config import ConfigError, TrainConfig, dump_config
-from .data import VideoEntry, atomic_write_text
+from .distributed import Dist, setup_distributed
+from pipeline.data import VideoEntry, atomic_write_text
 from .evaluate import accuracy_report, merge_views, topk_correct
-from .loader import AugmentSpec, VideoLoader
-from .probe import load_manifest
-from .randaug import parse_rand_augment
+from pipeline.graphs import AugmentSpec
+from pipeline.loader import VideoLoader
+from pipeline.probe import load_manifest
+from pipeline.randaug import parse_rand_augment
 
 log = logging.getLogger(__name__)
-PROBE_TIMEOUT_HOURS = 6
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "clips_per_s")
-
-
-# -- processes and devices --------------------------------------------------------------------------
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-    def sum(self, values: list[float]) -> list[float]:
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return t.tolist()
-
-
-def setup_distributed() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    if world > 1 and not dist.is_initialized():
-        if cuda:
-            torch.cuda.set_device(local_rank)
-        # rank 0 probes every video before the first barrier: a large dataset takes longer than the
-        # default 10-minute collective timeout
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=PROBE_TIMEOUT_HOURS))
-    rank = dist.get_rank() if world > 1 else 0
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    return Dist(rank, world, local_rank, device)
 
 
 def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -248,14 +207,6 @@ def predict_views(model, loader: VideoLoader, d: Dist, amp: str = "none", chunk:
     return out
 
 
-def gather(d: Dist, obj):
-    if d.world == 1:
-        return [obj]
-    parts = [None] * d.world
-    dist.all_gather_object(parts, obj)
-    return parts
-
-
 # -- files of a run ---------------------------------------------------------------------------------------
 def write_metrics(run: Path, history: list[dict]) -> None:
     buf = io.StringIO()
@@ -324,8 +275,8 @@ def _load_backbone(model, path: str) -> models.Backbone:
 RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv", "test_metrics.json")
 
 
-def run(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
-        resume: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
+          resume: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
     Returns the final record (history and test metrics). A folder that already holds a run is
     continued (``resume``) or started afresh (``overwrite``), never written over silently."""
@@ -480,7 +431,7 @@ def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped
     loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)
     local = predict_views(model, loader, d, cfg.amp)
     merged, failures = {}, []
-    for part, fails in zip(gather(d, local), gather(d, [(f.path, f.reason) for f in loader.failures])):
+    for part, fails in zip(d.gather(local), d.gather([(f.path, f.reason) for f in loader.failures])):
         merged.update(part)
         failures += fails
     if not d.main:

@@ -17,7 +17,7 @@ import torch
 
 import models
 
-from .data import VideoEntry
+from pipeline.data import VideoEntry
 
 
 def machine() -> dict:
@@ -53,8 +53,10 @@ def rss_mb(pid: int | None = None) -> float:
 
 def bench_videos(folder: Path, codec: str, n: int, frames: int = 96, size=(320, 240)) -> list[VideoEntry]:
     """``n`` synthetic motion videos of ``frames`` frames (made once per folder), probed."""
-    from .synth import CODECS, motion_clip, write_video
-    from .video import probe_video
+    from pipeline.video import CODECS, write_video
+
+    from .synth import motion_clip
+    from pipeline.video import probe_video
 
     rng = np.random.default_rng(0)
     out = []
@@ -103,10 +105,11 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
     against VideoMAE's (decord + PIL RandAugment on the whole frame, then the crop), both making
     ``num_sample`` augmentations of each decode, batches of 8 videos; plus decord's decode-only rate
     in clips/s (decodes x num_sample)."""
-    from bench.baselines import decord_loader
+    from .baselines import decord_loader
 
-    from .loader import AugmentSpec, VideoLoader
-    from .randaug import parse_rand_augment
+    from pipeline.graphs import AugmentSpec
+    from pipeline.loader import VideoLoader
+    from pipeline.randaug import parse_rand_augment
 
     spec = models.ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
     res = {"clip": f"16 frames, rate 4, 224 px, 8 videos x num_sample {num_sample} per batch, " + rand_augment,
@@ -171,7 +174,7 @@ def _rate(fn, x, reps: int) -> float:
 
 
 def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: int = 2, reps: int = 3) -> dict:
-    from bench.baselines import EagerViT
+    from .baselines import EagerViT
     from export import export_onnx, onnx_session
 
     torch.manual_seed(0)
@@ -255,10 +258,10 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     """Videos/s of ``apt-video score`` (DALI views + ONNX Runtime) against VideoMAE's test loop
     (decord, per-view torch preprocessing, the same network in eager PyTorch), on ``videos``
     synthetic 320x240 VP9 videos of ``frames`` frames, ``views`` = segments x crops."""
-    from bench.baselines import EagerViT, videomae_eval
     from export import load_runner
 
-    from .cli import main as cli
+    from .baselines import EagerViT, videomae_eval
+    from .exporting import export_run
     from .scoring import score
 
     entries = bench_videos(work, "vp9", videos, frames=frames)
@@ -274,7 +277,8 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     weights = work / f"score_{model_name}.safetensors"
     models.save_trained(m, weights, card)
     export = work / f"score_export_{model_name}"
-    assert cli(["export", str(weights), "-o", str(export), "--onnx-only", "--verify-clips", "0"]) == 0
+    package, _ = export_run(weights, export, verify_clips=0, tensorrt=False)
+    assert package.passed, package.verification
     runner = load_runner(export, "ort")
     spec = runner.card.clip
     ids = [Path(e.path).name for e in entries]

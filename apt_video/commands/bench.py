@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.bench import run_bench
+    from apt_video.bench import run_bench
 
     kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")}
     if "model" in kw:

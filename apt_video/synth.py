@@ -1,5 +1,5 @@
-"""Synthetic videos: a motion-direction action dataset (``apt-video synth``) and frames with their
-index painted in, so that tests can read back which frame and which pixels a pipeline delivered."""
+"""Synthetic videos: a motion-direction action dataset (``apt-video synth``), for the demo, the
+benchmarks and ``apt-video doctor``."""
 from __future__ import annotations
 
 import math
@@ -7,78 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-CODECS = {  # name -> (PyAV encoder, file extension, pixel format)
-    "vp9": ("libvpx-vp9", ".webm", "yuv420p"),
-    "vp8": ("libvpx", ".webm", "yuv420p"),
-    "mjpeg": ("mjpeg", ".avi", "yuvj420p"),
-    "h264": ("libx264", ".mp4", "yuv420p"),
-    "hevc": ("libx265", ".mp4", "yuv420p"),
-    "mpeg4": ("mpeg4", ".avi", "yuv420p"),
-}
+from pipeline.video import CODECS, write_video
 
 
-def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: float = 25,
-                gop: int = 16, pts: list[int] | None = None) -> Path:
-    """Encode FHWC uint8 RGB ``frames`` with PyAV. ``gop`` is the keyframe interval; ``pts`` (in
-    1/1000 s) gives variable frame timing. Returns the path written."""
-    from fractions import Fraction
-
-    import av
-
-    encoder, _, pix = CODECS[codec]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=Fraction(fps).limit_denominator(1000))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt, stream.gop_size = pix, gop
-        if codec in ("vp9", "vp8"):
-            stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}
-        elif codec in ("h264", "hevc"):
-            stream.options = {"preset": "ultrafast", "crf": "18"}
-            if codec == "hevc":
-                stream.options["x265-params"] = "log-level=error"
-        else:
-            stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
-            stream.bit_rate = 4_000_000
-        if pts is not None:
-            stream.codec_context.time_base = Fraction(1, 1000)
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            if pts is not None:
-                frame.pts, frame.time_base = pts[i], Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-# -- frames that carry their index ----------------------------------------------------------------
-def index_frames(n: int, width: int, height: int) -> np.ndarray:
-    """``n`` frames; frame i is flat in R and G, which encode i (16 levels each, so up to 256 frames
-    survive lossy codecs), and B is a ramp 0..255 along the long side (left to right, or top to
-    bottom for portrait frames) that tells crop positions."""
-    i = np.arange(n)
-    frames = np.empty((n, height, width, 3), np.uint8)
-    frames[..., 0] = ((i % 16) * 16 + 8)[:, None, None]
-    frames[..., 1] = ((i // 16) * 16 + 8)[:, None, None]
-    if height > width:
-        frames[..., 2] = np.round(np.linspace(0, 255, height))[None, :, None]
-    else:
-        frames[..., 2] = np.round(np.linspace(0, 255, width))[None, None, :]
-    return frames
-
-
-def read_index(frame: np.ndarray) -> int:
-    """The index painted by ``index_frames``, from an HWC uint8 (or 0..255 float) frame."""
-    h, w = frame.shape[:2]
-    core = frame[h // 4: 3 * h // 4 + 1, w // 4: 3 * w // 4 + 1].reshape(-1, frame.shape[2])
-    r, g = np.median(core[:, 0]), np.median(core[:, 1])
-    return int(np.clip(np.round((g - 8) / 16), 0, 15)) * 16 + int(np.clip(np.round((r - 8) / 16), 0, 15))
-
-
-# -- the motion-direction dataset -----------------------------------------------------------------------
 def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A smooth random texture in two random colours sliding in ``direction_deg`` (0 = right,
     90 = down), wrapping around, so that every patch of every frame shows the motion. Colours,

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import TEXT, DataError
+from pipeline.data import TEXT, DataError
 
 COLUMNS = ("video", "status", "pred", "prob", "top_k", "error")
 FORMATS = ("csv", "jsonl")

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import UserError
+    from apt_video.errors import UserError
     from pipeline.data import DataError, Dataset, open_dataset, write_manifest
     from pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
 

@@ -5,7 +5,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.config import PRESETS
+    from apt_video.config import PRESETS
 
     p.add_argument("--preset", choices=PRESETS, help="the paper's settings (configs/<preset>.yaml)")
     p.add_argument("--config", help="YAML file of config keys, applied after the preset")
@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import UserError
-    from pipeline.config import ConfigError, load_config
-    from pipeline.train import run as train
+    from apt_video.errors import UserError
+    from apt_video.config import ConfigError, load_config
+    from apt_video.train import train
 
     try:
         cfg = load_config(args.preset, args.config, args.set)

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import yaml
 
-# installed (pip install .): the presets ship as package data in pipeline/presets; in a source
+# installed (pip install .): the presets ship as package data in apt_video/presets; in a source
 # checkout or an editable install they are read from the top-level configs/ folder
 _PACKAGED = Path(__file__).resolve().parent / "presets"
 CONFIG_DIR = _PACKAGED if (_PACKAGED / "hmdb51.yaml").is_file() else Path(__file__).resolve().parent.parent / "configs"
 PRESETS = ("hmdb51", "ucf101", "ssv2", "demo", "demo_backbone")
+OPTIMIZERS = ("adamw", "adam", "sgd")  # adamw: APT's (decoupled decay); adam: torch Adam with L2 decay
+AMP_MODES = ("auto", "bf16", "fp16", "none")  # auto: bf16 on a GPU, fp32 on the CPU
 
 
 class ConfigError(ValueError):
@@ -85,9 +87,13 @@ class TrainConfig:
     final_test: bool = True
 
     def validate(self) -> TrainConfig:
-        from models import TRANSFER_TYPES, list_models
+        import torch
 
-        from .loader import AA_REGIONS, EXECUTORS
+        from models import SAMPLERS, TRANSFER_TYPES, create_model, list_models
+        from models.vit import ATTN_IMPLS
+        from pipeline.graphs import AA_REGIONS
+        from pipeline.loader import EXECUTORS
+        from pipeline.randaug import INTERPOLATIONS, parse_rand_augment
 
         def need(cond, key, allowed):
             if not cond:
@@ -95,11 +101,11 @@ class TrainConfig:
 
         need(self.model in list_models(), "model", f"choose one of {', '.join(list_models())}")
         need(self.transfer_type in TRANSFER_TYPES, "transfer_type", f"choose one of {TRANSFER_TYPES}")
-        need(self.opt in ("adam", "adamw", "sgd"), "opt", "choose adam, adamw or sgd")
-        need(self.amp in ("auto", "bf16", "fp16", "none"), "amp", "choose auto, bf16, fp16 or none")
-        need(self.sampler in ("dense", "segment"), "sampler", "choose dense or segment (SSv2)")
-        need(self.attn_impl in ("sdpa", "math"), "attn_impl", "choose sdpa or math")
-        need(self.aa_interp in ("bilinear", "nearest"), "aa_interp", "choose bilinear or nearest")
+        need(self.opt in OPTIMIZERS, "opt", f"choose one of {', '.join(OPTIMIZERS)}")
+        need(self.amp in AMP_MODES, "amp", f"choose one of {', '.join(AMP_MODES)}")
+        need(self.sampler in SAMPLERS, "sampler", f"choose one of {', '.join(SAMPLERS)} (segment: SSv2)")
+        need(self.attn_impl in ATTN_IMPLS, "attn_impl", f"choose one of {', '.join(ATTN_IMPLS)}")
+        need(self.aa_interp in INTERPOLATIONS, "aa_interp", f"choose one of {', '.join(INTERPOLATIONS)}")
         need(self.dali_executor in EXECUTORS, "dali_executor", f"choose one of {', '.join(EXECUTORS)}")
         need(self.aa_region in AA_REGIONS, "aa_region", f"choose one of {', '.join(AA_REGIONS)}")
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
@@ -122,17 +128,20 @@ class TrainConfig:
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
         need(self.num_frames % self.tubelet_size == 0, "num_frames", "must be a multiple of tubelet_size")
-        need(self.input_size % 16 == 0, "input_size", "must be a multiple of the patch size 16")
         need(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
              "two values 0 < min <= max <= 1")
         need(len(self.opt_betas) == 2 and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
              "two values in [0, 1)")
         if self.aa:
-            from .randaug import parse_rand_augment
             try:
                 parse_rand_augment(self.aa, self.aa_interp)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        try:  # the architecture takes these overrides (patch size, depth for the prompt layers, ...)
+            with torch.device("meta"):
+                create_model(self.model, **self.model_overrides(max(self.nb_classes, 1)))
+        except ValueError as exc:
+            raise ConfigError(f"{self.model}: {exc}") from None
         return self
 
     def model_overrides(self, num_classes: int) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.config import PRESETS
+    from apt_video.config import PRESETS
 
     p.add_argument("--preset", choices=PRESETS)
     p.add_argument("--config", help="YAML file of config keys")
@@ -23,10 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import UserError
-    from pipeline.config import ConfigError, load_config
-    from pipeline.plot import plot_runs
-    from pipeline.train import run as train
+    from apt_video.errors import UserError
+    from apt_video.config import ConfigError, load_config
+    from apt_video.plot import plot_runs
+    from apt_video.train import train
 
     axes = []
     for item in args.vary:

@@ -3,7 +3,6 @@ PyTorch on random and real clips, metadata, and a TensorRT engine where TensorRT
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .argtypes import nonneg_int, positive_float
 
@@ -44,66 +43,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-clips", type=nonneg_int, default=4, help="real clips to verify on (from the run's data)")
 
 
-def real_clips(card, n: int):
-    """Up to ``n`` validation clips of the run's own data (the validation clip geometry), or None."""
-    import torch
-
-    from pipeline.loader import VideoLoader
-    from pipeline.probe import load_manifest
-
-    data = card.data or {}
-    root = Path(data.get("root", ""))
-    for name in (data.get("val_list"), data.get("test_list")):
-        if not n or not name or not (root / name).is_file():
-            continue
-        ds, _ = load_manifest(root / name, root, card.clip.num_frames)
-        usable = ds.usable()[:n]
-        if usable:
-            loader = VideoLoader(usable, card.clip, mode="eval", batch_size=len(usable), num_workers=1)
-            clips = [b.video for b in loader.epoch(0)]
-            return torch.cat(clips) if clips else None
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     import models
-    from export import PackageError, export_package
+    from apt_video.errors import UserError
+    from apt_video.exporting import export_run
+    from export import PackageError
     from export.trt import trt_missing
-    from pipeline.cli import UserError
 
-    ckpt = Path(args.checkpoint)
-    if ckpt.is_dir():
-        cands = [ckpt / "checkpoints" / n for n in ("best.safetensors", "last.safetensors")]
-        ckpt = next((c for c in cands if c.is_file()), None)
-        if ckpt is None:
-            raise UserError(f"{args.checkpoint}: no checkpoints/best.safetensors or last.safetensors in this folder")
     try:
-        model, card = models.build_from_trained(ckpt, args.pretrained)
-    except models.CheckpointError as exc:
+        package, where = export_run(
+            args.checkpoint, args.out, pretrained=args.pretrained, verify_clips=args.verify_clips,
+            precision=args.precision, opset=args.opset, attention=args.attention,
+            prompts_as_input=args.prompts_as_input, batch=args.batch, tensorrt=not args.onnx_only,
+            workspace_gb=args.workspace, timing_cache=args.timing_cache)
+    except (models.CheckpointError, PackageError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    clips = {"random": torch.randn(3, 3, model.num_frames, model.img_size, model.img_size)}
-    real = real_clips(card, args.verify_clips)
-    if real is not None:
-        clips["real"] = real
-    try:
-        package, where = export_package(
-            model, card, args.out, clips, checkpoint=ckpt, precision=args.precision, opset=args.opset,
-            attention=args.attention, prompts_as_input=args.prompts_as_input, batch=args.batch,
-            tensorrt=not args.onnx_only, workspace_gb=args.workspace, timing_cache=args.timing_cache)
-    except (PackageError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    verification = package.verification
-    for name, s in verification["sets"].items():
-        print(f"verify {name:6s} ({s['clips']} clips, {', '.join(verification['providers'])}): max abs "
-              f"{s['max_abs_error']:.2e}, max rel {s['max_rel_error']:.2e}, top-1 agreement "
-              f"{100 * s['top1_agreement']:.0f}% -> {'ok' if s['passed'] else 'FAILED'}")
-    for p in package.op_check["tensorrt_unsupported"]:
-        print(f"op check: {p}")
+    v = package.verification
+    for name, s in v["sets"].items():
+        print(f"verify {name:6s} ({s['clips']} clips, {', '.join(v['providers'])}): max abs {s['max_abs_error']:.2e}, "
+              f"max rel {s['max_rel_error']:.2e}, top-1 agreement {100 * s['top1_agreement']:.0f}% -> "
+              f"{'ok' if s['passed'] else 'FAILED'}")
+    for problem in package.op_check["tensorrt_unsupported"]:
+        print(f"op check: {problem}")
     if package.tensorrt:
-        v = package.tensorrt["verification"]
-        print(f"TensorRT {package.tensorrt['version']} engine: verification {'ok' if v['passed'] else 'FAILED'}")
+        ok = package.tensorrt["verification"]["passed"]
+        print(f"TensorRT {package.tensorrt['version']} engine: verification {'ok' if ok else 'FAILED'}")
     elif not args.onnx_only and package.passed:
         print(f"TensorRT engine not built: {trt_missing()}")
     if not package.passed:

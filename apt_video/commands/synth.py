@@ -17,7 +17,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.synth import CODECS
+    from pipeline.video import CODECS
 
     p.add_argument("out", help="folder to write (videos/, train.csv, val.csv, test.csv, classes.txt)")
     p.add_argument("--classes", type=positive_int, default=4, help="motion directions (default 4)")
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.synth import make_motion_dataset
+    from apt_video.synth import make_motion_dataset
 
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
                                 args.offset_deg, seed=args.seed)

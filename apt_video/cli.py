@@ -11,21 +11,25 @@ import logging
 import sys
 import warnings
 
+from .errors import UserError
+
 # DALI's own auto_aug module still calls operators by their deprecated experimental names
 warnings.filterwarnings("ignore", message=".*is now deprecated", category=DeprecationWarning)
 
+OUR_PACKAGES = ("apt_video", "pipeline", "models", "export")
 # subcommand -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
-    "models": ("pipeline.commands.models_cmd", "list the registered architectures with parameter counts"),
-    "probe": ("pipeline.commands.probe_cmd", "probe a dataset into a manifest (bad files named), or transcode it"),
-    "synth": ("pipeline.commands.synth_cmd", "write a synthetic motion-direction dataset"),
-    "train": ("pipeline.commands.train_cmd", "prompt-tune VideoMAE (presets, resume, torchrun)"),
-    "sweep": ("pipeline.commands.sweep_cmd", "one training run per value of the varied keys, then the plot"),
-    "export": ("pipeline.commands.export_cmd", "fold prompts into a verified ONNX graph and a TensorRT engine"),
-    "score": ("pipeline.commands.score_cmd", "score folders of videos with an exported engine, rows to CSV/JSONL"),
-    "demo": ("pipeline.commands.demo_cmd", "the whole job on synthetic data: train, prompt-tune, export, score"),
-    "bench": ("pipeline.commands.bench_cmd", "benchmarks against named baselines (loader, infer, train, score)"),
-    "plot": ("pipeline.commands.plot_cmd", "plot top-1, top-5 and validation loss of runs against epoch"),
+    "models": ("apt_video.commands.models", "list the registered architectures with parameter counts"),
+    "probe": ("apt_video.commands.probe", "probe a dataset into a manifest (bad files named), or transcode it"),
+    "synth": ("apt_video.commands.synth", "write a synthetic motion-direction dataset"),
+    "train": ("apt_video.commands.train", "prompt-tune VideoMAE (presets, resume, torchrun)"),
+    "sweep": ("apt_video.commands.sweep", "one training run per value of the varied keys, then the plot"),
+    "export": ("apt_video.commands.export", "fold prompts into a verified ONNX graph and a TensorRT engine"),
+    "score": ("apt_video.commands.score", "score folders of videos with an exported engine, rows to CSV/JSONL"),
+    "demo": ("apt_video.commands.demo", "the whole job on synthetic data: train, prompt-tune, export, score"),
+    "bench": ("apt_video.commands.bench", "benchmarks against named baselines (loader, infer, train, score)"),
+    "plot": ("apt_video.commands.plot", "plot top-1, top-5 and validation loss of runs against epoch"),
+    "doctor": ("apt_video.commands.doctor", "what works on this host (GPU, NVDEC, DALI, ORT, TensorRT), how fast"),
 }
 
 
@@ -44,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # apt-video's own progress at INFO; other libraries' INFO chatter (the ONNX optimiser's
+    # "Replaced initializer ..." lines) only with -v
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
+    for package in OUR_PACKAGES:
+        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except UserError as exc:
@@ -55,10 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"apt-video {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit status 2, no traceback."""
 
 
 if __name__ == "__main__":

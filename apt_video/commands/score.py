@@ -1,0 +1,61 @@
+"""``apt-video score INPUT --model MODEL -o OUT.csv``: one row per video, in input order."""
+from __future__ import annotations
+
+import argparse
+
+from .argtypes import positive_int
+
+
+def _views(text: str) -> tuple[int, int]:
+    try:
+        s, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--views {text!r}: expected SEGMENTSxCROPS, e.g. 10x3") from None
+    if s < 1 or c < 1:
+        raise argparse.ArgumentTypeError(f"--views {text!r}: both numbers must be >= 1")
+    return s, c
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="folder (searched recursively), VideoMAE list file, or manifest")
+    p.add_argument("--model", required=True,
+                   help="export folder / model.json / model.onnx / model.plan, or a training run / weights file")
+    p.add_argument("-o", "--out", required=True, help="output file (.csv or .jsonl)")
+    p.add_argument("--views", type=_views, help="SEGMENTSxCROPS (default: the model's test views)")
+    p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
+    p.add_argument("--backend", choices=["auto", "trt", "ort", "torch"], default="auto")
+    p.add_argument("--labels", help="list file (or manifest) of labels: writes OUT.metrics.json")
+    p.add_argument("--data-root", help="folder the list file's paths are relative to")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes per row, best first (default 5)")
+    p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
+    p.add_argument("--workers", type=positive_int, default=2, help="decode worker processes")
+    p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
+    p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
+    p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from apt_video.errors import UserError
+    from apt_video.scoring import score_videos
+    from export import BackendUnavailable, PackageError
+    from pipeline.data import DataError
+
+    try:
+        report = score_videos(args.input, args.model, args.out, views=args.views, batch=args.batch,
+                              backend=args.backend, labels=args.labels, data_root=args.data_root, top_k=args.top_k,
+                              resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
+                              task=args.task, progress=not args.no_progress)
+    except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if report is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
+    r, secs = report.result, max(report.result.seconds, 1e-9)
+    print(f"scored {r.total} videos: {r.ok} ok, {r.failed} failed, {r.skipped} already done; {r.ok / secs:.2f} "
+          f"videos/s, {r.clips / secs:.1f} clips/s; backend {report.backend}; views "
+          f"{report.spec.test_num_segment}x{report.spec.test_num_crop}; wrote {report.out}")
+    if report.metrics:
+        m = report.metrics
+        print(f"labels: top-1 {m['top1']:.2f}, top-5 {m['top5']:.2f} over {m['videos']} videos; "
+              f"wrote {report.metrics_path}")
+    return 0 if report.all_ok else 1

@@ -1,0 +1,174 @@
+"""The sample source of every DALI pipeline: which video each sample is, which frames, decoded how.
+
+``ClipSource`` is the per-sample callback of DALI's parallel external source. It picks the videos
+of a shard and epoch (``order``), their frame indices (``pipeline.sampling``) and, per file, the
+decode route: DALI's own decoder where the device takes the codec (``pipeline.video.dali_can_decode``)
+or PyAV inside the source worker. A file that fails is flagged in its sample (status and reason),
+never dropped. Each sample is a ``Sample``: named fields, handed to DALI as its outputs in order.
+"""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from models.card import ClipSpec
+
+from .data import VideoEntry, shard_bounds
+from .sampling import crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
+from .video import dali_can_decode, decode_frames
+
+OK, FAILED, PADDING = 0, 1, 2  # sample status
+MODES = ("train", "eval", "test")
+ERROR_BYTES = 240  # room for the reason of a failed sample, as a fixed uint8 field
+_EMPTY_FRAMES = np.zeros((1, 2, 2, 3), np.uint8)
+_EMPTY_BYTES = np.zeros((1,), np.uint8)
+
+
+class Sample(NamedTuple):
+    """One sample as the external source hands it to DALI (one output per field, in this order)."""
+
+    data: np.ndarray  # the encoded file (DALI decodes it), or one empty byte
+    frames: np.ndarray  # FHWC uint8 frames decoded by PyAV, or a tiny placeholder
+    indices: np.ndarray  # int32 frame indices to decode
+    resize: np.ndarray  # float32 (h, w) of the short-side resize (views)
+    anchors: np.ndarray  # float32 (crops, 2) crop corners (views)
+    label: np.ndarray  # int32
+    sid: np.ndarray  # int64 position in the source's entries (-1: padding)
+    status: np.ndarray  # int32 OK / FAILED / PADDING
+    route: np.ndarray  # bool: True when DALI decodes
+    error: np.ndarray  # uint8 (ERROR_BYTES,) reason of a failure, UTF-8, zero-padded
+    expand: np.ndarray  # int32 view frame -> decoded frame (test views decode each frame once)
+
+
+#: DALI types and layouts of the fields, in order
+SAMPLE_DTYPES = ("UINT8", "UINT8", "INT32", "FLOAT", "FLOAT", "INT32", "INT64", "INT32", "BOOL", "UINT8", "INT32")
+SAMPLE_LAYOUTS = ("", "FHWC", "", "", "", "", "", "", "", "", "")
+
+
+class ClipSource:
+    """Per-sample callback of the parallel external source: which video, which frames, decoded how.
+
+    Outputs: encoded bytes (DALI route), decoded frames FHWC uint8 (PyAV route), frame indices,
+    per-view resize size and crop anchors (views mode), label, sample id (index into ``entries``),
+    status (OK / FAILED / PADDING), route (True = DALI decodes), error text (uint8, fixed size).
+    """
+
+    def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
+                 device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
+                 force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
+                 start_batch: int = 0):
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; choose one of {', '.join(MODES)}")
+        self.entries, self.spec, self.mode = entries, spec, mode
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.shard_id, self.num_shards = shard_id, num_shards
+        self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
+        self._parent = os.getpid()  # the process whose pipeline starts the DALI workers
+        self._tied = False
+
+    # -- which sample goes where ------------------------------------------------------------------
+    def order(self, epoch: int) -> list[int]:
+        """Entry indices of this shard's samples in ``epoch``, a whole number of batches; -1 = padding.
+
+        Training shuffles (seeded by epoch) and pads the epoch by wrapping around so that every
+        video is used; eval/test keep the input order, give each shard a contiguous run, and pad
+        the last batch with -1. (Repeated augmentation, ``num_sample``, happens after decoding.)
+        """
+        n = len(self.entries)
+        if self.mode == "train":
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            per_shard = -(-n // self.num_shards)
+            per_shard = -(-per_shard // self.batch_size) * self.batch_size
+            total = per_shard * self.num_shards
+            perm = np.resize(perm, total)  # wraps around
+            mine = perm[self.shard_id * per_shard:(self.shard_id + 1) * per_shard]
+            return [int(k) for k in mine]
+        lo, hi = shard_bounds(n, self.shard_id, self.num_shards)
+        mine = list(range(lo, hi))
+        pad = -len(mine) % self.batch_size
+        return mine + [-1] * pad
+
+    def __call__(self, info):
+        if not self._tied and os.getpid() != self._parent:
+            _die_with_parent(self._parent)
+            self._tied = True
+        epoch = self.start_epoch + info.epoch_idx
+        pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
+        order = self._cached_order(epoch)
+        if pos >= len(order):
+            raise StopIteration
+        k = order[pos]
+        if k < 0:
+            return self._pack(None, -1, PADDING, "", pos)
+        return self._sample(k, np.random.default_rng([self.seed, epoch, pos, self.shard_id]), pos)
+
+    def _cached_order(self, epoch):
+        if getattr(self, "_order_epoch", None) != epoch:
+            self._order_cache, self._order_epoch = self.order(epoch), epoch
+        return self._order_cache
+
+    # -- one sample -----------------------------------------------------------------------------
+    def _sample(self, k: int, rng: np.random.Generator, pos: int):
+        e = self.entries[k]
+        if self.mode == "train":
+            segments = train_indices(self.spec, e.frames, rng)[None]
+        elif self.mode == "eval":
+            segments = eval_indices(self.spec, e.frames)[None]
+        else:
+            segments = view_indices(self.spec, e.frames)
+        expand = None
+        if self.mode == "test":
+            # decode each frame once, in order (overlapping segments would make the decoder seek
+            # back); ``expand`` maps the views' frames onto the decoded ones
+            indices, expand = np.unique(segments.reshape(-1), return_inverse=True)
+            indices, expand = indices.astype(np.int32), expand.reshape(-1).astype(np.int32)
+        else:
+            indices = segments.reshape(-1).astype(np.int32)
+        use_dali = dali_can_decode(e, self.device) and k not in self.force_pyav
+        try:
+            if use_dali:
+                data, frames, size = np.fromfile(e.path, dtype=np.uint8), _EMPTY_FRAMES, (e.height, e.width)
+                if data.size == 0:
+                    raise RuntimeError("zero-byte file")
+            else:
+                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices)
+                size = frames.shape[1:3]
+        except Exception as exc:  # reported per sample; the epoch goes on
+            return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", pos)
+        return self._pack((data, frames, indices, size, use_dali), k, OK, "", pos, expand)
+
+    def _pack(self, payload, k: int, status: int, error: str, pos: int, expand=None):
+        spec = self.spec
+        n = spec.num_frames * (spec.test_num_segment if self.mode == "test" else 1)
+        if payload is None:  # failed or padding: a tiny black clip through the PyAV branch
+            payload = (_EMPTY_BYTES, np.zeros((n, 8, 8, 3), np.uint8), np.zeros(n, np.int32), (8, 8), False)
+        if expand is None:
+            expand = np.arange(n, dtype=np.int32) if status == OK else np.zeros(n, np.int32)
+        data, frames, indices, (h, w), use_dali = payload
+        crops = spec.test_num_crop if self.mode == "test" else 1
+        rh, rw = resize_short_side(h, w, spec.input_size)
+        anchors = np.asarray(crop_offsets(rh, rw, spec.input_size, crops), np.float32)
+        err = np.zeros(ERROR_BYTES, np.uint8)
+        raw = error.encode("utf-8", "replace")[:ERROR_BYTES]
+        err[:len(raw)] = np.frombuffer(raw, np.uint8)
+        label = self.entries[k].label if k >= 0 else -1
+        sample = Sample(data, frames, indices, np.asarray([rh, rw], np.float32), anchors, np.array(label, np.int32),
+                        np.array(k, np.int64), np.array(status, np.int32), np.array(use_dali, np.bool_), err, expand)
+        return tuple(sample)  # DALI's workers rebuild the container with type(sample)(...): a plain tuple
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a DALI worker process: be killed when the process that started it dies (even by SIGKILL,
+    which leaves no chance to clean up), instead of running on as an orphan holding memory."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
