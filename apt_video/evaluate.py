@@ -18,19 +18,24 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[
 
 
 def accuracy_report(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
-    """Top-1 / top-5 (percent, mean over videos), per-class top-1 and the confusion matrix
-    (rows: true class, columns: predicted) of merged per-video probabilities ``(N, C)``."""
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    n, c = probs.shape
-    order = np.argsort(-probs, axis=1)
-    pred = order[:, 0]
-    top5 = (order[:, :min(5, c)] == labels[:, None]).any(axis=1)
+    """Top-1 / top-5 (percent, mean over videos), per-class top-1 and the confusion matrix (rows:
+    true class, columns: predicted) of merged per-video probabilities ``(N, C)``."""
+    probs = np.asarray(probs)
+    return accuracy_from_ranks(np.argsort(-probs, axis=1)[:, :5], labels, classes)
+
+
+def accuracy_from_ranks(ranks: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """The accuracy report from each video's classes in rank order ``(N, K)`` (best first, K >= 1;
+    top-5 counts the first min(K, 5)) and its true ``labels (N,)``."""
+    ranks, labels = np.asarray(ranks, dtype=np.int64).reshape(len(labels), -1), np.asarray(labels, dtype=np.int64)
+    n, c = len(labels), len(classes)
+    pred = ranks[:, 0] if n else np.zeros(0, np.int64)
+    top5 = (ranks[:, :5] == labels[:, None]).any(axis=1) if n else np.zeros(0, bool)
     confusion = np.zeros((c, c), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     per_class = {}
-    for k in range(c):
+    for k, name in enumerate(classes):
         total = int(confusion[k].sum())
-        name = classes[k] if k < len(classes) else str(k)
         per_class[name] = {"videos": total, "top1": 100.0 * confusion[k, k] / total if total else None}
     return {"videos": int(n), "top1": 100.0 * float((pred == labels).mean()) if n else 0.0,
             "top5": 100.0 * float(top5.mean()) if n else 0.0, "per_class": per_class,

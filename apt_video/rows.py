@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.data import TEXT, DataError
+from models.files import TEXT
+from pipeline.data import DataError
 
 COLUMNS = ("video", "status", "pred", "prob", "top_k", "error")
 FORMATS = ("csv", "jsonl")

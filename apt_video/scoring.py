@@ -21,6 +21,7 @@ import torch
 from models.card import ClipSpec, ModelCard
 
 from pipeline.data import DataError, VideoEntry, open_dataset, read_list_file
+from .evaluate import accuracy_from_ranks, merge_views
 from .rows import Resume, Row, RowWriter
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
             merged = torch.cat(logits)
             while pending and len(merged) >= views:
                 k = pending.popleft()
-                probs = torch.softmax(merged[:views], dim=-1).mean(0).numpy()
+                probs = merge_views(merged[None, :views])[0].numpy()
                 merged = merged[views:]
                 i = usable[k]
                 writer.put(i - lo, prediction_row(ids[i], probs, classes, top_k))
@@ -175,14 +176,11 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
 
 def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], labels: dict[str, int],
                   classes: list[str]) -> dict:
-    """Top-1 / top-5 (percent of labelled, scored videos), per-class top-1 and the confusion matrix,
-    from the merged predictions in the output rows. Videos are matched to labels by full path."""
+    """The accuracy report (``evaluate.accuracy_from_ranks``) of the labelled, scored rows, from the
+    ranked classes each row holds; videos are matched to labels by full path, never by file name."""
     path_of = {vid: str(Path(e.path).resolve()) for vid, e in zip(ids, entries)}
     index = {c: i for i, c in enumerate(classes)}
-    c = len(classes)
-    confusion = np.zeros((c, c), np.int64)
-    top1 = top5 = n = 0
-    unlabelled = []
+    ranks, truth, unlabelled = [], [], []
     for r in rows:
         if r["status"] != "ok":
             continue
@@ -190,18 +188,11 @@ def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], l
         if lab is None or lab < 0:  # -1: a manifest row without a label
             unlabelled.append(r["video"])
             continue
-        names = [t[0] for t in r["top_k"]]
-        n += 1
-        top1 += names[0] == classes[lab]
-        top5 += classes[lab] in names[:5]
-        confusion[lab, index[names[0]]] += 1
-    if n == 0:
+        ranks.append([index[name] for name, _ in r["top_k"]])
+        truth.append(lab)
+    if not truth:
         raise DataError("no scored video has a label in --labels (paths are matched in full, not by file name)")
-    per_class = {name: {"videos": int(confusion[k].sum()),
-                        "top1": 100.0 * confusion[k, k] / confusion[k].sum() if confusion[k].sum() else None}
-                 for k, name in enumerate(classes)}
-    return {"videos": n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "per_class": per_class,
-            "confusion_matrix": confusion.tolist(), "classes": classes, "unlabelled": unlabelled}
+    return {**accuracy_from_ranks(np.array(ranks), np.array(truth), classes), "unlabelled": unlabelled}
 
 
 # -- the whole job -------------------------------------------------------------------------------------

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 
 import models
 from models import CheckpointError, ClipSpec, ModelCard
+from models.files import atomic_path, atomic_write_text
 
 from .config import ConfigError, TrainConfig, dump_config
 from .distributed import Dist, setup_distributed
-from pipeline.data import VideoEntry, atomic_write_text
+from pipeline.data import VideoEntry
 from .evaluate import accuracy_report, merge_views, topk_correct
 from pipeline.graphs import AugmentSpec
 from pipeline.loader import VideoLoader
@@ -218,9 +219,8 @@ def write_metrics(run: Path, history: list[dict]) -> None:
 
 
 def save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict:

@@ -21,8 +21,9 @@ import torch
 import torch.nn as nn
 
 import models
+from models.files import atomic_path
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ATTENTION_FORMS = ("fused", "matmul")
 
@@ -98,23 +99,20 @@ def export_onnx(model: nn.Module, path: str | Path, *, precision: str = "fp32", 
         names.append("prompts")
         shapes["prompts"] = None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings(), torch.no_grad():
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         torch.onnx.export(graph, args, str(tmp), input_names=names,
                           output_names=["features" if prompts_as_input else "logits"],
                           dynamic_shapes=shapes, opset_version=opset, dynamo=True, external_data=False,
                           verbose=False, optimize=True)
-    proto = onnx.load(str(tmp))
-    if precision != "fp32":
-        for node in proto.graph.node:
-            if node.op_type == "Attention":  # softmax accumulates in fp32 (TensorProto.FLOAT = 1)
-                node.attribute.append(onnx.helper.make_attribute("softmax_precision", 1))
-    proto.graph.doc_string = f"apt-video {precision} {attention} attention"
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+        proto = onnx.load(str(tmp))
+        if precision != "fp32":
+            for node in proto.graph.node:
+                if node.op_type == "Attention":  # softmax accumulates in fp32 (TensorProto.FLOAT = 1)
+                    node.attribute.append(onnx.helper.make_attribute("softmax_precision", 1))
+        proto.graph.doc_string = f"apt-video {precision} {attention} attention"
+        onnx.save(proto, str(tmp))
     return path
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .card import Backbone, CardError, ModelCard
+from .files import atomic_path
 from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, LoadReport, load_pretrained
 from .registry import create_model
 
@@ -50,19 +49,10 @@ def save_trained(model: torch.nn.Module, path: str | Path, card: ModelCard) -> N
     """Write the trained tensors and the card atomically as one safetensors file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {META_KEY: json.dumps(card.to_dict()),
               APT_FORMAT_KEY: APT_PARTIAL if card.contents == "trained" else "full"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(trained_state(model), tmp, metadata=header)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(trained_state(model), str(tmp), metadata=header)
 
 
 #: where a training run keeps its weights, in order of preference

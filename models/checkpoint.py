@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
 
 #: safetensors metadata key marking apt-video's own files, and the value for "trained tensors only"
 APT_FORMAT_KEY, APT_PARTIAL = "apt_video_contents", "trained"

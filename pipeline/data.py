@@ -11,9 +11,10 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from models.files import TEXT, atomic_write_text  # noqa: F401  (re-exported for the data layer's users)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
                     ".ogv", ".3gp", ".ts")
@@ -86,29 +87,6 @@ def shard_bounds(n: int, shard: int, num_shards: int) -> tuple[int, int]:
     shards may be short or empty)."""
     per = -(-n // num_shards)
     return min(n, shard * per), min(n, (shard + 1) * per)
-
-
-# -- writing files atomically ----------------------------------------------------------------------
-#: how text files are encoded: UTF-8, with file-name bytes that are not UTF-8 written back as the
-#: same bytes (Python decodes such names with surrogate escapes): names survive a round trip
-TEXT = dict(encoding="utf-8", errors="surrogateescape")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", **TEXT) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(path: str | Path, entries: list[VideoEntry]) -> None:

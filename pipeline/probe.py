@@ -9,10 +9,12 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from models.files import atomic_path
+
 from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_manifest
 from .video import CODECS, decode_frames, probe_video, write_video
 
-log = logging.getLogger("apt_video")
+log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # 2: entries carry the display rotation
 
 
@@ -140,9 +142,8 @@ def transcode_dataset(ds: Dataset, out: Path, codec: str, root: Path, gop: int =
         if not target.is_file():
             frames = decode_frames(e.path, range(e.frames), max_side=max_side or 10**6)
             h, w = (frames.shape[1] // 2) * 2, (frames.shape[2] // 2) * 2
-            tmp = target.with_name(f".{target.stem}.tmp{ext}")
-            write_video(tmp, np.ascontiguousarray(frames[:, :h, :w]), codec, fps=e.fps or 25, gop=gop)
-            os.replace(tmp, target)
+            with atomic_path(target, suffix=ext) as tmp:  # the container is chosen by the suffix
+                write_video(tmp, np.ascontiguousarray(frames[:, :h, :w]), codec, fps=e.fps or 25, gop=gop)
         new.append(VideoEntry(path=str(target), label=e.label))
         lines.append(f"{target.relative_to(out).as_posix()} {e.label}")
     list_name = Path(ds.source).name if Path(ds.source).is_file() else "all.csv"

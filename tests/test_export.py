@@ -318,3 +318,14 @@ def test_fp32_engines_are_built_without_tf32():
     config_flags(fp32, trt, "fp32")
     config_flags(fp16, trt, "fp16")
     assert fp32.cleared == ["TF32"] and fp16.cleared == []
+
+
+def test_a_gpu_host_without_a_working_cuda_provider_is_refused(tmp_path, exported):
+    from export import OrtRunner, read_package
+
+    package, folder = read_package(exported)
+    with pytest.raises(BackendUnavailable, match="cannot use this host's GPU"):
+        OrtRunner(folder / "model.onnx", package, providers=[("CUDAExecutionProvider", {"device_id": 0}),
+                                                            "CPUExecutionProvider"])
+    runner = OrtRunner(folder / "model.onnx", package)  # here: no GPU, the CPU as asked
+    assert runner.providers == ["CPUExecutionProvider"] and not runner.on_gpu

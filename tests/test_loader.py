@@ -230,3 +230,32 @@ def test_rand_augment_sees_the_whole_frame_as_videomae(tmp_path, region):
         assert stretched.mean() < 0.02
     else:
         assert stretched.mean() > 0.3
+
+
+def test_an_empty_shard_yields_nothing_and_an_all_failed_batch_keeps_ranks_in_step(tmp_path, index_videos):
+    import shutil
+
+    from apt_video.config import load_config
+    from apt_video.train import forward_backward
+
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+    e = probe_video(index_videos["vp9"], label=1)
+    # three ranks, one video: ranks 1 and 2 have no sample (the DALI iterator is never built for them)
+    assert [len(list(VideoLoader([e], spec, mode="eval", batch_size=2, num_workers=1, shard_id=r,
+                                 num_shards=3).epoch(0))) for r in range(3)] == [1, 0, 0]
+    broken = []
+    for i in range(2):
+        p = tmp_path / f"b{i}.webm"
+        shutil.copy(index_videos["vp9"], p)
+        broken.append(probe_video(p, label=i))
+        p.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 40)
+    loader = VideoLoader(broken, spec, batch_size=1, num_workers=1, shard_id=0, num_shards=2,
+                         augment=AugmentSpec(flip=False))
+    (batch,) = list(loader.epoch(0))  # every sample failed: a placeholder batch of weight 0, not nothing
+    assert batch.weight is not None and float(batch.weight.abs().sum()) == 0 and len(loader.failures) == 1
+    import models
+    model = models.create_model("vit_micro_patch16_112", img_size=32, num_classes=2, prompt_num_tokens=2)
+    loss = forward_backward(model, batch.video, batch.labels, load_config("demo"), weight=batch.weight)
+    assert float(loss) == 0.0
+    assert all(float(p.grad.abs().sum()) == 0 for p in model.parameters() if p.grad is not None)
+
