@@ -208,23 +208,24 @@ def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: in
 
 # -- training step ----------------------------------------------------------------------------------------
 def _train_step_child(model_name: str, transfer: str, batch: int, steps: int, frames: int, size: int) -> dict:
+    from .config import load_config
+    from .train import amp_settings, build_optimizer, forward_backward, optimizer_step
+
     torch.manual_seed(0)
     m = models.create_model(model_name, num_classes=51, num_frames=frames, img_size=size, transfer_type=transfer,
                             prompt_num_tokens=200)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     m.to(dev).train()
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+    cfg = load_config("demo", sets=[f"transfer_type={transfer}"])
+    opt = build_optimizer(cfg, m)
     x = torch.randn(batch, 3, frames, size, size, device=dev)
     y = torch.randint(0, 51, (batch,), device=dev)
-    amp = dev.type == "cuda"
+    amp_dtype, _ = amp_settings(cfg.amp, dev)
     times = []
-    for i in range(steps + 1):
+    for i in range(steps + 1):  # the training step itself (apt_video.train), one batch again and again
         t0 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = torch.nn.functional.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        forward_backward(m, x, y, cfg, amp_dtype=amp_dtype)
+        optimizer_step(m, opt)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i:
@@ -239,7 +240,7 @@ def bench_train(model_name: str = "vit_small_patch16_224", batch: int = 2, steps
     res = {"model": f"{model_name} at {frames}x{size}", "batch": batch,
            "memory": "peak CUDA allocation" if torch.cuda.is_available() else "peak process RSS (one process each)"}
     for transfer in ("prompt", "linear", "end2end"):
-        code = (f"import json, pipeline.bench as b; print(json.dumps(b._train_step_child({model_name!r}, "
+        code = (f"import json, apt_video.bench as b; print(json.dumps(b._train_step_child({model_name!r}, "
                 f"{transfer!r}, {batch}, {steps}, {frames}, {size})))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         res[transfer] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -29,7 +29,7 @@ from models.files import atomic_path, atomic_write_text
 
 from .config import ConfigError, TrainConfig, dump_config
 from .distributed import Dist, setup_distributed
-from pipeline.data import VideoEntry
+from pipeline.data import DataError, VideoEntry
 from .evaluate import accuracy_report, merge_views, topk_correct
 from pipeline.graphs import AugmentSpec
 from pipeline.loader import VideoLoader
@@ -227,7 +227,7 @@ def load_state(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file: say which and what to do
-        raise ConfigError(f"{path}: cannot resume from this file ({exc}); pass another with --resume PATH "
+        raise CheckpointError(f"{path}: cannot resume from this file ({exc}); pass another with --resume PATH "
                           f"or remove it to start afresh") from None
 
 
@@ -248,7 +248,7 @@ def clip_spec(cfg: TrainConfig) -> ClipSpec:
 def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
     src = data_root / name
     if not src.exists():
-        raise ConfigError(f"{src}: no such list file (set train_list/val_list/test_list or --data-root)")
+        raise DataError(f"{src}: no such list file (set train_list/val_list/test_list or --data-root)")
     if d.main:
         ds, _ = load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)))
     d.barrier()
@@ -262,10 +262,7 @@ def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[
 
 def _load_backbone(model, path: str) -> models.Backbone:
     """Load ``--finetune`` into ``model``; returns the record of the backbone it now has."""
-    try:
-        report, backbone = models.load_any(model, path)
-    except CheckpointError as exc:
-        raise ConfigError(str(exc)) from None
+    report, backbone = models.load_any(model, path)
     if report is not None:
         log.info("%s", report.summary())
     return backbone
@@ -287,7 +284,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     state_path = ckpt / "last_state.pt"
     if resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv")):
         if not overwrite:
-            raise ConfigError(f"{run_dir}: holds a training run already; pass --resume to continue it, or "
+            raise DataError(f"{run_dir}: holds a training run already; pass --resume to continue it, or "
                               f"--overwrite to start afresh (its checkpoints and metrics are then removed)")
         d.barrier()
         if d.main:
@@ -306,14 +303,15 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     val_set, bad_val, _ = _split(cfg, data_root, cfg.val_list, d)
     num_classes = cfg.nb_classes or len(classes)
     if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
-        raise ConfigError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes")
+        raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
+                        f"to 0 (the dataset's) or fix the class list")
     if not classes:
         classes = [f"class_{i}" for i in range(num_classes)]
     if not train_set:
-        raise ConfigError(f"{data_root / cfg.train_list}: no usable training video")
+        raise DataError(f"{data_root / cfg.train_list}: no usable training video")
     unlabelled = [e.path for e in train_set + val_set if e.label < 0]
     if unlabelled:
-        raise ConfigError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
+        raise DataError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
                           f"label for every video (a list file, class folders or a labelled manifest)")
     skipped = bad_train + bad_val
 

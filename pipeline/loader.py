@@ -68,6 +68,10 @@ class VideoLoader:
     #: share the cores; one batch ahead loaded ~9% faster than two), else 2 (CPU scoring measured
     #: faster with 2: ``apt-video bench loader`` / ``bench score``)
     prefetch: int | None = None
+    #: training batches per DALI batch; None: 2 for CPU training (RandAugment's branches then get
+    #: twice the samples each and keep both cores busy: ~10% more clips/s, ``apt-video bench loader``),
+    #: else 1. An epoch is then padded to a whole number of DALI batches.
+    group: int | None = None
     #: deliver every batch in one buffer that the next batch overwrites (for loops that are done
     #: with a batch before they ask for the next; saves a large allocation per batch)
     reuse: bool = False
@@ -91,22 +95,28 @@ class VideoLoader:
             self.device_id = torch.cuda.current_device()
         if self.prefetch is None:
             self.prefetch = 1 if self.device == "cpu" and self.mode == "train" else 2
+        if self.group is None:
+            self.group = 2 if self.device == "cpu" and self.mode == "train" else 1
         self._force: set[int] = set()
         self._batch_buffer: torch.Tensor | None = None
         self._pipe = None
         self._iter = None
         self._next_epoch = 0
 
+    @property
+    def _dali_batch(self) -> int:
+        return self.batch_size * self.group
+
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
         return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
-                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch)
+                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch, self.group)
 
     @property
     def _repeats(self) -> int:
         return self.num_sample if self.mode == "train" else 1
 
     def __len__(self) -> int:
-        return len(self.source().order(0)) // self.batch_size
+        return self.source().batches(0)
 
     def _build(self, start_epoch: int, start_batch: int):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
@@ -114,7 +124,7 @@ class VideoLoader:
         if self._pipe is not None:
             self.close()
         src = self.source(start_epoch, start_batch)
-        kw = dict(batch_size=self.batch_size, num_threads=self.num_threads,
+        kw = dict(batch_size=self._dali_batch, num_threads=self.num_threads,
                   device_id=self.device_id if self.device == "gpu" else None,
                   py_num_workers=max(1, self.num_workers),
                   py_start_method="spawn" if self.device == "gpu" else "fork",
@@ -150,8 +160,8 @@ class VideoLoader:
             except StopIteration:
                 return
             except RuntimeError as exc:  # DALI's decoder failed on a file: retry this batch via PyAV
-                ids = [k for k in self.source().order(epoch)[batch_no * self.batch_size:
-                                                            (batch_no + 1) * self.batch_size] if k >= 0]
+                ids = [k for k in self.source().order(epoch)[batch_no * self._dali_batch:
+                                                            (batch_no + 1) * self._dali_batch] if k >= 0]
                 log.warning("DALI failed on a batch (%s); decoding its %d videos with PyAV instead",
                             str(exc).splitlines()[0][:200], len(ids))
                 if not ids or set(ids) <= self._force:
@@ -160,37 +170,53 @@ class VideoLoader:
                 self._build(epoch, batch_no)
                 continue
             batch_no += 1
-            batch = self._deliver(out)
-            if batch is not None:
-                yield batch
+            if self.mode == "test":
+                batch = self._deliver_views(out)
+                if batch is not None:
+                    yield batch
+            else:
+                yield from self._deliver(out)
 
-    def _deliver(self, out) -> Batch | None:
+    def _deliver(self, out) -> list[Batch]:
+        """The ``group`` training (or validation) batches of one DALI batch. Every kept clip is
+        copied once out of DALI's buffers into the batch buffer, the repeats of a video side by
+        side (v0 s0, v0 s1, v1 s0, ...), each batch in its own part of the buffer."""
         status = out["status"].reshape(-1).cpu()
-        if self.mode == "test":
-            return self._deliver_views(out, status)
         sids = out["sid"].reshape(-1).cpu().tolist()
         self._report(out, status, sids)
-        keep = torch.nonzero(status == OK).reshape(-1)
-        weight = None
-        if keep.numel() == 0:
-            if self.mode != "train" or self.num_shards == 1:
-                return None
-            # every sample failed: the other ranks still step, so this one delivers its placeholder
-            # clips with weight 0 (a zero loss that keeps DDP's gradient all-reduce in step)
-            keep, weight = torch.arange(len(status)), torch.zeros(len(status) * self._repeats)
         r = self._repeats
+        parts = []  # (rows of the DALI batch, weight) per delivered batch
+        for c in range(0, len(status), self.batch_size):
+            rows = torch.arange(c, min(c + self.batch_size, len(status)))
+            keep = rows[status[rows] == OK]
+            if keep.numel():
+                parts.append((keep, None))
+            elif self.mode == "train" and self.num_shards > 1 and bool((status[rows] == FAILED).any()):
+                # every sample failed: the other ranks still step, so this one delivers its placeholder
+                # clips with weight 0 (a zero loss that keeps DDP's gradient all-reduce in step)
+                parts.append((rows, torch.zeros(len(rows) * r)))
+        if not parts:
+            return []
         outs = [out[f"video{j}"] for j in range(r)] if self.mode == "train" else [out["video"]]
-        if keep.numel() < len(status):
-            outs = [v.index_select(0, keep.to(v.device)) for v in outs]
-        # one copy out of DALI's buffers (views on CPU), the repeats of a video side by side:
-        # v0 s0, v0 s1, v1 s0, ...
-        video = torch.stack(outs, 1, out=self._buffer((len(keep), r, *outs[0].shape[1:]), outs[0])).flatten(0, 1)
-        if self.mode == "eval":
-            video = video[:, 0]
-        labels = out["label"].reshape(-1).cpu().index_select(0, keep).long().repeat_interleave(r).clamp(min=0)
-        return Batch(video, labels, [sids[i] for i in keep.tolist() for _ in range(r)], weight)
+        total = sum(len(rows) for rows, _ in parts)
+        buffer = self._buffer((total, r, *outs[0].shape[1:]), outs[0])
+        labels = out["label"].reshape(-1).cpu().long().clamp(min=0)
+        batches, at = [], 0
+        for rows, weight in parts:
+            chunk = buffer[at:at + len(rows)]
+            at += len(rows)
+            whole = int(rows[-1] - rows[0]) + 1 == len(rows)  # a run of rows: a view, no extra copy
+            picked = [v.narrow(0, int(rows[0]), len(rows)) if whole else v.index_select(0, rows.to(v.device))
+                      for v in outs]
+            video = torch.stack(picked, 1, out=chunk).flatten(0, 1)
+            if self.mode == "eval":
+                video = video[:, 0]
+            batches.append(Batch(video, labels.index_select(0, rows).repeat_interleave(r),
+                                 [sids[i] for i in rows.tolist() for _ in range(r)], weight))
+        return batches
 
-    def _deliver_views(self, out, status) -> Batch | None:
+    def _deliver_views(self, out) -> Batch | None:
+        status = out["status"].reshape(-1).cpu()
         sids = out["sid"].reshape(-1).tolist()
         self._report(out, status, sids)
         keep = torch.nonzero(status == OK).reshape(-1).tolist()

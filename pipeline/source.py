@@ -58,23 +58,27 @@ class ClipSource:
     def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
                  device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
                  force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
-                 start_batch: int = 0):
+                 start_batch: int = 0, group: int = 1):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; choose one of {', '.join(MODES)}")
         self.entries, self.spec, self.mode = entries, spec, mode
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.shard_id, self.num_shards = shard_id, num_shards
         self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
+        self.group = group  # delivered batches per DALI batch (start_batch counts DALI batches)
         self._parent = os.getpid()  # the process whose pipeline starts the DALI workers
         self._tied = False
 
     # -- which sample goes where ------------------------------------------------------------------
     def order(self, epoch: int) -> list[int]:
-        """Entry indices of this shard's samples in ``epoch``, a whole number of batches; -1 = padding.
+        """Entry indices of this shard's samples in ``epoch``, a whole number of DALI batches
+        (``batch_size * group``); -1 = padding.
 
-        Training shuffles (seeded by epoch) and pads the epoch by wrapping around so that every
-        video is used; eval/test keep the input order, give each shard a contiguous run, and pad
-        the last batch with -1. (Repeated augmentation, ``num_sample``, happens after decoding.)
+        Training shuffles (seeded by epoch) and pads the epoch by wrapping around to a whole number
+        of batches, so that every video is used; eval/test keep the input order, give each shard a
+        contiguous run, and pad the last batch with -1. What a whole number of DALI batches needs
+        beyond that is -1 too (never delivered). (Repeated augmentation, ``num_sample``, happens
+        after decoding.)
         """
         n = len(self.entries)
         if self.mode == "train":
@@ -83,19 +87,27 @@ class ClipSource:
             per_shard = -(-per_shard // self.batch_size) * self.batch_size
             total = per_shard * self.num_shards
             perm = np.resize(perm, total)  # wraps around
-            mine = perm[self.shard_id * per_shard:(self.shard_id + 1) * per_shard]
-            return [int(k) for k in mine]
-        lo, hi = shard_bounds(n, self.shard_id, self.num_shards)
-        mine = list(range(lo, hi))
-        pad = -len(mine) % self.batch_size
-        return mine + [-1] * pad
+            mine = [int(k) for k in perm[self.shard_id * per_shard:(self.shard_id + 1) * per_shard]]
+        else:
+            lo, hi = shard_bounds(n, self.shard_id, self.num_shards)
+            mine = list(range(lo, hi))
+            mine += [-1] * (-len(mine) % self.batch_size)
+        return mine + [-1] * (-len(mine) % (self.batch_size * self.group))
+
+    def batches(self, epoch: int) -> int:
+        """Batches delivered in ``epoch`` (the padding that only fills a DALI batch is not one)."""
+        order = self.order(epoch)
+        while order and order[-1] == -1 and len(order) % self.batch_size == 0 and \
+                all(k == -1 for k in order[-self.batch_size:]):
+            order = order[:-self.batch_size]
+        return len(order) // self.batch_size
 
     def __call__(self, info):
         if not self._tied and os.getpid() != self._parent:
             _die_with_parent(self._parent)
             self._tied = True
         epoch = self.start_epoch + info.epoch_idx
-        pos = info.idx_in_epoch + (self.start_batch * self.batch_size if info.epoch_idx == 0 else 0)
+        pos = info.idx_in_epoch + (self.start_batch * self.batch_size * self.group if info.epoch_idx == 0 else 0)
         order = self._cached_order(epoch)
         if pos >= len(order):
             raise StopIteration

@@ -329,3 +329,17 @@ def test_a_gpu_host_without_a_working_cuda_provider_is_refused(tmp_path, exporte
                                                             "CPUExecutionProvider"])
     runner = OrtRunner(folder / "model.onnx", package)  # here: no GPU, the CPU as asked
     assert runner.providers == ["CPUExecutionProvider"] and not runner.on_gpu
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path):
+    import errno
+
+    from export import write_package
+
+    def full_disk(folder):
+        (folder / "model.onnx").write_bytes(b"half a graph")
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "model.onnx"))
+
+    with pytest.raises(OSError, match="No space left"):
+        write_package(tmp_path / "out", full_disk)
+    assert list(tmp_path.iterdir()) == []  # no temporary folder, no half package

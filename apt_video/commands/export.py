@@ -4,23 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import nonneg_int, positive_float
-
-
-def _batch(text: str) -> tuple[int, int, int]:
-    try:
-        lo, opt, hi = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--batch {text!r}: expected MIN:OPT:MAX, e.g. 1:30:60") from None
-    if not 1 <= lo <= opt <= hi:
-        raise argparse.ArgumentTypeError(f"--batch {text!r}: need 1 <= MIN <= OPT <= MAX")
-    return lo, opt, hi
-
-
-def _opset(text: str) -> int:
-    if not text.isdigit() or not 18 <= int(text) <= 23:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose 18 to 23 (PyTorch's exporter writes opset 18 or newer)")
-    return int(text)
+from .argtypes import batch_profile, nonneg_int, opset, positive_float
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,9 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder: model.onnx, model.json, model.plan")
     p.add_argument("--onnx-only", action="store_true", help="do not build a TensorRT engine")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
-    p.add_argument("--batch", type=_batch, default=(1, 30, 60),
+    p.add_argument("--batch", type=batch_profile, default=(1, 30, 60),
                    help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
-    p.add_argument("--opset", type=_opset, default=23,
+    p.add_argument("--opset", type=opset, default=23,
                    help="ONNX opset, 18 to 23 (23: the fused Attention op; default 23)")
     p.add_argument("--attention", choices=["fused", "matmul"],
                    help="attention form (default: fused at opset >= 23 when the installed TensorRT, if any, "

@@ -3,9 +3,6 @@ ablations: ``--vary prompt_dropout=0,0.1,0.2``, ``--vary aa=...``, ``--vary weig
 from __future__ import annotations
 
 import argparse
-import itertools
-import re
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,31 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import models
+    from apt_video.config import ConfigError
     from apt_video.errors import UserError
-    from apt_video.config import ConfigError, load_config
-    from apt_video.plot import plot_runs
-    from apt_video.train import train
+    from apt_video.sweep import sweep
+    from pipeline.data import DataError
 
-    axes = []
-    for item in args.vary:
-        key, sep, values = item.partition("=")
-        if not sep or not values:
-            raise UserError(f"--vary {item!r}: expected key=v1,v2,...")
-        axes.append([(key.strip(), v) for v in values.split(",")])
-    combos = list(itertools.product(*axes))
-    configs = []
-    try:  # validate every combination before the first run starts
-        for combo in combos:
-            configs.append(load_config(args.preset, args.config, args.set + [f"{k}={v}" for k, v in combo]))
-    except ConfigError as exc:
+    try:
+        fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config, sets=args.set,
+                    finetune=args.finetune, progress=not args.no_progress)
+    except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
-    out, runs = Path(args.output), []
-    for combo, cfg in zip(combos, configs):
-        name = "_".join(f"{k}={re.sub(r'[^A-Za-z0-9.+-]', '-', v)}" for k, v in combo)
-        print(f"sweep: {name}")
-        train(cfg, args.data_root, out / name, args.finetune, resume="auto", progress=not args.no_progress)
-        runs.append(out / name)
-    fig = out / "sweep.png"
-    plot_runs(runs, fig, title=", ".join(k for k, _ in combos[0]))
     print(f"wrote {fig}")
     return 0

@@ -24,14 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
+    import models
     from apt_video.config import ConfigError, load_config
+    from pipeline.data import DataError
     from apt_video.train import train
 
     try:
         cfg = load_config(args.preset, args.config, args.set)
         result = train(cfg, args.data_root, args.output, args.finetune, args.resume,
                        progress=not args.no_progress, overwrite=args.overwrite)
-    except (ConfigError, FloatingPointError) as exc:
+    except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
     test = result.get("test")
     if test:
