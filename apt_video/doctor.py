@@ -13,6 +13,7 @@ Runtime for TensorRT.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import platform
@@ -343,7 +344,7 @@ def _ddp_child(rank: int, world: int, port: int, same_gpu: bool, results) -> Non
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
         torch.cuda.set_device(0 if same_gpu else rank)
-        dist.init_process_group("nccl", rank=rank, world_size=world)
+        dist.init_process_group("nccl", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=90))
         t = torch.full((4,), float(rank + 1), device="cuda")
         dist.all_reduce(t)
         results[rank] = ("ok", float(t[0]))
