@@ -48,6 +48,8 @@ class TrainConfig:
     train_list: str = "train.csv"
     val_list: str = "val.csv"
     test_list: str = "test.csv"
+    split: int = 0  # 0: the list files above; N: split N of the official layout at --data-root (UCF101, ...)
+    splits: str = ""  # folder of the official split files (default: found inside or beside --data-root)
     sampling_rate: int = 4
     sampler: str = "dense"
     test_num_segment: int = 10
@@ -113,7 +115,7 @@ class TrainConfig:
                     "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",
                     "tubelet_size", "eval_freq", "num_threads"):
             need(getattr(self, key) >= 1, key, "must be at least 1")
-        for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch"):
+        for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "color_jitter", "prompt_start"):
             need(getattr(self, key) >= 0, key, "must be >= 0")

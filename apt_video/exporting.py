@@ -19,11 +19,16 @@ def verification_clips(card: models.ModelCard, n: int) -> torch.Tensor | None:
 
     data = card.data or {}
     root = Path(data.get("root", ""))
-    for name in (data.get("val_list"), data.get("test_list")):
-        if not n or not name or not (root / name).is_file():
+    if data.get("split"):  # an official dataset layout
+        sources = [(root, {"split": data["split"], "part": part, "splits": data.get("splits") or None})
+                   for part in ("val", "test")]
+    else:
+        sources = [(root / name, {}) for name in (data.get("val_list"), data.get("test_list")) if name]
+    for src, kw in sources:
+        if not n or not src.exists():
             continue
         try:
-            ds, _ = load_manifest(root / name, root, card.clip.num_frames)
+            ds, _ = load_manifest(src, root, card.clip.num_frames, **kw)
         except (DataError, OSError):
             return None
         usable = ds.usable()[:n]

@@ -33,10 +33,12 @@ def scoring_spec(card: ModelCard, views: tuple[int, int] | None = None) -> ClipS
 
 
 # -- inputs -------------------------------------------------------------------------------------------
-def scoring_inputs(source: str | Path, data_root: str | Path | None = None) -> tuple[list[VideoEntry], list[str]]:
-    """Entries in input order and their identities (paths relative to INPUT, or as listed)."""
+def scoring_inputs(source: str | Path, data_root: str | Path | None = None,
+                   layout: dict | None = None) -> tuple[list[VideoEntry], list[str]]:
+    """Entries in input order and their identities (paths relative to INPUT, or as listed);
+    ``layout``: ``{"split", "part", "splits"}`` of an official dataset layout at ``source``."""
     source = Path(source)
-    ds = open_dataset(source, data_root)
+    ds = open_dataset(source, data_root, **(layout or {}))
     if source.is_dir():
         base = Path(os.path.abspath(source))
         ids = [os.path.relpath(e.path, base) for e in ds.entries]
@@ -46,10 +48,13 @@ def scoring_inputs(source: str | Path, data_root: str | Path | None = None) -> t
     return ds.entries, ids
 
 
-def read_labels(path: str | Path, data_root: str | Path | None = None) -> dict[str, int]:
-    """Absolute video path -> label, from a VideoMAE list file or a manifest (keyed by full path,
-    never by basename: two folders may hold the same file name)."""
-    entries = open_dataset(path, data_root).entries if Path(path).suffix == ".csv" else read_list_file(path, data_root)
+def read_labels(path: str | Path, data_root: str | Path | None = None, layout: dict | None = None) -> dict[str, int]:
+    """Absolute video path -> label, from a VideoMAE list file, a manifest or an official dataset
+    layout (keyed by full path, never by basename: two folders may hold the same file name)."""
+    if layout or Path(path).suffix in (".csv", ".json"):
+        entries = open_dataset(path, data_root, **(layout or {})).entries
+    else:
+        entries = read_list_file(path, data_root)
     return {str(Path(e.path).resolve()): e.label for e in entries}
 
 
@@ -219,11 +224,13 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
                  batch: int | None = None, backend: str = "auto", labels: str | Path | None = None,
                  data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int = 2,
                  fmt: str | None = None, pretrained: str | None = None, task: str | None = None,
-                 progress: bool = True) -> ScoreReport | None:
+                 layout: dict | None = None, progress: bool = True) -> ScoreReport | None:
     """Score every video of ``source`` (folder, list file, manifest or one video) with ``model``
     (export folder or weights) into ``out``: one row per input video, in order. Under torchrun each
     rank scores its share and rank 0 merges them; the other ranks return None. Raises
-    ``DataError`` (bad input or output file) or the runner's errors (``BackendUnavailable``, ...)."""
+    ``DataError`` (bad input or output file) or the runner's errors (``BackendUnavailable``, ...).
+    ``layout``: ``{"split", "part", "splits"}`` when ``source`` is an official dataset layout; then
+    ``labels`` may be the same folder (the split's labels)."""
     from export import load_runner
     from pipeline.data import Dataset, atomic_write_text, shard_bounds
     from pipeline.probe import default_paths, probe_dataset
@@ -235,7 +242,7 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     if not out.parent.is_dir():
         raise DataError(f"{out}: the folder {out.parent} does not exist; create it first")
     fmt = choose_format(out, fmt)
-    entries, ids = scoring_inputs(source, data_root)
+    entries, ids = scoring_inputs(source, data_root, layout)
     protected = {Path(source).resolve()} | {Path(e.path).resolve() for e in entries}
     if labels:
         protected.add(Path(labels).resolve())
@@ -248,7 +255,8 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     spec = scoring_spec(runner.card, views)
     batch = batch or max(spec.num_views, runner.preferred_batch)
     # each rank probes its own share (no rank waits on another's probing), into its own cache
-    _, cache = default_paths(Path(source), beside=False)
+    tag = f"split{layout['split']}.{layout.get('part', 'test')}" if layout else ""
+    _, cache = default_paths(Path(source), beside=False, tag=tag)
     lo, hi = shard_bounds(len(entries), d.rank, d.world)
     if d.world > 1:
         cache = cache.with_name(f"{cache.stem}.rank{d.rank}of{d.world}.json")
@@ -276,7 +284,9 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
         raise RuntimeError(f"{out}: holds {len(rows)} rows for {len(entries)} input videos")
     report = ScoreReport(out, fmt, rows, result, runner.name, spec)
     if labels:
-        report.metrics = label_metrics(rows, entries, ids, read_labels(labels, data_root), runner.classes)
+        same = layout and Path(labels).resolve() == Path(source).resolve()
+        report.metrics = label_metrics(rows, entries, ids, read_labels(labels, data_root, layout if same else None),
+                                       runner.classes)
         report.metrics_path = out.with_name(out.name + ".metrics.json")
         atomic_write_text(report.metrics_path, json.dumps(report.metrics, indent=1))
     return report

@@ -245,15 +245,36 @@ def clip_spec(cfg: TrainConfig) -> ClipSpec:
                     sampler=cfg.sampler, test_num_segment=cfg.test_num_segment, test_num_crop=cfg.test_num_crop)
 
 
-def _split(cfg: TrainConfig, data_root: Path, name: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
-    src = data_root / name
-    if not src.exists():
-        raise DataError(f"{src}: no such list file (set train_list/val_list/test_list or --data-root)")
+#: the parts of a run's data: list file key of the config, part of an official layout
+PARTS = {"train": "train_list", "val": "val_list", "test": "test_list"}
+
+
+def _source(cfg: TrainConfig, data_root: Path, part: str) -> tuple[Path, dict]:
+    """Where one part of the run's data comes from: ``(source, open_dataset keywords)``."""
+    if cfg.split:
+        return data_root, {"split": cfg.split, "part": part, "splits": cfg.splits or None}
+    return data_root / getattr(cfg, PARTS[part]), {}
+
+
+def has_part(cfg: TrainConfig, data_root: Path, part: str) -> bool:
+    if cfg.split:
+        from pipeline.datasets import has_part as layout_has
+
+        return layout_has(data_root, cfg.split, part, cfg.splits or None)
+    return _source(cfg, data_root, part)[0].exists()
+
+
+def _split(cfg: TrainConfig, data_root: Path, part: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
+    src, kw = _source(cfg, data_root, part)
+    if not kw and not src.exists():
+        raise DataError(f"{src}: no such list file (set train_list/val_list/test_list, --data-root, or --split "
+                        f"for an official dataset layout)")
     if d.main:
-        ds, _ = load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)))
+        ds, _ = load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)), **kw)
     d.barrier()
     if not d.main:  # the others read rank 0's probe cache and leave the manifest to it
-        ds, _ = load_manifest(src, data_root, cfg.num_frames, write=False)
+        ds, _ = load_manifest(src, data_root, cfg.num_frames, write=False, **kw)
+    name = f"split {cfg.split} {part}" if kw else src.name
     bad = [(name, e.path, e.status, e.reason) for e in ds.entries if not e.ok]
     if bad and d.main:
         log.warning("%s: %d of %d videos are not usable (listed in skipped.csv)", src, len(bad), len(ds.entries))
@@ -299,8 +320,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         ckpt.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
 
-    train_set, bad_train, classes = _split(cfg, data_root, cfg.train_list, d)
-    val_set, bad_val, _ = _split(cfg, data_root, cfg.val_list, d)
+    train_set, bad_train, classes = _split(cfg, data_root, "train", d)
+    val_set, bad_val, _ = _split(cfg, data_root, "val", d) if has_part(cfg, data_root, "val") else ([], [], [])
     num_classes = cfg.nb_classes or len(classes)
     if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
         raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
@@ -308,7 +329,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     if not classes:
         classes = [f"class_{i}" for i in range(num_classes)]
     if not train_set:
-        raise DataError(f"{data_root / cfg.train_list}: no usable training video")
+        raise DataError(f"{_source(cfg, data_root, 'train')[0]}: no usable training video")
     unlabelled = [e.path for e in train_set + val_set if e.label < 0]
     if unlabelled:
         raise DataError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
@@ -373,7 +394,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
 
     card = ModelCard(model=cfg.model, model_overrides=cfg.model_overrides(num_classes), classes=classes,
                      transfer_type=cfg.transfer_type, clip=spec, pretrained=pretrained,
-                     data={"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list})
+                     data={"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list,
+                           "split": cfg.split, "splits": cfg.splits})
     for epoch in range(start, cfg.epochs):
         stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
                                                    d, progress)}
@@ -403,7 +425,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch"))
         d.barrier()
     result = {"history": history}
-    if cfg.final_test and (data_root / cfg.test_list).exists():
+    if cfg.final_test and has_part(cfg, data_root, "test"):
         result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped)
     if writer:
         writer.close()
@@ -423,7 +445,7 @@ def _remove_run(run_dir: Path) -> None:
 
 def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped) -> dict | None:
     """The segments x crops evaluation of the test list, merged per video as VideoMAE does."""
-    test_set, bad, _ = _split(cfg, data_root, cfg.test_list, d)
+    test_set, bad, _ = _split(cfg, data_root, "test", d)
     if not test_set:
         return None
     loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)

@@ -16,6 +16,7 @@ import torch
 
 from .card import Backbone, CardError, ModelCard
 from .files import atomic_path
+from .hub import resolve_weights
 from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, LoadReport, load_pretrained
 from .registry import create_model
 
@@ -37,9 +38,10 @@ def backbone_record(path: str | Path) -> Backbone:
     return Backbone(p.name, str(p.resolve()), sha256_file(p))
 
 
-def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """What a run trained: every tensor for end2end, else the parameters that require grad."""
-    if getattr(model, "transfer_type", "end2end") == "end2end":
+def trained_state(model: torch.nn.Module, full: bool = False) -> dict[str, torch.Tensor]:
+    """What a run trained: every tensor for end2end (or ``full``), else the parameters that require
+    grad."""
+    if full or getattr(model, "transfer_type", "end2end") == "end2end":
         return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
@@ -52,7 +54,7 @@ def save_trained(model: torch.nn.Module, path: str | Path, card: ModelCard) -> N
     header = {META_KEY: json.dumps(card.to_dict()),
               APT_FORMAT_KEY: APT_PARTIAL if card.contents == "trained" else "full"}
     with atomic_path(path) as tmp:
-        save_file(trained_state(model), str(tmp), metadata=header)
+        save_file(trained_state(model, full=card.contents == "full"), str(tmp), metadata=header)
 
 
 #: where a training run keeps its weights, in order of preference
@@ -96,7 +98,7 @@ def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Pat
     card = card or read_card(path)
     backbone = None
     if card.contents == "trained":
-        src = pretrained or (card.pretrained.path if card.pretrained else None)
+        src = resolve_weights(pretrained) if pretrained else (card.pretrained.path if card.pretrained else None)
         if not src:
             raise CheckpointError(f"{path}: holds only the trained tensors and names no pretrained backbone; "
                                   f"pass the backbone checkpoint (--pretrained)")
@@ -113,8 +115,10 @@ def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Pat
 
 
 def load_any(model: torch.nn.Module, path: str | Path) -> tuple[LoadReport | None, Backbone]:
-    """``--finetune``: an apt-video weights file (its backbone too) or any supported checkpoint.
-    Returns the report (None for apt-video files) and the record of the backbone the model now has."""
+    """``--finetune``: an apt-video weights file (its backbone too) or any supported checkpoint,
+    also a Hugging Face model id or folder (``models.hub``). Returns the report (None for apt-video
+    files) and the record of the backbone the model now has."""
+    path = resolve_weights(path)
     try:
         card = read_card(path)
     except CheckpointError:

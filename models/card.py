@@ -78,9 +78,10 @@ class ModelCard:
 
     @property
     def contents(self) -> str:
-        """``full`` when the weights hold every tensor (end2end), ``trained`` when only what the run
+        """``full`` when the weights hold every tensor (end2end, or a run without a pretrained
+        backbone, whose random backbone is part of the model), ``trained`` when only what the run
         trained (the backbone comes from ``pretrained``)."""
-        return "full" if self.transfer_type == "end2end" else "trained"
+        return "full" if self.transfer_type == "end2end" or self.pretrained is None else "trained"
 
     @property
     def num_classes(self) -> int:

@@ -203,7 +203,9 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
     - Prompts of another shape are an error naming the key and both shapes.
     - Trainable tensors the file lacks (head, head_norm, prompts) stay at their init.
     """
-    path = Path(path)
+    from .hub import resolve_weights
+
+    path = resolve_weights(path)
     raw, meta = read_state_dict(path)
     sd, dropped, fmt = convert_state_dict(raw)
     partial = meta.get(APT_FORMAT_KEY) == APT_PARTIAL

@@ -246,13 +246,19 @@ def find_classes_file(start: Path) -> Path | None:
     return None
 
 
-def open_dataset(source: str | Path, data_root: str | Path | None = None,
-                 classes: list[str] | None = None) -> Dataset:
-    """A dataset from a list file, a manifest, a class-folder tree, or a plain folder of videos.
+def open_dataset(source: str | Path, data_root: str | Path | None = None, classes: list[str] | None = None,
+                 split: int | None = None, part: str = "train", splits: str | Path | None = None) -> Dataset:
+    """A dataset from a list file, a manifest, a class-folder tree, a plain folder of videos, one
+    video, or (``split`` given) part ``part`` of split ``split`` of an official dataset layout at
+    ``source`` (``pipeline.datasets``: UCF101, HMDB51, Kinetics; ``splits``: their split files).
 
     Class names come from ``classes``, else a ``classes.txt`` beside the list (or its parents), else
     the sub-folder names; failing all of these, ``class_<i>``.
     """
+    if split:
+        from .datasets import open_layout
+
+        return open_layout(source, split, part, splits)
     source = Path(source)
     if not source.exists() and not source.is_symlink():
         raise DataError(f"{source}: no such file or folder")

@@ -22,13 +22,14 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "apt-video"
 
 
-def default_paths(source: Path, beside: bool = True) -> tuple[Path, Path]:
+def default_paths(source: Path, beside: bool = True, tag: str = "") -> tuple[Path, Path]:
     """``(manifest, cache)`` beside the source (``train.csv`` -> ``train.manifest.csv``; a folder ->
-    ``<folder>/manifest.csv``), or in ``~/.cache/apt-video`` when that place is read-only or
-    ``beside`` is False (scoring leaves its input folders untouched)."""
+    ``<folder>/manifest.csv``, ``manifest.<tag>.csv`` for one part of a dataset layout), or in
+    ``~/.cache/apt-video`` when that place is read-only or ``beside`` is False (scoring leaves its
+    input folders untouched)."""
     source = source.resolve()
     if source.is_dir():
-        here, stem = source, "manifest"
+        here, stem = source, "manifest" + (f".{tag}" if tag else "")
     else:
         here, stem = source.parent, f"{source.stem}.manifest"
     if not beside or not os.access(here, os.W_OK):
@@ -110,10 +111,12 @@ def summarize(entries: list[VideoEntry]) -> str:
 
 
 def load_manifest(source: str | Path, data_root=None, clip_frames: int = 16, workers: int = 1,
-                  progress: bool = False, write: bool = True) -> tuple[Dataset, Path]:
-    """The probed dataset of ``source`` (probing what the cache lacks) and its manifest path."""
-    ds = open_dataset(source, data_root)
-    manifest, cache = default_paths(Path(source))
+                  progress: bool = False, write: bool = True, split: int | None = None, part: str = "train",
+                  splits: str | Path | None = None) -> tuple[Dataset, Path]:
+    """The probed dataset of ``source`` (probing what the cache lacks) and its manifest path;
+    ``split``, ``part``, ``splits``: one part of an official dataset layout (``open_dataset``)."""
+    ds = open_dataset(source, data_root, split=split, part=part, splits=splits)
+    manifest, cache = default_paths(Path(source), tag=f"split{split}.{part}" if split else "")
     entries, _ = probe_dataset(ds, cache, clip_frames, workers, progress=progress, save=write)
     if write:
         write_manifest(manifest, entries)

@@ -37,3 +37,27 @@ def opset(text: str) -> int:
     if not text.isdigit() or not 18 <= int(text) <= 23:
         raise argparse.ArgumentTypeError(f"{text!r}: choose 18 to 23 (PyTorch's exporter writes opset 18 or newer)")
     return int(text)
+
+
+def add_layout_arguments(p: argparse.ArgumentParser, part: str | None = None) -> None:
+    """``--split N`` and ``--splits DIR`` (an official dataset layout: UCF101, HMDB51, Kinetics),
+    and ``--part`` where a command reads one part of it."""
+    p.add_argument("--split", type=positive_int, help="read DATA as an official dataset layout (UCF101, HMDB51, "
+                   "Kinetics), split N (Kinetics: 1)")
+    p.add_argument("--splits", metavar="DIR", help="folder of the official split files (default: found inside or "
+                   "beside the dataset folder)")
+    if part:
+        p.add_argument("--part", choices=["train", "val", "test"], default=part,
+                       help=f"with --split: which part (default {part}; val is UCF101's and HMDB51's test list)")
+
+
+def layout_of(args: argparse.Namespace) -> dict | None:
+    """The ``layout`` keywords of ``open_dataset`` from ``add_layout_arguments``' options."""
+    if not args.split:
+        return None
+    return {"split": args.split, "part": getattr(args, "part", "train"), "splits": args.splits}
+
+
+def layout_sets(args: argparse.Namespace) -> list[str]:
+    """``--set`` items for the config keys ``split`` and ``splits`` of ``add_layout_arguments``."""
+    return ([f"split={args.split}"] if args.split else []) + ([f"splits={args.splits}"] if args.splits else [])

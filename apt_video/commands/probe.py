@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import positive_int
+from .argtypes import add_layout_arguments, layout_of, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="VideoMAE list file, manifest, class-folder tree or folder of videos")
+    p.add_argument("data", help="VideoMAE list file, manifest, class-folder tree, folder of videos, or (with "
+                   "--split) a UCF101/HMDB51/Kinetics folder as downloaded")
     p.add_argument("--data-root", help="folder the list file's paths are relative to (default: its folder)")
     p.add_argument("--out", help="manifest CSV to write (default: beside DATA, or ~/.cache/apt-video)")
     p.add_argument("--workers", type=positive_int, default=max(1, (__import__("os").cpu_count() or 1)),
@@ -20,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="vp9",
                    help="codec for --transcode (vp9/mjpeg decode on DALI's CPU and GPU paths)")
     p.add_argument("--gop", type=positive_int, default=8, help="keyframe interval for --transcode (default 8)")
+    add_layout_arguments(p, part="train")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.data import DataError, Dataset, open_dataset, write_manifest
     from pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
 
-    source = Path(args.data)
+    source, layout = Path(args.data), layout_of(args)
     try:
-        ds = open_dataset(source, args.data_root)
+        ds = open_dataset(source, args.data_root, **(layout or {}))
     except DataError as exc:
-        raise UserError(str(exc)) from exc
-    manifest, cache = default_paths(source)
+        raise UserError(str(exc)) from None
+    manifest, cache = default_paths(source, tag=f"split{args.split}.{args.part}" if layout else "")
     if args.out:
         manifest = Path(args.out)
     entries, fresh = probe_dataset(ds, cache, args.clip_frames, args.workers, full=not args.quick)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import positive_int
+from .argtypes import add_layout_arguments, layout_of, positive_int
 
 
 def _views(text: str) -> tuple[int, int]:
@@ -24,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=_views, help="SEGMENTSxCROPS (default: the model's test views)")
     p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
     p.add_argument("--backend", choices=["auto", "trt", "ort", "torch"], default="auto")
-    p.add_argument("--labels", help="list file (or manifest) of labels: writes OUT.metrics.json")
+    p.add_argument("--labels", nargs="?", const="", metavar="LIST",
+                   help="labels (a list file or manifest; with --split, alone: the split's own): writes "
+                        "OUT.metrics.json")
     p.add_argument("--data-root", help="folder the list file's paths are relative to")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes per row, best first (default 5)")
     p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
@@ -32,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
     p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
+    add_layout_arguments(p, part="test")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -42,10 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.data import DataError
 
     try:
+        layout = layout_of(args)
+        labels = args.input if args.labels == "" else args.labels  # --labels alone: INPUT's own labels
         report = score_videos(args.input, args.model, args.out, views=args.views, batch=args.batch,
-                              backend=args.backend, labels=args.labels, data_root=args.data_root, top_k=args.top_k,
+                              backend=args.backend, labels=labels, data_root=args.data_root, top_k=args.top_k,
                               resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
-                              task=args.task, progress=not args.no_progress)
+                              task=args.task, layout=layout, progress=not args.no_progress)
     except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if report is None:  # a torchrun rank other than 0: rank 0 reports

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import add_layout_arguments, layout_sets
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from apt_video.config import PRESETS
@@ -13,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides")
     p.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2,...",
                    help="values to sweep (repeatable: the runs are the cartesian product)")
+    add_layout_arguments(p)
     p.add_argument("--data-root", required=True)
     p.add_argument("--output", "-o", required=True, help="sweep folder: one run folder per combination")
     p.add_argument("--finetune", help="pretrained weights for every run")
@@ -27,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.data import DataError
 
     try:
-        fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config, sets=args.set,
+        fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config,
+                    sets=args.set + layout_sets(args),
                     finetune=args.finetune, progress=not args.no_progress)
     except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None

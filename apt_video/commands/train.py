@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import add_layout_arguments, layout_sets
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from apt_video.config import PRESETS
@@ -11,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of config keys, applied after the preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one key (repeatable), e.g. --set prompt_num_tokens=100")
+    add_layout_arguments(p)
     p.add_argument("--data-root", required=True, help="folder holding the list files and the videos")
     p.add_argument("--output", "-o", required=True, help="run folder (config, metrics, checkpoints)")
     p.add_argument("--finetune", help="pretrained weights: VideoMAE, APT, Hugging Face or an apt-video run's")
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from apt_video.train import train
 
     try:
-        cfg = load_config(args.preset, args.config, args.set)
+        cfg = load_config(args.preset, args.config, args.set + layout_sets(args))
         result = train(cfg, args.data_root, args.output, args.finetune, args.resume,
                        progress=not args.no_progress, overwrite=args.overwrite)
     except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:

@@ -1,0 +1,182 @@
+"""Datasets as people download them: UCF101, HMDB51 and Kinetics in their official layouts.
+
+- **UCF101**: ``UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and ``ucfTrainTestlist/`` with
+  ``classInd.txt`` (``1 ApplyEyeMakeup``, 1-based), ``trainlist0{1,2,3}.txt`` (``Class/file.avi 1``)
+  and ``testlist0{1,2,3}.txt`` (``Class/file.avi``; the label comes from the folder and classInd).
+  Class names are matched without regard to case (the official lists write ``HandStandPushups``
+  for the folder ``HandstandPushups``).
+- **HMDB51**: ``hmdb51_org/<class>/<video>.avi`` and ``testTrainMulti_7030_splits/`` with
+  ``<class>_test_split{1,2,3}.txt`` (``<video>.avi <flag>``: 1 train, 2 test, 0 unused). Classes are
+  the class folders in sorted order, as MMAction2's and VideoMAE's lists number them.
+- **Kinetics-400/600/700**: annotation CSVs ``train.csv``, ``validate.csv``, ``test.csv`` with
+  columns ``label,youtube_id,time_start,time_end,split``; videos named
+  ``<youtube_id>_<start:06d>_<end:06d>.<ext>``, flat or under class (and part) folders. Classes
+  are the train CSV's labels in sorted order. A video that was never downloaded (normal for
+  Kinetics) becomes an entry whose file is missing: probing reports it, training lists it in
+  ``skipped.csv``, nothing stops.
+
+The parts are ``train``, ``val`` and ``test``; as VideoMAE's lists do, UCF101's and HMDB51's ``val``
+is the split's test list (they have no other), Kinetics' ``val`` is ``validate.csv``. SSv2 needs no
+reader here: its split JSON files are read as list files are (``pipeline.data``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+from .data import DataError, Dataset, VideoEntry, read_text_file, walk_videos
+
+LAYOUTS = ("ucf101", "hmdb51", "kinetics")
+PARTS = ("train", "val", "test")
+SPLIT_FOLDERS = ("ucfTrainTestlist", "testTrainMulti_7030_splits", "annotations", "splits")
+KINETICS_FILES = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+def _kind(folder: Path) -> set[str]:
+    """Which datasets' split files ``folder`` holds."""
+    if not folder.is_dir():
+        return set()
+    kinds = set()
+    if (folder / "classInd.txt").is_file():
+        kinds.add("ucf101")
+    if any(folder.glob("*_test_split1.txt")):
+        kinds.add("hmdb51")
+    train = folder / "train.csv"
+    if train.is_file():
+        with open(train, encoding="utf-8-sig", errors="replace") as f:
+            if set(KINETICS_COLUMNS) <= {c.strip() for c in f.readline().split(",")}:
+                kinds.add("kinetics")
+    return kinds
+
+
+def find_splits(root: str | Path, splits: str | Path | None = None) -> tuple[str, Path]:
+    """``(layout, folder of the split files)`` of the dataset at ``root``: ``splits`` if given,
+    else the first of the usual split folders inside or beside ``root`` (or ``root`` itself)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such dataset folder")
+    if splits is not None:
+        candidates = [Path(splits)]
+        if not candidates[0].is_dir():
+            raise DataError(f"--splits {splits}: no such folder")
+    else:
+        candidates = [base / name for base in (root, root.parent) for name in SPLIT_FOLDERS] + [root, root.parent]
+    for folder in candidates:
+        kinds = _kind(folder)
+        if len(kinds) > 1:
+            raise DataError(f"{folder}: holds the split files of {' and '.join(sorted(kinds))}; keep each "
+                            f"dataset's in its own folder and pass it with --splits")
+        if kinds:
+            return kinds.pop(), folder
+    looked = candidates[0] if splits is not None else f"{root} and beside it ({', '.join(SPLIT_FOLDERS)})"
+    raise DataError(f"{looked}: no UCF101 (classInd.txt), HMDB51 (*_test_split1.txt) or Kinetics (train.csv) "
+                    f"split files found; pass their folder with --splits")
+
+
+def open_layout(root: str | Path, split: int = 1, part: str = "train", splits: str | Path | None = None) -> Dataset:
+    """The entries of ``part`` (train, val, test) of split ``split`` of the dataset at ``root``, with
+    its class names. Videos the split names but the folder lacks are entries whose file is missing."""
+    if part not in PARTS:
+        raise DataError(f"part {part!r}: choose one of {', '.join(PARTS)}")
+    layout, folder = find_splits(root, splits)
+    read = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics}[layout]
+    return read(Path(os.path.abspath(root)), folder, split, part)
+
+
+def has_part(root: str | Path, split: int, part: str, splits: str | Path | None = None) -> bool:
+    """Whether the layout has ``part`` (Kinetics' test annotations are not always there)."""
+    layout, folder = find_splits(root, splits)
+    return layout != "kinetics" or (folder / KINETICS_FILES[part]).is_file()
+
+
+def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
+    classes, index = [], {}
+    for n, line in enumerate(read_text_file(folder / "classInd.txt", "class list").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not fields[0].isdigit() or int(fields[0]) != len(classes) + 1:
+            raise DataError(f"{folder / 'classInd.txt'}:{n}: expected '<index> <Class>' numbered from 1, got "
+                            f"{line.strip()!r}")
+        index[fields[1].lower()] = len(classes)
+        classes.append(fields[1])
+    name = f"{'train' if part == 'train' else 'test'}list0{split}.txt"
+    listed = folder / name
+    if not listed.is_file():
+        have = sorted(p.name[-5] for p in folder.glob("trainlist0*.txt"))
+        raise DataError(f"{listed}: no such split file; UCF101 has splits {', '.join(have) or 'none here'} (--split)")
+    folders = {d.name.lower(): d.name for d in root.iterdir() if d.is_dir()}
+    entries = []
+    for n, line in enumerate(read_text_file(listed, "split file").splitlines(), 1):
+        if not line.strip():
+            continue
+        rel = line.split()[0]
+        cls = rel.split("/")[0]
+        if cls.lower() not in index:
+            raise DataError(f"{listed}:{n}: class {cls!r} is not in {folder / 'classInd.txt'}")
+        label = index[cls.lower()]
+        if len(line.split()) > 1 and int(line.split()[1]) - 1 != label:
+            raise DataError(f"{listed}:{n}: label {line.split()[1]} does not match class {cls!r} "
+                            f"({label + 1} in classInd.txt)")
+        path = root / rel
+        if not path.exists() and cls.lower() in folders:  # the lists' case is not always the folders'
+            path = root / folders[cls.lower()] / rel.split("/", 1)[1]
+        entries.append(VideoEntry(path=str(path), label=label))
+    return Dataset(entries, classes, str(listed))
+
+
+def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = sorted(folder.glob(f"*_test_split{split}.txt"))
+    if not files:
+        have = sorted({m.group(1) for p in folder.glob("*_test_split*.txt")
+                       if (m := re.search(r"_test_split(\d+)\.txt$", p.name))})
+        raise DataError(f"{folder}: no *_test_split{split}.txt; HMDB51 has splits {', '.join(have) or 'none here'} "
+                        f"(--split)")
+    flag = "1" if part == "train" else "2"
+    index = {c: i for i, c in enumerate(classes)}
+    entries = []
+    for f in files:
+        cls = f.name[: -len(f"_test_split{split}.txt")]
+        if cls not in index:
+            raise DataError(f"{f}: class {cls!r} has no folder in {root}; the split files and the videos are of "
+                            f"different datasets or versions")
+        for n, line in enumerate(read_text_file(f, "split file").splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+                raise DataError(f"{f}:{n}: expected '<video>.avi <0|1|2>', got {line.strip()!r}")
+            if fields[1] == flag:
+                entries.append(VideoEntry(path=str(root / cls / fields[0]), label=index[cls]))
+    return Dataset(entries, classes, str(folder))
+
+
+def _kinetics(root: Path, folder: Path, split: int, part: str) -> Dataset:
+    if split != 1:
+        raise DataError(f"--split {split}: Kinetics has one split (train.csv, validate.csv, test.csv); use --split 1")
+    classes = sorted({row["label"] for row in _kinetics_rows(folder / KINETICS_FILES["train"])})
+    index = {c: i for i, c in enumerate(classes)}
+    found = {p.stem: p for p in walk_videos(root)[0]}
+    entries = []
+    src = folder / KINETICS_FILES[part]
+    for n, row in enumerate(_kinetics_rows(src), 2):
+        stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+        label = row.get("label") or ""
+        if label and label not in index:
+            raise DataError(f"{src}:{n}: label {label!r} is not a class of {folder / KINETICS_FILES['train']}")
+        path = found.get(stem) or root / label / f"{stem}.mp4"  # not downloaded: reported when probed
+        entries.append(VideoEntry(path=str(path), label=index[label] if label else -1))
+    return Dataset(entries, classes, str(src))
+
+
+def _kinetics_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such Kinetics annotation file (train.csv, validate.csv, test.csv)")
+    rows = list(csv.DictReader(read_text_file(path, "annotation file").splitlines()))
+    if rows and not {"youtube_id", "time_start", "time_end"} <= set(rows[0]):
+        raise DataError(f"{path}: expected the columns {','.join(KINETICS_COLUMNS)},split")
+    return rows
