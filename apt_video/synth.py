@@ -10,10 +10,12 @@ import numpy as np
 from pipeline.video import CODECS, write_video
 
 
-def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator,
+                reverse: bool = False) -> np.ndarray:
     """A smooth random texture in two random colours sliding in ``direction_deg`` (0 = right,
     90 = down), wrapping around, so that every patch of every frame shows the motion. Colours,
-    texture grain, start and speed are random; only the direction tells the classes apart."""
+    texture grain, start and speed are random; only the direction tells the classes apart.
+    ``reverse``: the motion turns back half way through (the same directions, in another order)."""
     grain = rng.uniform(0.08, 0.14) * min(width, height)  # size of the texture's blobs, in pixels
     speed = rng.uniform(0.4, 0.6) * grain / 2  # pixels per frame: blobs stay recognisable between frames
     gy, gx = int(np.ceil(height / grain)) + 1, int(np.ceil(width / grain)) + 1
@@ -24,9 +26,10 @@ def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng:
     ys, xs = np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
+        travelled = speed * (t if not reverse or t < frames / 2 else frames - t)
         # sample the periodic coarse grid bilinearly at positions shifted by the motion
-        fy = ((ys - y0 - uy * speed * t) / grain) % (gy - 1)
-        fx = ((xs - x0 - ux * speed * t) / grain) % (gx - 1)
+        fy = ((ys - y0 - uy * travelled) / grain) % (gy - 1)
+        fx = ((xs - x0 - ux * travelled) / grain) % (gx - 1)
         iy, ix = fy.astype(int), fx.astype(int)
         wy, wx = fy - iy, fx - ix
         v = (coarse[iy, ix] * (1 - wy) * (1 - wx) + coarse[iy + 1, ix] * wy * (1 - wx)
@@ -35,22 +38,25 @@ def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng:
     return out
 
 
-def direction_names(classes: int, offset_deg: float) -> list[tuple[str, float]]:
-    return [(f"move_{(offset_deg + 360 * k / classes) % 360:05.1f}deg", offset_deg + 360 * k / classes)
+def direction_names(classes: int, offset_deg: float, reverse: bool = False) -> list[tuple[str, float]]:
+    suffix = "_and_back" if reverse else ""
+    return [(f"move_{(offset_deg + 360 * k / classes) % 360:05.1f}deg{suffix}", offset_deg + 360 * k / classes)
             for k in range(classes)]
 
 
 def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, frames: int = 32,
                         size: tuple[int, int] = (128, 96), codec: str = "vp9", offset_deg: float = 0.0,
-                        split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0) -> dict[str, Path]:
-    """Write ``classes`` x ``per_class`` videos of a square moving in one of ``classes`` directions
+                        split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
+                        reverse: bool = False) -> dict[str, Path]:
+    """Write ``classes`` x ``per_class`` videos of a texture moving in one of ``classes`` directions
     (starting at ``offset_deg``), with VideoMAE list files ``train.csv``, ``val.csv``, ``test.csv``
-    (paths relative to ``out``) and ``classes.txt``. Returns the paths of those files."""
+    (paths relative to ``out``) and ``classes.txt``. Returns the paths of those files. ``reverse``:
+    every motion turns back half way (opposite directions then differ only in their order)."""
     if codec not in CODECS:
         raise ValueError(f"codec={codec!r}; choose one of {', '.join(CODECS)}")
     out = Path(out)
     rng = np.random.default_rng(seed)
-    names = direction_names(classes, offset_deg)
+    names = direction_names(classes, offset_deg, reverse)
     width, height = size
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     ext = CODECS[codec][1]
@@ -59,7 +65,7 @@ def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, 
         n_val = int(round(per_class * split[1]))
         for i in range(per_class):
             rel = Path("videos") / name / f"{name}_{i:03d}{ext}"
-            write_video(out / rel, motion_clip(angle, frames, width, height, rng), codec)
+            write_video(out / rel, motion_clip(angle, frames, width, height, rng, reverse), codec)
             part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
             lists[part].append(f"{rel.as_posix()} {label}")
     paths = {}

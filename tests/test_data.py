@@ -226,3 +226,14 @@ def test_synth_refuses_zero(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit):
         main(["synth", str(tmp_path / "s"), *args])
     assert message in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_reversing_motion_returns_to_its_start():
+    from apt_video.synth import motion_clip
+
+    rng = np.random.default_rng(0)
+    there_and_back = motion_clip(0.0, 24, 64, 48, rng, reverse=True)
+    onward = motion_clip(0.0, 24, 64, 48, np.random.default_rng(0))
+    np.testing.assert_array_equal(there_and_back[:13], onward[:13])  # the same way out
+    np.testing.assert_array_equal(there_and_back[13], there_and_back[11])  # then the way back
+    assert not np.array_equal(there_and_back[20], onward[20])

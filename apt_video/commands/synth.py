@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", choices=sorted(CODECS), default="vp9", help="video codec (default vp9)")
     p.add_argument("--offset-deg", type=float, default=0.0,
                    help="direction of class 0 in degrees (45 gives the diagonals for 4 classes)")
+    p.add_argument("--reverse", action="store_true",
+                   help="every motion turns back half way: opposite directions differ only in their order")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from apt_video.synth import make_motion_dataset
 
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
-                                args.offset_deg, seed=args.seed)
+                                args.offset_deg, seed=args.seed, reverse=args.reverse)
     print(f"wrote {args.classes * args.per_class} videos to {args.out}: " + ", ".join(
         f"{k} {v.name}" for k, v in paths.items()))
     return 0
