@@ -1,9 +1,10 @@
-"""Prompt-tuning VideoMAE with the DALI loader: ``train_one_epoch``, ``evaluate``, ``test``, ``run``.
+"""Prompt-tuning VideoMAE with the DALI loader: ``forward_backward`` and ``optimizer_step`` (one
+step, as APT's engine takes it), ``train_one_epoch``, ``evaluate``, ``final_test``, ``train``.
 
 Plain functions in the torchvision-reference style. One process per GPU (or one CPU process) under
 ``torchrun``; every rank reads its shard of each split; only rank 0 writes. A run folder holds
 ``config.yaml``, ``metrics.csv``, ``tb/`` (TensorBoard), ``checkpoints/{last,best}.safetensors``
-(trained tensors + metadata record), ``checkpoints/last_state.pt`` (everything needed to resume,
+(trained tensors + the model card), ``checkpoints/last_state.pt`` (everything needed to resume,
 in one atomic file), ``skipped.csv`` and, at the end, ``test_metrics.json``.
 """
 from __future__ import annotations
@@ -303,11 +304,12 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     run_dir, data_root = Path(output), Path(data_root)
     ckpt = run_dir / "checkpoints"
     state_path = ckpt / "last_state.pt"
-    if resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv")):
+    existing = resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv"))
+    d.barrier()  # every rank looks before rank 0 writes anything
+    if existing:
         if not overwrite:
             raise DataError(f"{run_dir}: holds a training run already; pass --resume to continue it, or "
-                              f"--overwrite to start afresh (its checkpoints and metrics are then removed)")
-        d.barrier()
+                            f"--overwrite to start afresh (its checkpoints and metrics are then removed)")
         if d.main:
             _remove_run(run_dir)
         d.barrier()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from apt_video.cli import main
-from apt_video.doctor import FAIL, PASS, SKIP, Check, Context, Report, decode_check, run_checks, sample_video
+from apt_video.checks import decode_check, sample_video
+from apt_video.doctor import FAIL, PASS, SKIP, Check, Context, Report, run_checks
 
 
 @pytest.mark.slow
