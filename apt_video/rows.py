@@ -72,6 +72,8 @@ def format_of(path: Path) -> str | None:
     if text.startswith(CSV_HEADER) or text == CSV_HEADER[:len(text)]:
         return "csv"
     first = text.split("\n", 1)[0]
+    if "\n" not in text and first.startswith('{"video": '):
+        return "jsonl"  # a first row torn by a kill: resumable (Resume cuts it)
     try:
         obj = json.loads(first)
     except ValueError:

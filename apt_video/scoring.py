@@ -51,7 +51,7 @@ def scoring_inputs(source: str | Path, data_root: str | Path | None = None,
 def read_labels(path: str | Path, data_root: str | Path | None = None, layout: dict | None = None) -> dict[str, int]:
     """Absolute video path -> label, from a VideoMAE list file, a manifest or an official dataset
     layout (keyed by full path, never by basename: two folders may hold the same file name)."""
-    if layout or Path(path).suffix in (".csv", ".json"):
+    if layout or Path(path).suffix in (".csv", ".json") or Path(path).is_dir():
         entries = open_dataset(path, data_root, **(layout or {})).entries
     else:
         entries = read_list_file(path, data_root)
@@ -250,8 +250,14 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
         raise DataError(f"{out}: is one of the inputs; choose another output file")
     if out.exists() and out.stat().st_size and not resume:
         raise DataError(f"{out}: exists; pass --resume to continue it, or remove it")
+    truth = None
+    if labels:  # read (and checked) before any scoring
+        same = layout and Path(labels).resolve() == Path(source).resolve()
+        truth = read_labels(labels, data_root, layout if same else None)
     d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
     runner = load_runner(model, backend, pretrained, task)
+    if truth and max(truth.values()) >= len(runner.classes):
+        raise DataError(f"{labels}: label {max(truth.values())} is beyond the model's {len(runner.classes)} classes")
     spec = scoring_spec(runner.card, views)
     batch = batch or max(spec.num_views, runner.preferred_batch)
     # each rank probes its own share (no rank waits on another's probing), into its own cache
@@ -263,7 +269,10 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     probed, _ = probe_dataset(Dataset(entries[lo:hi], [], str(source)), cache, spec.num_frames, workers,
                               progress=False)
     entries = entries[:lo] + probed + entries[hi:]
-    part = out if d.world == 1 else out.with_name(f".{out.name}.rank{d.rank}")
+    part = out if d.world == 1 else out.with_name(f".{out.name}.rank{d.rank}of{d.world}")
+    if part != out and part.exists() and not resume:
+        part.unlink()  # this rank's share from a run that was killed before it merged: not resumed
+    d.barrier()
     with OutputLock(part):
         result = score(entries, ids, runner, spec, part, fmt, batch, top_k, resume or d.world > 1, workers,
                        (d.rank, d.world), "gpu" if d.device.type == "cuda" else "cpu", progress and d.main)
@@ -272,7 +281,7 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
         totals = d.gather((result.ok, result.failed, result.skipped, result.clips))
         if not d.main:
             return None
-        parts = [out.with_name(f".{out.name}.rank{r}") for r in range(d.world)]
+        parts = [out.with_name(f".{out.name}.rank{r}of{d.world}") for r in range(d.world)]
         texts = [p.read_bytes().decode("utf-8", "surrogateescape") for p in parts]
         atomic_write_text(out, (CSV_HEADER if fmt == "csv" else "")
                           + "".join(t.removeprefix(CSV_HEADER) if fmt == "csv" else t for t in texts))
@@ -283,10 +292,8 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     if len(rows) != len(entries):  # every input row has exactly one output row
         raise RuntimeError(f"{out}: holds {len(rows)} rows for {len(entries)} input videos")
     report = ScoreReport(out, fmt, rows, result, runner.name, spec)
-    if labels:
-        same = layout and Path(labels).resolve() == Path(source).resolve()
-        report.metrics = label_metrics(rows, entries, ids, read_labels(labels, data_root, layout if same else None),
-                                       runner.classes)
+    if truth is not None:
+        report.metrics = label_metrics(rows, entries, ids, truth, runner.classes)
         report.metrics_path = out.with_name(out.name + ".metrics.json")
         atomic_write_text(report.metrics_path, json.dumps(report.metrics, indent=1))
     return report

@@ -345,6 +345,13 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     model.set_attn_impl(cfg.attn_impl)
     pretrained = _load_backbone(model, finetune) if finetune else None
     if state is not None:
+        _check_resumable(state, cfg)
+        if not finetune and state.get("pretrained"):  # the run's backbone, as it was (the state holds only
+            rec = models.Backbone(**state["pretrained"])  # what the run trained)
+            if not Path(rec.path).is_file() or models.sha256_file(rec.path) != rec.sha256:
+                raise CheckpointError(f"{rec.path}: the backbone this run was trained on is missing or changed "
+                                      f"(sha256 {rec.sha256[:12]}...); pass it with --finetune to resume")
+            _load_backbone(model, rec.path)
         model.load_state_dict(state["model"], strict=False)
         if state.get("pretrained"):
             pretrained = models.Backbone(**state["pretrained"])
@@ -432,6 +439,20 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     if writer:
         writer.close()
     return result
+
+
+#: config keys that shape the model or its trained tensors: a run resumes only with the same values
+SHAPING_KEYS = ("model", "nb_classes", "num_frames", "input_size", "tubelet_size", "transfer_type",
+                "prompt_num_tokens", "prompt_start", "prompt_end", "prompt_reparam", "opt")
+
+
+def _check_resumable(state: dict, cfg: TrainConfig) -> None:
+    saved = state.get("config") or {}
+    changed = [f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in SHAPING_KEYS
+               if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:
+        raise ConfigError(f"--resume with other settings than the run was started with ({'; '.join(changed)}); "
+                          f"resume with the run's config.yaml, or start a new run")
 
 
 def _remove_run(run_dir: Path) -> None:

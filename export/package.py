@@ -138,6 +138,7 @@ def write_package(out: Path, build: Callable[[Path], Package]) -> tuple[Package,
         raise PackageError(f"{out}: exists and is not an apt-video export folder; it is left as it is: "
                            f"choose another output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _tidy(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -158,3 +159,13 @@ def write_package(out: Path, build: Callable[[Path], Package]) -> tuple[Package,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves no half-written folder behind
         raise
+
+
+def _tidy(out: Path) -> None:
+    """What an export killed mid-way left beside ``out``: a package that had stepped aside is put
+    back when ``out`` is missing; half-built and stepped-aside folders are removed."""
+    old = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if old and not out.exists():
+        os.replace(old.pop(), out)
+    for stale in old + list(out.parent.glob(f".{out.name}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)

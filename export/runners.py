@@ -73,7 +73,7 @@ class OrtRunner(Runner):
                 f"ONNX Runtime {onnxruntime.__version__} cannot use this host's GPU (CUDA {torch.version.cuda} for "
                 f"PyTorch; its providers here: {', '.join(self.providers)}): install the flavour for this CUDA, "
                 f"pip install 'apt-video[cu{(torch.version.cuda or '12').split('.')[0]}]', or score with --backend "
-                f"torch or trt")
+                f"trt, or score the training run (its weights) with --backend torch")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         check_io(package, str(onnx_path), inputs[0].shape, outputs[0].shape)
         self.input_names = [i.name for i in inputs]
@@ -81,6 +81,11 @@ class OrtRunner(Runner):
         self.prompts = task["prompts"].numpy() if task is not None else None
         if "prompts" in self.input_names and self.prompts is None:
             raise BackendUnavailable(f"{onnx_path}: the graph takes prompts as input; give the task's prompts file")
+        if self.prompts is not None:
+            want = next(i.shape for i in inputs if i.name == "prompts")
+            if list(self.prompts.shape) != [int(v) for v in want]:
+                raise BackendUnavailable(f"the task's prompts {list(self.prompts.shape)} do not fit this backbone's "
+                                         f"graph ({list(want)}): the task was tuned on another backbone or layers")
         self.on_gpu = "CUDAExecutionProvider" in self.providers
 
     def _run(self, chunk):
@@ -108,10 +113,23 @@ class OrtRunner(Runner):
         return out
 
 
+TASK_KEYS = ("prompts", "head_norm.weight", "head_norm.bias", "head_norm.eps", "head.weight", "head.bias")
+
+
 def load_task(path: str | Path) -> dict[str, torch.Tensor]:
+    """One task's tensors for a prompts-as-input package (``export.graph.task_tensors``)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    try:
+        task = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BackendUnavailable(f"{path}: not a readable task file ({str(exc).splitlines()[0][:200]})") from None
+    missing = [k for k in TASK_KEYS if k not in task]
+    if missing:
+        raise BackendUnavailable(f"{path}: not a task file of apt-video export --prompts-as-input (lacks "
+                                 f"{', '.join(missing)})")
+    return task
 
 
 def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str | None = None,
@@ -137,6 +155,9 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
         return TorchRunner(model, card, max_batch=max_batch or 32)
     package, folder = read_package(p)
     task_tensors = None
+    if task is not None and not package.prompts_as_input:
+        raise BackendUnavailable(f"--task {task}: {folder} is not a prompts-as-input export; its graph holds its "
+                                 f"own prompts and head")
     if package.prompts_as_input:
         check_files(package, folder, ("task",) if task is None else ())
         task_tensors = load_task(task or folder / package.files["task"])

@@ -102,6 +102,8 @@ def verify_engine(plan: str | Path, package: Package, model: torch.nn.Module, cl
 
     runner = TrtRunner(plan, package)
     prompts = task["prompts"] if task is not None else None
+    if prompts is not None:  # the engine's prompts input; the head is not applied: features are compared
+        runner.prompts = prompts.cuda()
     sets = {name: compare(reference_outputs(model, x, prompts), runner(x).float().cpu().numpy())
             for name, x in clips.items()}
     return judge(package.precision, sets, features=prompts is not None)
@@ -143,7 +145,10 @@ class TrtRunner(Runner):
 
     def _run(self, chunk):
         video = chunk.float().cuda().contiguous()  # written on the current stream
-        self.context.set_input_shape("video", tuple(video.shape))
+        if not self.context.set_input_shape("video", tuple(video.shape)):
+            batch = self.package.batch
+            raise RuntimeError(f"TensorRT: a batch of {len(video)} clips is outside the engine's profile "
+                               f"({batch.get('min')}..{batch.get('max')}); export with another --batch")
         self.context.set_tensor_address("video", video.data_ptr())
         if self.prompts is not None:
             self.context.set_input_shape("prompts", tuple(self.prompts.shape))

@@ -129,7 +129,8 @@ def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
 
 
 def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                     and d.name not in SPLIT_FOLDERS and d.resolve() != folder.resolve())  # not the split files
     files = sorted(folder.glob(f"*_test_split{split}.txt"))
     if not files:
         have = sorted({m.group(1) for p in folder.glob("*_test_split*.txt")

@@ -153,6 +153,13 @@ class VideoLoader:
         if self._iter is None or epoch != self._next_epoch:
             self._build(epoch, 0)
         self._next_epoch = epoch + 1
+        try:
+            yield from self._batches(epoch)
+        except GeneratorExit:  # the caller stopped early: DALI is mid-epoch, so the next epoch starts afresh
+            self.close()
+            raise
+
+    def _batches(self, epoch: int):
         batch_no = 0
         while True:
             try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from models.files import atomic_path
 
 from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_manifest
+from .source import die_with_parent
 from .video import CODECS, decode_frames, probe_video, write_video
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
 
     bar = tqdm(total=len(todo), desc="probe", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for i, entry in zip(todo, pool.map(_probe_one, args, chunksize=4)):
                 out[i] = entry
                 bar.update()

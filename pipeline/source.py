@@ -104,7 +104,7 @@ class ClipSource:
 
     def __call__(self, info):
         if not self._tied and os.getpid() != self._parent:
-            _die_with_parent(self._parent)
+            die_with_parent(self._parent)
             self._tied = True
         epoch = self.start_epoch + info.epoch_idx
         pos = info.idx_in_epoch + (self.start_batch * self.batch_size * self.group if info.epoch_idx == 0 else 0)
@@ -171,9 +171,10 @@ class ClipSource:
         return tuple(sample)  # DALI's workers rebuild the container with type(sample)(...): a plain tuple
 
 
-def _die_with_parent(parent: int) -> None:
-    """In a DALI worker process: be killed when the process that started it dies (even by SIGKILL,
-    which leaves no chance to clean up), instead of running on as an orphan holding memory."""
+def die_with_parent(parent: int) -> None:
+    """In a worker process (DALI's source workers, the probe's pool): be killed when the process
+    that started it dies (even by SIGKILL, which leaves no chance to clean up), instead of running on
+    as an orphan holding memory."""
     import ctypes
     import signal
 

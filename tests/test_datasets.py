@@ -151,3 +151,12 @@ def test_bad_layouts_are_named(tmp_path, ucf101, hmdb51):
     with pytest.raises(DataError, match="no UCF101 .* split files found"):
         find_splits(ucf101, tmp_path / "empty")
     assert main(["probe", str(ucf101), "--split", "7"]) == 2
+
+
+def test_split_files_inside_the_hmdb51_folder_are_not_a_class(tmp_path, hmdb51):
+    import shutil
+
+    root = tmp_path / "hmdb51_org"
+    shutil.copytree(hmdb51, root)
+    shutil.copytree(hmdb51.parent / "testTrainMulti_7030_splits", root / "testTrainMulti_7030_splits")
+    assert open_layout(root, 1, "train").classes == ["climb", "kick", "wave"]

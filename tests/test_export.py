@@ -343,3 +343,25 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         write_package(tmp_path / "out", full_disk)
     assert list(tmp_path.iterdir()) == []  # no temporary folder, no half package
+
+
+def test_task_files_are_checked(tmp_path, exported):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a task")
+    with pytest.raises(BackendUnavailable, match="not a prompts-as-input export"):
+        load_runner(exported, task=tmp_path / "junk.safetensors")
+    from export.runners import load_task
+
+    with pytest.raises(BackendUnavailable, match="not a readable task file"):
+        load_task(tmp_path / "junk.safetensors")
+
+
+def test_an_export_killed_between_its_renames_is_put_back(tmp_path):
+    from export.package import _tidy
+
+    out = tmp_path / "exp"
+    old = tmp_path / ".exp.old-123"
+    old.mkdir()
+    (old / "model.json").write_text("{}")
+    (tmp_path / ".exp.tmp-456").mkdir()
+    _tidy(out)
+    assert (out / "model.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["exp"]

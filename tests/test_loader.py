@@ -272,3 +272,16 @@ def test_grouped_dali_batches_deliver_the_same_epoch(index_videos):
                              augment=AugmentSpec(flip=False))
         runs[group] = (len(loader), [b.ids for b in loader.epoch(0)])
     assert runs[1] == runs[2] and runs[1][0] == 3
+
+
+def test_an_epoch_left_early_does_not_empty_the_next(index_videos):
+    # gradient accumulation stops an epoch before DALI's end (an incomplete accumulation is not
+    # applied): the next epoch must still deliver all its batches
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8", "hevc"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+    loader = VideoLoader(entries, spec, batch_size=2, num_workers=1, seed=2, augment=AugmentSpec(flip=False))
+    for epoch in range(3):
+        for i, _ in enumerate(loader.epoch(epoch)):
+            if i == 1:
+                break  # 2 of 3 batches
+    assert len(list(loader.epoch(3))) == 3

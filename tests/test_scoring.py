@@ -330,9 +330,11 @@ def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
         return [int(x) for x in out.split()]
 
-    deadline = time.time() + 120
-    while time.time() < deadline and len(children()) < 2 and proc.poll() is None:
-        time.sleep(0.2)
+    out = tmp_path / "o.csv"
+    deadline = time.time() + 120  # scoring has begun (rows written): DALI's decode workers are up
+    while time.time() < deadline and proc.poll() is None and not (out.is_file() and out.read_text().count("\n") >= 2
+                                                                  and len(children()) >= 2):
+        time.sleep(0.1)
     workers = children()
     assert len(workers) >= 2, "the scorer ended before its decode workers started"
     os.kill(proc.pid, signal.SIGKILL)  # the main process only, as an OOM kill does
@@ -344,3 +346,24 @@ def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
     for w in alive:
         os.kill(w, signal.SIGKILL)
     assert not alive, f"orphaned decode workers: {alive}"
+
+
+def test_labels_are_read_before_any_scoring(tmp_path, folder, exported, capsys):
+    out = tmp_path / "o.csv"
+    assert _score(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "nope.txt") == 2
+    assert not out.exists()
+    (tmp_path / "far.txt").write_text("videos/x.webm 9\n")
+    assert _score(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "far.txt") == 2
+    assert "beyond the model's 4 classes" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_jsonl_output_torn_in_its_first_row_resumes(tmp_path, folder, exported):
+    from apt_video.rows import Resume, choose_format
+
+    out = tmp_path / "o.jsonl"
+    out.write_text('{"video": "videos/move_045.0deg/mo')
+    assert choose_format(out, None) == "jsonl"
+    r = Resume.read(out, "jsonl")
+    assert r.videos == [] and r.torn > 0
+    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0
+    assert len(out.read_text().splitlines()) == 12

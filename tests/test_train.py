@@ -279,3 +279,30 @@ def test_sweep_runs_each_value_then_plots(tmp_path, task_data, backbone_run, cap
                                                                     "sweep.png"]
     assert main(["sweep", "--preset", "demo", "--data-root", ".", "-o", str(tmp_path / "x"),
                  "--vary", "prompt_dropout=0.1,2"]) == 2
+
+
+def test_resume_reloads_the_backbone_the_run_was_trained_on(tmp_path, prompt_run, task_data, backbone_run):
+    """A prompt run's state holds only what it trained: resuming without --finetune takes the
+    backbone from the run's record (checked by sha256), not a random one."""
+    import shutil
+
+    from apt_video.config import load_config
+    from apt_video.train import train
+
+    run = tmp_path / "B"
+    shutil.copytree(prompt_run[0], run)
+    cfg = load_config("demo", sets=["epochs=9", "num_workers=1", "final_test=false"])
+    result = train(cfg, task_data / "B", run, resume="auto", progress=False)
+    assert [h["epoch"] for h in result["history"]][-1] == 8
+    assert result["history"][-1]["val_top1"] >= 75.0  # on a random backbone the prompts would be at chance
+    with pytest.raises(ConfigError, match="prompt_num_tokens: 8 -> 16"):
+        train(load_config("demo", sets=["epochs=10", "prompt_num_tokens=16"]), task_data / "B", run,
+              resume="auto", progress=False)
+    moved = tmp_path / "backbone.safetensors"
+    shutil.copy(backbone_run[0] / "checkpoints" / "last.safetensors", moved)
+    state = torch.load(run / "checkpoints" / "last_state.pt", weights_only=True)
+    state["pretrained"]["path"] = str(moved)
+    moved.write_bytes(moved.read_bytes()[:-8] + b"\0" * 8)  # not the file it was
+    torch.save(state, run / "checkpoints" / "last_state.pt")
+    with pytest.raises(models.CheckpointError, match="missing or changed"):
+        train(load_config("demo", sets=["epochs=10"]), task_data / "B", run, resume="auto", progress=False)

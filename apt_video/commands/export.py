@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import models
     from apt_video.errors import UserError
     from apt_video.exporting import export_run
-    from export import PackageError
+    from export import BackendUnavailable, PackageError
     from export.trt import trt_missing
 
     try:
@@ -40,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision, opset=args.opset, attention=args.attention,
             prompts_as_input=args.prompts_as_input, batch=args.batch, tensorrt=not args.onnx_only,
             workspace_gb=args.workspace, timing_cache=args.timing_cache)
-    except (models.CheckpointError, PackageError, ValueError) as exc:
+    except (models.CheckpointError, PackageError, BackendUnavailable, ValueError) as exc:
         raise UserError(str(exc)) from None
+    except RuntimeError as exc:  # TensorRT's parser or builder refused the graph
+        raise UserError(str(exc).strip().splitlines()[0][:400]) from None
     v = package.verification
     for name, s in v["sets"].items():
         print(f"verify {name:6s} ({s['clips']} clips, {', '.join(v['providers'])}): max abs {s['max_abs_error']:.2e}, "
