@@ -173,9 +173,14 @@ def _rate(fn, x, reps: int) -> float:
     return reps * len(x) / (time.perf_counter() - t0)
 
 
-def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: int = 2, reps: int = 3) -> dict:
-    from .baselines import EagerViT
+def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: int = 2, reps: int = 3,
+                precisions: str = "fp32") -> dict:
+    """Clips/s of one network: eager PyTorch (the baseline), folded SDPA PyTorch, ONNX Runtime, the
+    same without prompts, and, with ``int8`` in ``precisions``, the Q/DQ int8 graph in ONNX Runtime
+    against the fp32 one in the same run (calibrated on random clips: a speed figure, not accuracy)."""
     from export import export_onnx, onnx_session
+
+    from .baselines import EagerViT
 
     torch.manual_seed(0)
     m = models.create_model(model_name, num_classes=400, prompt_num_tokens=200).eval()
@@ -203,7 +208,27 @@ def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: in
           f"(ratio {sdpa / eager:.2f}), ONNX Runtime {ort_rate:.2f} ({', '.join(providers)}); matmul "
           f"{gflops:.0f} GFLOP/s -> floor {floor:.2f} clips/s, ORT at {100 * ort_rate / floor:.0f}%; "
           f"200 prompts cost {100 * res['prompt_latency_cost']:+.1f}% latency")
+    if "int8" in precisions.split(","):
+        from export.quantize import quantize_int8
+
+        quantize_int8(onnx_path, work / "infer_int8.onnx", torch.randn(4, *x.shape[1:]).numpy())
+        s8, _ = onnx_session(work / "infer_int8.onnx")
+        int8 = _rate(lambda v: s8.run(None, {"video": v.numpy()}), x, reps)
+        fp32 = _rate(lambda v: sess.run(None, {"video": v.numpy()}), x, reps)  # again, next to it
+        res.update(int8_clips_per_s=int8, fp32_clips_per_s_same_run=fp32, int8_vs_fp32=int8 / fp32,
+                   int8_vs_floor=int8 / floor, cpu_int8_features=_int8_features())
+        print(f"int8 (ONNX Runtime, Q/DQ MatMul/Conv/Gemm): {int8:.2f} clips/s against fp32 {fp32:.2f}: "
+              f"{int8 / fp32:.2f}x; {100 * int8 / floor:.0f}% of the fp32 matmul floor; CPU int8 features: "
+              f"{', '.join(res['cpu_int8_features']) or 'none'}")
     return res
+
+
+def _int8_features() -> list[str]:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags.split()]
 
 
 # -- training step ----------------------------------------------------------------------------------------

@@ -11,47 +11,63 @@ from export import Package, export_package
 from pipeline.data import DataError
 
 
-def verification_clips(card: models.ModelCard, n: int) -> torch.Tensor | None:
-    """Up to ``n`` validation clips of the run's own data (the validation clip geometry), or None
-    when the run's data is not at hand."""
-    from pipeline.loader import VideoLoader
-    from pipeline.probe import load_manifest
-
+def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
+    """Where the run's validation and test videos are: ``(source, open_dataset keywords, root)``."""
     data = card.data or {}
     root = Path(data.get("root", ""))
     if data.get("split"):  # an official dataset layout
-        sources = [(root, {"split": data["split"], "part": part, "splits": data.get("splits") or None})
-                   for part in ("val", "test")]
-    else:
-        sources = [(root / name, {}) for name in (data.get("val_list"), data.get("test_list")) if name]
-    for src, kw in sources:
+        return [(root, {"split": data["split"], "part": part, "splits": data.get("splits") or None}, root)
+                for part in ("val", "test")]
+    return [(root / name, {}, root) for name in (data.get("val_list"), data.get("test_list")) if name]
+
+
+def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str | Path | None = None,
+               data_root: str | Path | None = None) -> tuple[torch.Tensor | None, str | None]:
+    """Up to ``n`` real clips and where they came from: validation clips (``eval``) or scoring's
+    test views (``test``, each video's segments x crops), of ``source`` (a list, manifest or folder)
+    or else of the run's own validation (then test) data. ``(None, None)`` when none is at hand."""
+    from pipeline.loader import VideoLoader
+    from pipeline.probe import load_manifest
+
+    sources = [(Path(source), {}, Path(data_root) if data_root else None)] if source else _run_sources(card)
+    for src, kw, root in sources:
         if not n or not src.exists():
             continue
         try:
             ds, _ = load_manifest(src, root, card.clip.num_frames, **kw)
         except (DataError, OSError):
-            return None
-        usable = ds.usable()[:n]
+            continue
+        usable = ds.usable()
+        if mode == "test":  # every video gives segments x crops clips
+            usable = usable[:-(-n // card.clip.num_views)]
+        else:
+            usable = usable[:n]
         if usable:
-            loader = VideoLoader(usable, card.clip, mode="eval", batch_size=len(usable), num_workers=1)
-            clips = [b.video for b in loader.epoch(0)]
-            return torch.cat(clips) if clips else None
-    return None
+            loader = VideoLoader(usable, card.clip, mode=mode, batch_size=min(len(usable), 4), num_workers=1)
+            clips = [b.video.flatten(0, 1) if mode == "test" else b.video.clone() for b in loader.epoch(0)]
+            if clips:
+                return torch.cat(clips)[:n], f"{src}" + (f" ({kw['part']} of split {kw['split']})" if kw else "")
+    return None, None
 
 
 def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = None, verify_clips: int = 4,
-               **options) -> tuple[Package, Path]:
+               calib: str | Path | None = None, calib_clips: int = 32, **options) -> tuple[Package, Path]:
     """Export the weights of ``source`` (a run folder: its best weights; or a weights file) into
     the package folder ``out``; ``options`` are ``export.export_package``'s (precision, opset,
-    attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). Returns the
-    package and where it went (``<out>.rejected`` when a check failed)."""
+    attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). ``int8`` calibrates
+    on ``calib_clips`` test-view clips of ``calib`` (default: the run's validation list), through the
+    same pipeline as scoring. Returns the package and where it went (``<out>.rejected`` when a check
+    failed)."""
     weights = models.find_weights(source)
     if weights is None:
         raise models.CheckpointError(f"{source}: neither an apt-video weights file nor a run folder with "
                                      f"{' or '.join(models.artifact.RUN_WEIGHTS)}")
     model, card = models.build_from_trained(weights, pretrained)
     clips = {"random": torch.randn(3, 3, model.num_frames, model.img_size, model.img_size)}
-    real = verification_clips(card, verify_clips)
+    real, _ = real_clips(card, verify_clips)
     if real is not None:
         clips["real"] = real
+    if options.get("precision") == "int8":
+        calibration, where = real_clips(card, calib_clips, mode="test", source=calib)
+        options.update(calibration=calibration, calibration_source=where)
     return export_package(model, card, out, clips, checkpoint=weights, **options)

@@ -10,12 +10,13 @@ import torch
 
 from models import ModelCard, sha256_file
 
-from .graph import export_onnx, task_tensors
+from .graph import DTYPES, export_onnx, task_tensors
 from .opcheck import fused_attention_supported, unsupported_ops
 from .package import Package, write_package
 from .verify import verify_graph
 
 log = logging.getLogger(__name__)
+PRECISIONS = (*DTYPES, "int8")  # int8: an fp32 graph quantized with Q/DQ nodes (export.quantize)
 FUSED_ATTENTION_OPSET = 23  # the ONNX Attention op (K/V may be longer than Q: the prompts fit)
 
 
@@ -39,11 +40,21 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
                    checkpoint: str | Path | None = None, precision: str = "fp32", opset: int = 23,
                    attention: str | None = None, prompts_as_input: bool = False,
                    batch: tuple[int, int, int] = (1, 30, 60), tensorrt: bool = True, workspace_gb: float = 4.0,
-                   timing_cache: str | Path | None = None) -> tuple[Package, Path]:
+                   timing_cache: str | Path | None = None, calibration: torch.Tensor | None = None,
+                   calibration_source: str | None = None) -> tuple[Package, Path]:
     """Export ``model`` (eval mode) with its ``card`` into the folder ``out``; returns the package
-    and where it went (``out``, or ``<out>.rejected`` when a check failed)."""
+    and where it went (``out``, or ``<out>.rejected`` when a check failed). ``int8``: the graph is
+    calibrated on the first three quarters of ``calibration`` (real clips, ``(N, 3, T, S, S)``) and
+    verified on ``clips`` and on the last quarter, the hold-out."""
     from .trt import build_engine, trt_missing, trt_version, verify_engine
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and prompts_as_input:
+        raise ValueError("--precision int8 with --prompts-as-input: quantize a task's own export instead")
+    if precision == "int8" and (calibration is None or len(calibration) < 4):
+        raise ValueError("--precision int8 needs real clips to calibrate on: at least 4 (--calib LIST, "
+                         "--calib-clips N, or a run whose validation list is at hand)")
     here = trt_version()
     attention = attention or default_attention(opset, here)
     if attention == "fused" and opset < FUSED_ATTENTION_OPSET:
@@ -51,8 +62,17 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
                          f"use --attention matmul or a newer opset")
 
     def build(folder: Path) -> Package:
-        onnx_path = export_onnx(model, folder / "model.onnx", precision=precision, opset=opset, attention=attention,
-                                prompts_as_input=prompts_as_input, max_batch=max(batch[2], 64))
+        graph_precision = "fp32" if precision == "int8" else precision
+        onnx_path = export_onnx(model, folder / "model.onnx", precision=graph_precision, opset=opset,
+                                attention=attention, prompts_as_input=prompts_as_input, max_batch=max(batch[2], 64))
+        quantization, sets = None, dict(clips)
+        if precision == "int8":
+            from .quantize import quantize_int8
+
+            cut = max(1, len(calibration) * 3 // 4)
+            quantization = quantize_int8(onnx_path, onnx_path, calibration[:cut].float().numpy())
+            quantization["calibration_source"] = calibration_source
+            sets["holdout"] = calibration[cut:]  # calibration clips the quantizer did not see
         problems = unsupported_ops(onnx_path, trt_version=here)
         task = task_tensors(model) if prompts_as_input else None
         files = {"onnx": onnx_path.name}
@@ -61,7 +81,7 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
 
             save_file(task, str(folder / "task.safetensors"))
             files["task"] = "task.safetensors"
-        verification = verify_graph(onnx_path, model, clips, precision, prompts=task["prompts"] if task else None)
+        verification = verify_graph(onnx_path, model, sets, precision, prompts=task["prompts"] if task else None)
         c = card.clip
         package = Package(
             card=card, files=files, sha256={}, precision=precision, opset=graph_opset(onnx_path), attention=attention,
@@ -74,7 +94,7 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
             checkpoint={"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint)} if checkpoint
             else {},
             op_check={"tensorrt_unsupported": problems, "passed": not problems, "tensorrt_version": here},
-            verification=verification)
+            verification=verification, quantization=quantization)
         missing = trt_missing()
         if tensorrt and package.passed and missing is None:
             plan = folder / "model.plan"

@@ -51,6 +51,7 @@ class Package:
     checkpoint: dict = field(default_factory=dict)  # {"path", "sha256"} of the weights exported
     op_check: dict = field(default_factory=dict)
     verification: dict = field(default_factory=dict)
+    quantization: dict | None = None  # int8: quantizer, its version, calibration clips and their sha256
     tensorrt: dict | None = None
 
     @property

@@ -11,6 +11,8 @@ from .package import Package, check_io
 from .runner import BackendUnavailable, Runner
 
 log = logging.getLogger(__name__)
+#: the GPU generation an engine of this precision needs (compute capability)
+MIN_CAPABILITY = {"int8": (6, 1), "bf16": (8, 0)}
 
 
 def trt_version() -> str | None:
@@ -49,6 +51,11 @@ def build_engine(onnx_path: str | Path, plan_path: str | Path, batch: tuple[int,
         raise BackendUnavailable(missing)
     import tensorrt as trt
 
+    need, have = MIN_CAPABILITY.get(precision), torch.cuda.get_device_capability()
+    if need and have < need:
+        raise BackendUnavailable(f"{torch.cuda.get_device_name()} (sm {have[0]}.{have[1]}) has no {precision} kernels "
+                                 f"TensorRT uses (sm {need[0]}.{need[1]} or newer); export --onnx-only, or in another "
+                                 f"precision")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0

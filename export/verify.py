@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 #: per precision: max abs error of logits, max relative error (to the largest |logit|), top-1 agreement
-THRESHOLDS = {"fp32": (1e-3, 1e-3, 1.0), "fp16": (5e-2, 2e-2, 0.95), "bf16": (2.5e-1, 1e-1, 0.9)}
+THRESHOLDS = {"fp32": (1e-3, 1e-3, 1.0), "fp16": (5e-2, 2e-2, 0.95), "bf16": (2.5e-1, 1e-1, 0.9),
+              "int8": (1e-1, 5e-2, 0.95)}
 
 
 def onnx_session(path: str | Path, providers: list[str] | None = None):

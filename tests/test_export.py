@@ -365,3 +365,45 @@ def test_an_export_killed_between_its_renames_is_put_back(tmp_path):
     (tmp_path / ".exp.tmp-456").mkdir()
     _tidy(out)
     assert (out / "model.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+
+# -- int8 -------------------------------------------------------------------------------------------------
+def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_run, task_data):
+    from apt_video.exporting import export_run
+    from apt_video.scoring import score_videos
+    from export.quantize import FLOAT_OPS, quantized_nodes
+
+    run, _ = prompt_run
+    package, where = export_run(run, tmp_path / "int8", precision="int8", tensorrt=False, calib_clips=24)
+    assert package.passed and where == tmp_path / "int8", package.verification
+    assert set(package.verification["sets"]) == {"random", "real", "holdout"}
+    q = package.quantization
+    assert q["calibration_clips"] == 18 and q["quantizer"].startswith("onnxruntime.quantization")
+    assert "val.csv" in q["calibration_source"] and len(q["calibration_sha256"]) == 64
+    nodes = quantized_nodes(where / "model.onnx")
+    assert nodes.get("MatMul", 0) >= 4 * 4 and nodes.get("Conv") == 1 and nodes.get("Gemm", 0) + nodes.get("MatMul", 0)
+    assert not any(op in nodes for op in FLOAT_OPS)  # LayerNorm, softmax and attention stay in float
+    assert unsupported_ops(where / "model.onnx") == []  # TensorRT's parser takes the Q/DQ graph
+    package32, where32 = export_run(run, tmp_path / "fp32", tensorrt=False)
+    test = task_data / "B" / "test.csv"
+    reports = [score_videos(test, w, tmp_path / f"{name}.csv", labels=test, progress=False)
+               for name, w in (("int8", where), ("fp32", where32))]
+    a, b = ([r["pred"] for r in rep.rows] for rep in reports)
+    assert sum(x == y for x, y in zip(a, b)) / len(a) >= 0.99
+    assert abs(reports[0].metrics["top1"] - reports[1].metrics["top1"]) <= 0.5
+
+
+def test_int8_calibrated_on_blank_clips_fails_verification(tmp_path, prompt_run):
+    from export import export_package
+
+    run, _ = prompt_run
+    model, card = models.build_from_trained(run / "checkpoints" / "best.safetensors")
+    from apt_video.exporting import real_clips
+
+    real, _ = real_clips(card, 8)
+    blank = torch.zeros(16, 3, 8, 112, 112)  # every activation range collapses
+    package, where = export_package(model, card, tmp_path / "x", {"real": real}, precision="int8", tensorrt=False,
+                                    calibration=blank)
+    assert not package.passed and where.name == "x.rejected" and not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="needs real clips to calibrate on"):
+        export_package(model, card, tmp_path / "y", {"real": real}, precision="int8", calibration=None)

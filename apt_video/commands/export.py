@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import batch_profile, nonneg_int, opset, positive_float
+from .argtypes import batch_profile, nonneg_int, opset, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,7 +12,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", help="backbone checkpoint (default: the one named in the weights' metadata)")
     p.add_argument("-o", "--out", required=True, help="output folder: model.onnx, model.json, model.plan")
     p.add_argument("--onnx-only", action="store_true", help="do not build a TensorRT engine")
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"], default="fp32",
+                   help="int8: Q/DQ graph calibrated on real clips (ONNX Runtime CPU, TensorRT)")
+    p.add_argument("--calib", help="int8: list file, manifest or folder of calibration videos (default: the run's "
+                   "validation list)")
+    p.add_argument("--calib-clips", type=positive_int, default=32, help="int8: calibration clips (default 32; a "
+                   "quarter is held out for verification)")
     p.add_argument("--batch", type=batch_profile, default=(1, 30, 60),
                    help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
     p.add_argument("--opset", type=opset, default=23,
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.out, pretrained=args.pretrained, verify_clips=args.verify_clips,
             precision=args.precision, opset=args.opset, attention=args.attention,
             prompts_as_input=args.prompts_as_input, batch=args.batch, tensorrt=not args.onnx_only,
-            workspace_gb=args.workspace, timing_cache=args.timing_cache)
+            workspace_gb=args.workspace, timing_cache=args.timing_cache, calib=args.calib, calib_clips=args.calib_clips)
     except (models.CheckpointError, PackageError, BackendUnavailable, ValueError) as exc:
         raise UserError(str(exc)) from None
     except RuntimeError as exc:  # TensorRT's parser or builder refused the graph
