@@ -63,7 +63,8 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
         raise models.CheckpointError(f"{source}: neither an apt-video weights file nor a run folder with "
                                      f"{' or '.join(models.artifact.RUN_WEIGHTS)}")
     model, card = models.build_from_trained(weights, pretrained)
-    clips = {"random": torch.randn(3, 3, model.num_frames, model.img_size, model.img_size)}
+    noise = torch.Generator().manual_seed(0)  # the same clips on every export of the same weights
+    clips = {"random": torch.randn(3, 3, model.num_frames, model.img_size, model.img_size, generator=noise)}
     real, _ = real_clips(card, verify_clips)
     if real is not None:
         clips["real"] = real

@@ -375,8 +375,8 @@ def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_r
 
     run, _ = prompt_run
     package, where = export_run(run, tmp_path / "int8", precision="int8", tensorrt=False, calib_clips=24)
-    assert package.passed and where == tmp_path / "int8", package.verification
-    assert set(package.verification["sets"]) == {"random", "real", "holdout"}
+    assert package.passed and where == tmp_path / "int8", json.dumps(package.verification, default=str)
+    assert set(package.verification["sets"]) == {"real", "holdout"}  # noise is outside the calibrated ranges
     q = package.quantization
     assert q["calibration_clips"] == 18 and q["quantizer"].startswith("onnxruntime.quantization")
     assert "val.csv" in q["calibration_source"] and len(q["calibration_sha256"]) == 64
