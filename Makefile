@@ -1,5 +1,5 @@
 # Two entry points: `make demo` and `make test`. Both create .venv and install from setup.py (the
-# CPU flavour; on a GPU host use FLAVOUR=cu12 or FLAVOUR=cu13).
+# CPU flavour; on a GPU host use FLAVOUR=cu12 or FLAVOUR=cu13), with Ray for score --engine ray.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ FLAVOUR ?= cpu
 $(STAMP): setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,$(FLAVOUR)]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,$(FLAVOUR)]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -37,6 +37,7 @@ setup(
         "cu13": [DALI_CU13, "onnxruntime-gpu>=1.27"],  # ORT's PyPI builds for CUDA 13
         "cu12-trt": [DALI_CU12, "onnxruntime-gpu>=1.23,<1.27", "tensorrt-cu12>=10.14"],
         "cu13-trt": [DALI_CU13, "onnxruntime-gpu>=1.27", "tensorrt-cu13>=10.14"],  # 10.14: the Attention op
+        "ray": ["ray[data]>=2.50"],  # score --engine ray (Ray Data); any flavour
         "dev": ["pytest", "ruff", "decord", "transformers"],
     },
     entry_points={"console_scripts": ["apt-video=apt_video.cli:main"]},

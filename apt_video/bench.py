@@ -32,15 +32,20 @@ def machine() -> dict:
 
 
 def rss_mb(pid: int | None = None) -> float:
-    """Memory of a process and its children in MB: the sum of their proportional set sizes (PSS),
-    so pages the forked decode workers share with the parent are counted once (Linux)."""
+    """Memory of a process and all its descendants in MB (decode workers; a local Ray cluster's
+    raylet and its workers): the sum of their proportional set sizes (PSS), so pages they share
+    (forked memory, Ray's shared-memory object store) are counted once (Linux)."""
     pid = pid or os.getpid()
-    pids = [pid]
+    pids, children = [pid], {}
     try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-        pids += [int(x) for x in out.split()]
+        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            child, parent = (int(x) for x in line.split())
+            children.setdefault(parent, []).append(child)
     except (OSError, ValueError):
         pass
+    for p in pids:  # grows while walked: breadth first over the descendants
+        pids.extend(children.get(p, []))
     total = 0
     for p in pids:
         try:
@@ -279,18 +284,11 @@ def bench_train(model_name: str = "vit_small_patch16_224", batch: int = 2, steps
 
 
 # -- scoring ------------------------------------------------------------------------------------------------
-def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
-                model_name: str = "vit_small_patch16_224", frames: int = 160) -> dict:
-    """Videos/s of ``apt-video score`` (DALI views + ONNX Runtime) against VideoMAE's test loop
-    (decord, per-view torch preprocessing, the same network in eager PyTorch), on ``videos``
-    synthetic 320x240 VP9 videos of ``frames`` frames, ``views`` = segments x crops."""
-    from export import load_runner
-
-    from .baselines import EagerViT, videomae_eval
+def _score_model(work: Path, model_name: str, views: tuple[int, int]) -> tuple[Path, Path, models.ModelCard]:
+    """A randomly initialised ``model_name`` (8 prompts, 4 classes) saved and exported to ONNX:
+    ``(weights, export folder, card)``."""
     from .exporting import export_run
-    from .scoring import score
 
-    entries = bench_videos(work, "vp9", videos, frames=frames)
     torch.manual_seed(0)
     m = models.create_model(model_name, num_classes=4, prompt_num_tokens=8, init_scale=1.0)
     rate = 2 if m.num_frames <= 8 else 4  # VideoMAE's test sampling for 8- and 16-frame models
@@ -305,6 +303,28 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     export = work / f"score_export_{model_name}"
     package, _ = export_run(weights, export, verify_clips=0, tensorrt=False)
     assert package.passed, package.verification
+    return weights, export, card
+
+
+def _model_label(card: models.ModelCard) -> str:
+    return f"{card.model} ({card.clip.num_frames}x{card.clip.input_size}, 8 prompts)"
+
+
+def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
+                model_name: str = "vit_small_patch16_224", frames: int = 160, engine: str = "local") -> dict:
+    """Videos/s of ``apt-video score`` (DALI views + ONNX Runtime) against VideoMAE's test loop
+    (decord, per-view torch preprocessing, the same network in eager PyTorch), on ``videos``
+    synthetic 320x240 VP9 videos of ``frames`` frames, ``views`` = segments x crops. With
+    ``engine="ray"``: the Ray Data engine against the local one instead (``bench_score_ray``)."""
+    if engine == "ray":
+        return bench_score_ray(work, videos, views, model_name, frames)
+    from export import load_runner
+
+    from .baselines import EagerViT, videomae_eval
+    from .scoring import score
+
+    entries = bench_videos(work, "vp9", videos, frames=frames)
+    weights, export, card = _score_model(work, model_name, views)
     runner = load_runner(export, "ort")
     spec = runner.card.clip
     ids = [Path(e.path).name for e in entries]
@@ -322,7 +342,7 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
     probs, clips = videomae_eval(baseline, [e.path for e in entries], spec)
     base_s = time.perf_counter() - t0
     agree = float(np.mean([r.pred == card.classes[int(p.argmax())] for r, p in zip(res_ours.rows, probs)]))
-    res = {"model": f"{model_name} ({m.num_frames}x{m.img_size}, 8 prompts)", "views": f"{views[0]}x{views[1]}",
+    res = {"model": _model_label(card), "views": f"{views[0]}x{views[1]}",
            "videos": videos, "video_frames": frames, "ours_backend": runner.name,
            "ours_videos_per_s": videos / ours_s, "ours_clips_per_s": res_ours.clips / ours_s,
            "baseline_videos_per_s": videos / base_s, "baseline_clips_per_s": clips / base_s,
@@ -331,6 +351,82 @@ def bench_score(work: Path, videos: int = 3, views: tuple[int, int] = (10, 3),
           f"{res['ours_videos_per_s']:.3f} videos/s ({res['ours_clips_per_s']:.2f} clips/s), baseline (decord + "
           f"per-view torch + eager PyTorch) {res['baseline_videos_per_s']:.3f} videos/s "
           f"({res['baseline_clips_per_s']:.2f} clips/s), ratio {res['ratio']:.2f}; same top-1 on {100 * agree:.0f}%")
+    return res
+
+
+class PeakMemory:
+    """Samples ``rss_mb`` (this process and all its descendants) every ``every`` seconds in a thread;
+    ``peak`` is the largest sample."""
+
+    def __init__(self, every: float = 0.5):
+        import threading
+
+        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _decode_cost(paths: list[Path], spec) -> float:
+    """Seconds per video of the decoding stage alone (``rayscore.decode_views``: probe, then DALI's
+    test views with one thread and one source worker), as one decoding actor spends them."""
+    from .rayscore import decode_views
+
+    decode_views([str(paths[0])], spec)  # warm-up
+    t0 = time.perf_counter()
+    for p in paths:
+        decode_views([str(p)], spec)
+    return (time.perf_counter() - t0) / len(paths)
+
+
+def bench_score_ray(work: Path, videos: int = 8, views: tuple[int, int] = (10, 3),
+                    model_name: str = "vit_small_patch16_224", frames: int = 160) -> dict:
+    """``score --engine ray`` (a local Ray cluster on this machine's cores: one decoding actor, one
+    scoring actor) against the local engine, on the same folder and export in the same run: the
+    start-up (call to first row), the steady videos/s (rows written after the first write over the
+    time since it), the peak memory of the whole process tree, and the ratio of the steady rates."""
+    from .rayscore import RayOptions
+    from .scoring import score_videos
+
+    folder = work / "ray_videos"
+    folder.mkdir(exist_ok=True)
+    bench_videos(folder, "vp9", videos, frames=frames)
+    _, export, card = _score_model(work, model_name, views)
+    res = {"model": _model_label(card), "views": f"{views[0]}x{views[1]}", "videos": videos, "video_frames": frames,
+           "engines": {}, "decode_s_per_video": _decode_cost(sorted(folder.iterdir())[:3], card.clip)}
+    print(f"decode (probe + DALI test views, one CPU): {res['decode_s_per_video']:.2f} s per video")
+    preds = {}
+    for engine in ("local", "ray"):
+        out = work / f"score_{engine}.csv"
+        out.unlink(missing_ok=True)
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            report = score_videos(folder, export, out, backend="ort", progress=False, engine=engine, ray=RayOptions())
+            end = time.perf_counter()
+        r = report.result
+        steady = r.steady_rate()
+        res["engines"][engine] = {"startup_s": r.first_at - t0, "steady_videos_per_s": steady,
+                                  "total_s": end - t0, "peak_pss_mb": mem.peak, "ok": r.ok}
+        preds[engine] = [(row["pred"], row["prob"]) for row in report.rows]
+        e = res["engines"][engine]
+        print(f"score --engine {engine}: first row after {e['startup_s']:.1f} s, steady {steady:.3f} videos/s, "
+              f"{e['total_s']:.1f} s in all, peak PSS {mem.peak:.0f} MB")
+    res["ratio"] = res["engines"]["ray"]["steady_videos_per_s"] / res["engines"]["local"]["steady_videos_per_s"]
+    res["same_predictions"] = all(a[0] == b[0] and abs(float(a[1]) - float(b[1])) < 1e-4
+                                  for a, b in zip(preds["local"], preds["ray"]))
+    print(f"score {res['model']}, {res['views']} views, {videos} videos: Ray Data steady rate {res['ratio']:.2f}x "
+          f"the local engine's; same predictions: {res['same_predictions']}")
     return res
 
 

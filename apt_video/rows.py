@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,6 +199,7 @@ class RowWriter:
         self.ready: dict[int, Row] = {}
         self.next = start
         self.written: list[Row] = []
+        self.times: list[float] = []  # time.perf_counter() when each row of this run was written
 
     def put(self, index: int, row: Row) -> None:
         if index < self.next or index in self.ready:
@@ -211,6 +213,7 @@ class RowWriter:
             self.next += 1
         if lines:
             self._write("".join(lines))
+            self.times += [time.perf_counter()] * len(lines)
 
     def _write(self, text: str) -> None:
         try:
@@ -220,12 +223,29 @@ class RowWriter:
         except OSError as exc:  # a full disk: say which file
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
+    @property
+    def first_at(self) -> float | None:
+        """When this run's first row was written (None: none yet)."""
+        return self.times[0] if self.times else None
+
     def missing(self) -> list[int]:
         """Positions that have no row yet."""
         return [i for i in range(self.next, len(self.ids)) if i not in self.ready]
 
     def close(self) -> None:
         self.file.close()
+
+
+def open_writer(out: Path, fmt: str, ids: list[str], resume: bool = False) -> RowWriter:
+    """The writer of ``out`` for inputs ``ids``; with ``resume`` after the rows a previous run left
+    (checked against ``ids``, its torn last row cut). ``writer.next``: the rows already done."""
+    done = 0
+    if resume:
+        previous = Resume.read(out, fmt)
+        previous.check(out, ids)
+        previous.cut_torn_row(out)
+        done = len(previous.videos)
+    return RowWriter(out, fmt, ids, start=done)
 
 
 class OutputLock:

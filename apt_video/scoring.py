@@ -12,8 +12,9 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,9 +23,15 @@ from models.card import ClipSpec, ModelCard
 
 from pipeline.data import DataError, VideoEntry, open_dataset, read_list_file
 from .evaluate import accuracy_from_ranks, merge_views
-from .rows import Resume, Row, RowWriter
+from .rows import Row, open_writer
+
+if TYPE_CHECKING:
+    from .rayscore import RayOptions
 
 log = logging.getLogger(__name__)
+
+
+ENGINES = ("local", "ray")  # local: this process, or each torchrun rank; ray: Ray Data (apt_video.rayscore)
 
 
 def scoring_spec(card: ModelCard, views: tuple[int, int] | None = None) -> ClipSpec:
@@ -59,6 +66,16 @@ def read_labels(path: str | Path, data_root: str | Path | None = None, layout: d
 
 
 # -- the scoring loop ---------------------------------------------------------------------------------
+def unusable_error(entry: VideoEntry) -> str:
+    """The error text of a video its probe found unusable."""
+    return f"{entry.status}: {entry.reason}"
+
+
+def decode_error(reason: str) -> str:
+    """The error text of a video the loader could not decode."""
+    return f"decode: {reason}"
+
+
 def prediction_row(video: str, probs: np.ndarray, classes: list[str], k: int) -> Row:
     order = np.argsort(-probs)[:k]
     names = [classes[i] for i in order]
@@ -74,6 +91,18 @@ class ScoreResult:
     clips: int
     seconds: float
     backend: str
+    startup: float = 0.0  # seconds before the first row was written (decoders, engines, a cluster starting)
+    times: list[float] = field(default_factory=list)  # time.perf_counter() when each row was written
+
+    @property
+    def first_at(self) -> float | None:
+        return self.times[0] if self.times else None
+
+    def steady_rate(self) -> float:
+        """Videos/s after the first write: the rows written later over the time since it (NaN when
+        every row came in that first write)."""
+        later = [t for t in self.times if t > self.times[0]] if self.times else []
+        return len(later) / (later[-1] - self.times[0]) if later else float("nan")
 
     @property
     def total(self) -> int:
@@ -94,13 +123,8 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
     per = -(-len(entries) // world)
     lo, hi = rank * per, min(len(entries), (rank + 1) * per)
     mine = list(range(lo, hi))
-    done = 0
-    if resume:
-        previous = Resume.read(out, fmt)
-        previous.check(out, [ids[i] for i in mine])
-        previous.cut_torn_row(out)
-        done = len(previous.videos)
-    writer = RowWriter(out, fmt, [ids[i] for i in mine], start=done)
+    writer = open_writer(out, fmt, [ids[i] for i in mine], resume)
+    done = writer.next
     todo = mine[done:]
     classes = runner.classes
     usable = []
@@ -109,7 +133,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
         if e.ok:
             usable.append(i)
         else:
-            writer.put(i - lo, Row(ids[i], "error", error=f"{e.status}: {e.reason}"))
+            writer.put(i - lo, Row(ids[i], "error", error=unusable_error(e)))
     views = spec.num_views
     bar = tqdm(total=len(todo), unit="video", desc="score", disable=not progress)
     bar.update(len(todo) - len(usable))
@@ -144,7 +168,7 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
             nonlocal reported
             for failure in loader.failures[reported:]:  # by position in `usable`: names may repeat
                 i = usable[failure.index]
-                writer.put(i - lo, Row(ids[i], "error", error=f"decode: {failure.reason}"))
+                writer.put(i - lo, Row(ids[i], "error", error=decode_error(failure.reason)))
                 bar.update()
             reported = len(loader.failures)
 
@@ -176,7 +200,8 @@ def score(entries: list[VideoEntry], ids: list[str], runner, spec: ClipSpec, out
     writer.close()
     rows = writer.written
     return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), done,
-                       clips_done, time.perf_counter() - t0, getattr(runner, "name", "?"))
+                       clips_done, time.perf_counter() - t0, getattr(runner, "name", "?"),
+                       startup=max(0.0, (writer.first_at or time.perf_counter()) - t0), times=writer.times)
 
 
 def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], labels: dict[str, int],
@@ -224,20 +249,22 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
                  batch: int | None = None, backend: str = "auto", labels: str | Path | None = None,
                  data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int = 2,
                  fmt: str | None = None, pretrained: str | None = None, task: str | None = None,
-                 layout: dict | None = None, progress: bool = True) -> ScoreReport | None:
+                 layout: dict | None = None, progress: bool = True, engine: str = "local",
+                 ray: RayOptions | None = None) -> ScoreReport | None:
     """Score every video of ``source`` (folder, list file, manifest or one video) with ``model``
     (export folder or weights) into ``out``: one row per input video, in order. Under torchrun each
-    rank scores its share and rank 0 merges them; the other ranks return None. Raises
+    rank scores its share and rank 0 merges them; the other ranks return None. ``engine="ray"``
+    scores on Ray Data instead (``apt_video.rayscore``; ``ray``: where and how wide). Raises
     ``DataError`` (bad input or output file) or the runner's errors (``BackendUnavailable``, ...).
     ``layout``: ``{"split", "part", "splits"}`` when ``source`` is an official dataset layout; then
     ``labels`` may be the same folder (the split's labels)."""
-    from export import load_runner
-    from pipeline.data import Dataset, atomic_write_text, shard_bounds
-    from pipeline.probe import default_paths, probe_dataset
+    from export import describe_model, load_runner
 
     from .distributed import setup_distributed
-    from .rows import CSV_HEADER, OutputLock, choose_format, read_rows
+    from .rows import OutputLock, choose_format
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {', '.join(ENGINES)}")
     out = Path(out)
     if not out.parent.is_dir():
         raise DataError(f"{out}: the folder {out.parent} does not exist; create it first")
@@ -254,12 +281,50 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     if labels:  # read (and checked) before any scoring
         same = layout and Path(labels).resolve() == Path(source).resolve()
         truth = read_labels(labels, data_root, layout if same else None)
-    d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
-    runner = load_runner(model, backend, pretrained, task)
-    if truth and max(truth.values()) >= len(runner.classes):
-        raise DataError(f"{labels}: label {max(truth.values())} is beyond the model's {len(runner.classes)} classes")
-    spec = scoring_spec(runner.card, views)
-    batch = batch or max(spec.num_views, runner.preferred_batch)
+    if engine == "ray":
+        from .rayscore import ray_missing, score_on_ray
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise DataError("--engine ray is one driver for the whole cluster: run it once, not under torchrun")
+        if ray_missing():
+            raise DataError(ray_missing())
+        card, preferred = describe_model(model)  # the driver runs no engine: the actors do
+    else:
+        d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
+        runner = load_runner(model, backend, pretrained, task)
+        card, preferred = runner.card, runner.preferred_batch
+    if truth and max(truth.values()) >= len(card.classes):
+        raise DataError(f"{labels}: label {max(truth.values())} is beyond the model's {len(card.classes)} classes")
+    spec = scoring_spec(card, views)
+    batch = batch or max(spec.num_views, preferred)
+    if engine == "ray":
+        with OutputLock(out):
+            result = score_on_ray(entries, ids, model, spec, card.classes, out, fmt, batch, top_k, resume, backend,
+                                  pretrained, task, ray, progress)
+    else:
+        result = _score_local(source, entries, ids, runner, spec, out, fmt, batch, top_k, resume, workers, layout,
+                              d, progress)
+        if result is None:
+            return None
+    return _report(out, fmt, entries, ids, result, spec, card.classes, labels, truth)
+
+
+def _score_local(source, entries, ids, runner, spec, out, fmt, batch, top_k, resume, workers, layout, d,
+                 progress) -> ScoreResult | None:
+    """``score`` in this process, or in this torchrun rank (rank 0 merges the ranks' parts; the other
+    ranks return None). With ``resume`` the rows already in ``out`` are skipped by every rank."""
+    from pipeline.data import Dataset, atomic_write_text, shard_bounds
+    from pipeline.probe import default_paths, probe_dataset
+
+    from .rows import CSV_HEADER, OutputLock, Resume
+
+    head, done = "", 0
+    if d.world > 1:  # the ranks share what OUT does not hold yet
+        previous = Resume.read(out, fmt) if resume else Resume([], 0, 0)
+        previous.check(out, ids)
+        done = len(previous.videos)
+        head = out.read_bytes()[:previous.length].decode("utf-8", "surrogateescape") if done else ""
+        entries, ids = entries[done:], ids[done:]
     # each rank probes its own share (no rank waits on another's probing), into its own cache
     tag = f"split{layout['split']}.{layout.get('part', 'test')}" if layout else ""
     _, cache = default_paths(Path(source), beside=False, tag=tag)
@@ -283,17 +348,28 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
             return None
         parts = [out.with_name(f".{out.name}.rank{r}of{d.world}") for r in range(d.world)]
         texts = [p.read_bytes().decode("utf-8", "surrogateescape") for p in parts]
-        atomic_write_text(out, (CSV_HEADER if fmt == "csv" else "")
-                          + "".join(t.removeprefix(CSV_HEADER) if fmt == "csv" else t for t in texts))
+        with OutputLock(out):
+            atomic_write_text(out, (head or (CSV_HEADER if fmt == "csv" else ""))
+                              + "".join(t.removeprefix(CSV_HEADER) if fmt == "csv" else t for t in texts))
         for p in parts:
             p.unlink()
         result.ok, result.failed, result.skipped, result.clips = (sum(t[i] for t in totals) for i in range(4))
+        result.skipped += done
+    return result
+
+
+def _report(out, fmt, entries, ids, result, spec, classes, labels, truth) -> ScoreReport:
+    """The rows written (exactly one per input), and the label metrics when labels were given."""
+    from pipeline.data import atomic_write_text
+
+    from .rows import read_rows
+
     rows = read_rows(out, fmt)
     if len(rows) != len(entries):  # every input row has exactly one output row
         raise RuntimeError(f"{out}: holds {len(rows)} rows for {len(entries)} input videos")
-    report = ScoreReport(out, fmt, rows, result, runner.name, spec)
+    report = ScoreReport(out, fmt, rows, result, result.backend, spec)
     if truth is not None:
-        report.metrics = label_metrics(rows, entries, ids, truth, runner.classes)
+        report.metrics = label_metrics(rows, entries, ids, truth, classes)
         report.metrics_path = out.with_name(out.name + ".metrics.json")
         atomic_write_text(report.metrics_path, json.dumps(report.metrics, indent=1))
     return report

@@ -132,6 +132,24 @@ def load_task(path: str | Path) -> dict[str, torch.Tensor]:
     return task
 
 
+def describe_model(model_path: str | Path) -> tuple[ModelCard, int]:
+    """The card and preferred batch of what ``load_runner`` would run, without loading any engine
+    (for a driver that runs none itself: ``apt-video score --engine ray``). An export's files are
+    checked against their recorded sha256 as ``load_runner`` checks them."""
+    p = Path(model_path)
+    weights = find_weights(p)
+    if weights is not None:
+        import models
+
+        try:
+            return models.read_card(weights), 30
+        except models.CheckpointError as exc:
+            raise BackendUnavailable(str(exc)) from None
+    package, folder = read_package(p)
+    check_files(package, folder, ("onnx",))
+    return package.card, int(package.batch.get("opt", 30))
+
+
 def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str | None = None,
                 task: str | Path | None = None, max_batch: int | None = None, device_id: int | None = None) -> Runner:
     """A runner for an export folder / model.json / model.onnx / model.plan, or for an apt-video

@@ -28,3 +28,17 @@ def test_bench_score_agrees_with_the_baseline(tmp_path):
     res = json.loads(out.read_text())
     assert res["ours_backend"] == "ort" and res["top1_agreement"] == 1.0
     assert res["ratio"] == pytest.approx(res["ours_videos_per_s"] / res["baseline_videos_per_s"])
+
+
+@pytest.mark.slow
+def test_bench_score_ray_against_the_local_engine(tmp_path):
+    pytest.importorskip("ray.data", reason="the ray extra (make test installs it)")
+    out = tmp_path / "ray.json"
+    assert cli(["bench", "score", "--engine", "ray", "--model", "vit_micro_patch16_112", "--videos", "3",
+                "--frames", "24", "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    local, ray = res["engines"]["local"], res["engines"]["ray"]
+    assert res["same_predictions"] and local["ok"] == ray["ok"] == 3
+    for e in (local, ray):
+        assert e["startup_s"] > 0 and e["peak_pss_mb"] > 0
+    assert res["ratio"] == pytest.approx(ray["steady_videos_per_s"] / local["steady_videos_per_s"])

@@ -21,6 +21,7 @@ def _number(kind, low: float, inclusive: bool, what: str):
 positive_int = _number(int, 1, True, "at least 1")
 nonneg_int = _number(int, 0, True, "0 or more")
 positive_float = _number(float, 0.0, False, "greater than 0")
+nonneg_float = _number(float, 0.0, True, "0 or more")
 
 
 def batch_profile(text: str) -> tuple[int, int, int]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import add_layout_arguments, layout_of, positive_int
+from .argtypes import add_layout_arguments, layout_of, nonneg_float, positive_int
 
 
 def _views(text: str) -> tuple[int, int]:
@@ -35,6 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
     add_layout_arguments(p, part="test")
+    ray = p.add_argument_group("Ray Data (--engine ray; install apt-video[ray])")
+    ray.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process (or each torchrun rank); ray: a Ray cluster (default local)")
+    ray.add_argument("--address", help="cluster to join: auto (the one `ray start` runs here) or ray://HOST:10001 "
+                                       "(default: a local cluster for this run)")
+    ray.add_argument("--actors", type=positive_int, default=1, help="scoring actors, each holding the engine")
+    ray.add_argument("--gpus-per-actor", type=nonneg_float,
+                     help="GPUs per scoring actor (default: 1 where the cluster has GPUs, else 0)")
+    ray.add_argument("--decode-cpus", type=positive_int, default=1,
+                     help="decoding actors of one CPU each (CPU actors; GPU actors decode on their GPU)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -44,18 +54,23 @@ def run(args: argparse.Namespace) -> int:
     from export import BackendUnavailable, PackageError
     from pipeline.data import DataError
 
+    from apt_video.rayscore import RayOptions
+
     try:
         layout = layout_of(args)
         labels = args.input if args.labels == "" else args.labels  # --labels alone: INPUT's own labels
         report = score_videos(args.input, args.model, args.out, views=args.views, batch=args.batch,
                               backend=args.backend, labels=labels, data_root=args.data_root, top_k=args.top_k,
                               resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
-                              task=args.task, layout=layout, progress=not args.no_progress)
+                              task=args.task, layout=layout, progress=not args.no_progress, engine=args.engine,
+                              ray=RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus))
     except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if report is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     r, secs = report.result, max(report.result.seconds, 1e-9)
+    if args.engine == "ray":
+        print(f"ray: first row after {r.startup:.1f} s (cluster and actors starting)")
     print(f"scored {r.total} videos: {r.ok} ok, {r.failed} failed, {r.skipped} already done; {r.ok / secs:.2f} "
           f"videos/s, {r.clips / secs:.1f} clips/s; backend {report.backend}; views "
           f"{report.spec.test_num_segment}x{report.spec.test_num_crop}; wrote {report.out}")

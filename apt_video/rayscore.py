@@ -1,0 +1,291 @@
+"""Scoring on Ray Data: the local scorer's contract (one row per input video, in input order, bad
+videos as error rows, resume) on a cluster of decoding CPUs and scoring actors.
+
+The plan, streamed by Ray Data::
+
+    input rows (position, path)
+      -> ViewDecoder   actors of one CPU each: probe + DALI test views (the local scorer's route)
+      -> ViewScorer    actors holding ``export.load_runner`` (one GPU each where the cluster has GPUs)
+      -> the driver    rows put back in input order by ``RowWriter``, fsynced as they complete
+
+With GPUs the views are decoded by DALI on the scoring actor's own GPU (``ViewScorer`` decodes
+then), so they never cross the object store. No UDF raises for a bad video: every video leaves
+each stage as a row, with views and probabilities or with its error. Ray Data restarts a killed
+actor and runs its batch again; the rows the driver already wrote stay written, and ``--resume``
+after a killed driver skips them.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.card import ClipSpec
+from pipeline.data import VideoEntry
+
+from .rows import Row, open_writer
+
+log = logging.getLogger(__name__)
+
+#: times a video's batch is run again after its actor died (Ray Data's default is forever: a file
+#: that kills the decoder process itself would then stall the job instead of failing it)
+RETRIES = 3
+RAY_MISSING = "--engine ray needs Ray Data: pip install 'apt-video[ray]'"
+
+
+@dataclass
+class RayOptions:
+    """Where and how wide to run. ``address``: None starts a local cluster (bound to 127.0.0.1),
+    ``auto`` joins the one ``ray start`` runs here, ``ray://host:10001`` a remote one.
+    ``gpus_per_actor``: None is 1 where the cluster has GPUs, else 0 (CPU actors).
+    ``decode_cpus``: decoding actors of one CPU each (unused with GPU actors, which decode
+    themselves). ``videos_per_task``: videos per Ray Data batch (what a killed actor runs again)."""
+
+    address: str | None = None
+    actors: int = 1
+    gpus_per_actor: float | None = None
+    decode_cpus: int = 1
+    videos_per_task: int = 1
+
+
+def ray_missing() -> str | None:
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        return RAY_MISSING
+    return None
+
+
+def connect(address: str | None):
+    """Join (or start) the cluster, quietly; returns ``(ray, started)``: ``started`` when this call
+    started Ray here (then the caller shuts it down)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        kw = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        if address is None:  # a local cluster that lives and dies with this process
+            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kw)
+        else:
+            ray.init(address=address, **kw)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver's own bar counts videos
+    # its memory notice repeats every 30 s; the actors' sizing is in the README
+    ctx.issue_detectors_config.high_memory_detector_config.detection_time_interval_s = -1
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not its plan and timing notices
+    return ray, started
+
+
+class _Drop(logging.Filter):
+    """Drops Ray's notices that say nothing about this run (its progress-bar and token defaults)."""
+
+    NOTICES = ("Progress bars disabled", "Token authentication is enabled for this Ray cluster")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOTICES)
+
+
+for _name in ("ray.data._internal.progress", "ray._private.authentication.authentication_token_setup"):
+    logging.getLogger(_name).addFilter(_Drop())
+
+
+def _bound(cls, **kwargs):
+    """``cls`` with its constructor arguments inside the class, so that Ray Data's actors are made
+    (and remade after a failure) without arguments held in the object store."""
+    return type(cls.__name__, (cls,), {"__init__": functools.partialmethod(cls.__init__, **kwargs)})
+
+
+# -- the stages (run inside Ray workers) ----------------------------------------------------------------
+def _empty_views(spec: ClipSpec) -> np.ndarray:
+    return np.zeros((0, 3, spec.num_frames, spec.input_size, spec.input_size), np.float32)
+
+
+def decode_views(paths: list[str], spec: ClipSpec, device: str = "cpu", workers: int = 1):
+    """Probe and decode ``paths`` into their test views, the local scorer's way (``probe_video``,
+    then ``VideoLoader`` in test mode). Returns ``(views or None, error text)`` per path; never
+    raises for a bad file. A call that fails as a whole is retried video by video."""
+    from pipeline.loader import VideoLoader
+    from pipeline.video import probe_video
+
+    from .scoring import decode_error, unusable_error
+
+    entries = [probe_video(p, -1, spec.num_frames) for p in paths]
+    out: list = [(None, unusable_error(e)) if not e.ok else None for e in entries]
+    usable = [k for k, e in enumerate(entries) if e.ok]
+    if not usable:
+        return out
+    try:
+        loader = VideoLoader([entries[k] for k in usable], spec, mode="test", batch_size=len(usable),
+                             num_workers=workers, num_threads=workers, device=device)
+        for b in loader.epoch(0):
+            for row, i in enumerate(b.ids):
+                out[usable[i]] = (b.video[row].cpu().numpy() if device == "cpu" else b.video[row].clone(), "")
+        for failure in loader.failures:
+            out[usable[failure.index]] = (None, decode_error(failure.reason))
+        loader.close()
+    except Exception as exc:  # noqa: BLE001  DALI gave up on the batch: one video at a time finds the culprit
+        if len(usable) == 1:
+            out[usable[0]] = (None, decode_error(str(exc).strip().splitlines()[0][:200]))
+        else:
+            for k in usable:
+                out[k] = decode_views([paths[k]], spec, device, workers)[0]
+    for k in usable:  # never a silent gap
+        if out[k] is None:
+            out[k] = (None, decode_error("the loader returned neither views nor an error"))
+    return out
+
+
+class ViewDecoder:
+    """Ray Data stage: ``{pos, path}`` -> ``{pos, error, views}`` (views empty for an error)."""
+
+    def __init__(self, spec: ClipSpec):
+        self.spec = spec
+
+    def __call__(self, batch: dict) -> dict:
+        decoded = decode_views([str(p) for p in batch["path"]], self.spec)
+        return {"pos": batch["pos"], "error": np.array([e for _, e in decoded], dtype=object),
+                "views": [v if v is not None else _empty_views(self.spec) for v, _ in decoded]}
+
+
+class ViewScorer:
+    """Ray Data stage: the runner of ``model`` on each video's views, merged per video as the local
+    scorer merges them: ``{pos, error, views}`` (or ``{pos, path}`` when it decodes itself, on a
+    GPU) -> ``{pos, error, probs}``."""
+
+    def __init__(self, model: str, backend: str, pretrained: str | None, task: str | None, spec: ClipSpec,
+                 batch: int, decode: bool):
+        from export import load_runner
+
+        self.device = "gpu" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)  # Ray sets one thread per reserved CPU
+        self.runner = load_runner(model, backend, pretrained, task)
+        self.spec, self.batch, self.decode = spec, batch, decode
+
+    def __call__(self, batch: dict) -> dict:
+        from .evaluate import merge_views
+
+        if self.decode:
+            decoded = decode_views([str(p) for p in batch["path"]], self.spec, self.device)
+            views, errors = [v for v, _ in decoded], [e for _, e in decoded]
+        else:
+            views = [v if len(v) else None for v in batch["views"]]
+            errors = list(batch["error"])
+        ok = [k for k, v in enumerate(views) if v is not None]
+        probs = np.zeros((len(views), len(self.runner.classes)), np.float32)
+        if ok:
+            with warnings.catch_warnings():  # Ray's zero-copy arrays are read-only; the runner only reads them
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                parts = [torch.as_tensor(views[k]) for k in ok]
+            clips = parts[0] if len(parts) == 1 else torch.cat(parts)
+            logits = torch.cat([self.runner(clips[i:i + self.batch]).float().cpu()
+                                for i in range(0, len(clips), self.batch)])
+            probs[ok] = merge_views(logits.view(len(ok), self.spec.num_views, -1)).numpy()
+        return {"pos": batch["pos"], "error": np.array(errors, dtype=object), "probs": probs}
+
+
+# -- the driver ------------------------------------------------------------------------------------------
+def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, spec: ClipSpec, classes: list[str],
+                 out: Path, fmt: str = "csv", batch: int = 30, top_k: int = 5, resume: bool = False,
+                 backend: str = "auto", pretrained: str | None = None, task: str | None = None,
+                 options: RayOptions | None = None, progress: bool = True):
+    """Score ``entries`` into ``out`` on Ray Data: one row per entry, in input order (the local
+    ``scoring.score``'s contract and rows). Returns ``scoring.ScoreResult``."""
+    opts = options or RayOptions()
+    missing = ray_missing()
+    if missing:
+        raise ImportError(missing)
+    t_start = time.perf_counter()
+    writer = open_writer(out, fmt, ids, resume)
+    ray, started = connect(opts.address)
+    try:
+        return _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts,
+                    progress, t_start)
+    finally:
+        writer.close()
+        if started:
+            ray.shutdown()
+
+
+def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts, progress,
+         t_start):
+    from tqdm import tqdm
+
+    from .scoring import ScoreResult, prediction_row
+
+    done = writer.next
+    todo = list(range(done, len(entries)))
+    have = ray.cluster_resources()
+    gpus = opts.gpus_per_actor
+    if gpus is None:
+        gpus = 1 if have.get("GPU", 0) >= 1 else 0
+    _check_fits(have, opts, gpus)
+    bar = tqdm(total=len(todo), unit="video", desc="score (ray)", disable=not progress)
+    clips = 0
+    if todo:
+        ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
+                                 override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
+        if not gpus:
+            ds = ds.map_batches(_bound(ViewDecoder, spec=spec), batch_size=opts.videos_per_task,
+                                compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,
+                                zero_copy_batch=True, max_task_retries=RETRIES)
+        scorer = _bound(ViewScorer, model=str(model), backend=backend, pretrained=pretrained, task=task, spec=spec,
+                        batch=batch, decode=bool(gpus))
+        ds = ds.map_batches(scorer, batch_size=opts.videos_per_task,
+            compute=ray.data.ActorPoolStrategy(size=opts.actors), num_cpus=0 if gpus else 1, num_gpus=gpus,
+            zero_copy_batch=True, max_task_retries=RETRIES)
+        try:
+            for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for pos, error, probs in zip(b["pos"], b["error"], b["probs"]):
+                    i = int(pos)
+                    if error:
+                        writer.put(i, Row(ids[i], "error", error=str(error)))
+                    else:
+                        writer.put(i, prediction_row(ids[i], probs, classes, top_k))
+                        clips += spec.num_views
+                    bar.update()
+        except ray.exceptions.RayError as exc:
+            raise _one_line(exc) from None
+    for k in writer.missing():  # never a silent gap
+        log.error("%s: Ray Data returned no row for it", ids[k])
+        writer.put(k, Row(ids[k], "error", error="not scored: Ray Data returned no row for it"))
+    bar.close()
+    rows = writer.written
+    end = time.perf_counter()
+    return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), done,
+                       clips, end - t_start, f"ray ({backend})", startup=(writer.first_at or end) - t_start,
+                       times=writer.times)
+
+
+def _check_fits(have: dict, opts: RayOptions, gpus: float) -> None:
+    """Refuse a plan the cluster cannot hold (Ray Data would wait for it forever)."""
+    from pipeline.data import DataError
+
+    if gpus and opts.actors * gpus > have.get("GPU", 0):
+        raise DataError(f"--actors {opts.actors} x --gpus-per-actor {gpus:g} needs {opts.actors * gpus:g} GPUs; the "
+                        f"cluster has {have.get('GPU', 0):g}: ask for fewer, or --gpus-per-actor 0 for CPU actors")
+    cpus = 0 if gpus else opts.actors + opts.decode_cpus
+    if cpus > have.get("CPU", 0):
+        raise DataError(f"--actors {opts.actors} + --decode-cpus {opts.decode_cpus} need {cpus} CPUs; the cluster "
+                        f"has {have.get('CPU', 0):g}: ask for fewer")
+
+
+def _one_line(exc: Exception) -> Exception:
+    """The user's error inside a Ray failure (a model that cannot load on the actors, ...), as the
+    local scorer would raise it; anything else as one RuntimeError line."""
+    from export import BackendUnavailable, PackageError
+
+    cause = exc
+    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
+        cause = cause.cause
+    if isinstance(cause, (BackendUnavailable, PackageError, FileNotFoundError, ValueError)):
+        return cause
+    return RuntimeError(f"Ray Data failed: {str(cause).strip().splitlines()[-1][:300]}")
