@@ -378,16 +378,23 @@ class PeakMemory:
         self._thread.join()
 
 
-def _decode_cost(paths: list[Path], spec) -> float:
-    """Seconds per video of the decoding stage alone (``rayscore.decode_views``: probe, then DALI's
-    test views with one thread and one source worker), as one decoding actor spends them."""
+def _decode_cost(paths: list[Path], spec) -> dict:
+    """Seconds per video of the decoding stage alone as one decoding actor spends them
+    (``rayscore.decode_views``: probe, then DALI's test views with one thread and one source
+    worker), and of its probe alone (a full PyAV decode that counts the frames)."""
+    from pipeline.video import probe_video
+
     from .rayscore import decode_views
 
     decode_views([str(paths[0])], spec)  # warm-up
     t0 = time.perf_counter()
     for p in paths:
         decode_views([str(p)], spec)
-    return (time.perf_counter() - t0) / len(paths)
+    t1 = time.perf_counter()
+    for p in paths:
+        probe_video(p, -1, spec.num_frames)
+    t2 = time.perf_counter()
+    return {"stage_s_per_video": (t1 - t0) / len(paths), "probe_s_per_video": (t2 - t1) / len(paths)}
 
 
 def bench_score_ray(work: Path, videos: int = 8, views: tuple[int, int] = (10, 3),
@@ -404,8 +411,9 @@ def bench_score_ray(work: Path, videos: int = 8, views: tuple[int, int] = (10, 3
     bench_videos(folder, "vp9", videos, frames=frames)
     _, export, card = _score_model(work, model_name, views)
     res = {"model": _model_label(card), "views": f"{views[0]}x{views[1]}", "videos": videos, "video_frames": frames,
-           "engines": {}, "decode_s_per_video": _decode_cost(sorted(folder.iterdir())[:3], card.clip)}
-    print(f"decode (probe + DALI test views, one CPU): {res['decode_s_per_video']:.2f} s per video")
+           "engines": {}, "decode": _decode_cost(sorted(folder.iterdir())[:3], card.clip)}
+    print(f"decoding stage, one CPU: {res['decode']['stage_s_per_video']:.2f} s per video (probe + DALI test views), "
+          f"of which the probe {res['decode']['probe_s_per_video']:.2f} s")
     preds = {}
     for engine in ("local", "ray"):
         out = work / f"score_{engine}.csv"

@@ -54,7 +54,7 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
                calib: str | Path | None = None, calib_clips: int = 32, **options) -> tuple[Package, Path]:
     """Export the weights of ``source`` (a run folder: its best weights; or a weights file) into
     the package folder ``out``; ``options`` are ``export.export_package``'s (precision, opset,
-    attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). ``int8`` calibrates
+    attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). ``int8`` and ``fp8`` calibrate
     on ``calib_clips`` test-view clips of ``calib`` (default: the run's validation list), through the
     same pipeline as scoring. Returns the package and where it went (``<out>.rejected`` when a check
     failed)."""
@@ -68,7 +68,7 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
     real, _ = real_clips(card, verify_clips)
     if real is not None:
         clips["real"] = real
-    if options.get("precision") == "int8":
+    if options.get("precision") in ("int8", "fp8"):
         calibration, where = real_clips(card, calib_clips, mode="test", source=calib)
         options.update(calibration=calibration, calibration_source=where)
     return export_package(model, card, out, clips, checkpoint=weights, **options)

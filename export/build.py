@@ -13,10 +13,11 @@ from models import ModelCard, sha256_file
 from .graph import DTYPES, export_onnx, task_tensors
 from .opcheck import fused_attention_supported, unsupported_ops
 from .package import Package, write_package
+from .quantize import PRECISIONS as QUANTIZED
 from .verify import verify_graph
 
 log = logging.getLogger(__name__)
-PRECISIONS = (*DTYPES, "int8")  # int8: an fp32 graph quantized with Q/DQ nodes (export.quantize)
+PRECISIONS = (*DTYPES, *QUANTIZED)  # int8, fp8: an fp32 graph quantized with Q/DQ nodes
 FUSED_ATTENTION_OPSET = 23  # the ONNX Attention op (K/V may be longer than Q: the prompts fit)
 
 
@@ -43,18 +44,18 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
                    timing_cache: str | Path | None = None, calibration: torch.Tensor | None = None,
                    calibration_source: str | None = None) -> tuple[Package, Path]:
     """Export ``model`` (eval mode) with its ``card`` into the folder ``out``; returns the package
-    and where it went (``out``, or ``<out>.rejected`` when a check failed). ``int8``: the graph is
+    and where it went (``out``, or ``<out>.rejected`` when a check failed). ``int8``, ``fp8``: the graph is
     calibrated on the first three quarters of ``calibration`` (real clips, ``(N, 3, T, S, S)``) and
     verified on ``clips`` and on the last quarter, the hold-out."""
     from .trt import build_engine, trt_missing, trt_version, verify_engine
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and prompts_as_input:
-        raise ValueError("--precision int8 with --prompts-as-input: quantize a task's own export instead")
-    if precision == "int8" and (calibration is None or len(calibration) < 4):
-        raise ValueError("--precision int8 needs real clips to calibrate on: at least 4 (--calib LIST, "
-                         "--calib-clips N, or a run whose validation list is at hand)")
+    if precision in QUANTIZED and prompts_as_input:
+        raise ValueError(f"--precision {precision} with --prompts-as-input: quantize a task's own export instead")
+    if precision in QUANTIZED and (calibration is None or len(calibration) < 4):
+        raise ValueError(f"--precision {precision} needs real clips to calibrate on: at least 4 (--calib LIST, "
+                         f"--calib-clips N, or a run whose validation list is at hand)")
     here = trt_version()
     attention = attention or default_attention(opset, here)
     if attention == "fused" and opset < FUSED_ATTENTION_OPSET:
@@ -62,18 +63,18 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
                          f"use --attention matmul or a newer opset")
 
     def build(folder: Path) -> Package:
-        graph_precision = "fp32" if precision == "int8" else precision
+        graph_precision = "fp32" if precision in QUANTIZED else precision
         onnx_path = export_onnx(model, folder / "model.onnx", precision=graph_precision, opset=opset,
                                 attention=attention, prompts_as_input=prompts_as_input, max_batch=max(batch[2], 64))
         quantization, sets = None, dict(clips)
-        if precision == "int8":
-            # Gaussian noise lies outside the ranges calibrated on real video, so int8 is judged on
-            # real clips only: the verification clips and the calibration hold-out.
+        if precision in QUANTIZED:
+            # Gaussian noise lies outside the ranges calibrated on real video, so a quantized graph
+            # is judged on real clips only: the verification clips and the calibration hold-out.
             sets.pop("random", None)
-            from .quantize import quantize_int8
+            from .quantize import quantize
 
             cut = max(1, len(calibration) * 3 // 4)
-            quantization = quantize_int8(onnx_path, onnx_path, calibration[:cut].float().numpy())
+            quantization = quantize(onnx_path, onnx_path, calibration[:cut].float().numpy(), precision)
             quantization["calibration_source"] = calibration_source
             sets["holdout"] = calibration[cut:]  # calibration clips the quantizer did not see
         problems = unsupported_ops(onnx_path, trt_version=here)

@@ -1,12 +1,20 @@
-"""INT8 graphs by explicit quantization: Q/DQ nodes in the ONNX graph, calibrated on real clips.
+"""INT8 and FP8 graphs by explicit quantization: Q/DQ nodes in the ONNX graph, calibrated on real clips.
 
 ONNX Runtime's static quantizer (``onnxruntime.quantization.quantize_static``, QDQ format) puts
-QuantizeLinear/DequantizeLinear pairs around the matrix products (``MatMul``, ``Gemm``) and the
-patch embedding (``Conv``): int8 weights per output channel, uint8 activations per tensor from the
-calibration clips' ranges. LayerNorm, softmax and the fused ``Attention`` op stay in floating point
-(quantizing the opset-23 ``Attention`` node gives a ``QAttention`` that ONNX Runtime rejects). The
-same Q/DQ graph runs in ONNX Runtime on the CPU and builds an INT8 TensorRT engine (explicit
-quantization, what TensorRT 10/11 expect).
+QuantizeLinear/DequantizeLinear pairs around the matrix products and the patch embedding:
+
+- ``int8``: ``MatMul``, ``Gemm`` and ``Conv``; int8 weights per output channel, uint8 activations
+  per tensor from the calibration clips' ranges (min/max). Runs in ONNX Runtime on the CPU and
+  builds an INT8 TensorRT engine.
+- ``fp8``: ``MatMul`` and ``Conv``; float8 E4M3 weights and activations per tensor, scales from
+  the calibration clips' distributions (the quantizer's only method for float types). TensorRT
+  builds FP8 engines from it on GPUs with FP8 tensor cores (sm 8.9+: Ada, Hopper, Blackwell).
+  ONNX Runtime has no float8 matrix kernels on the CPU: it runs the graph only with its graph
+  optimisations off, as Q/DQ simulation (how the export verifies it), so scoring refuses it there.
+
+LayerNorm, softmax and the fused ``Attention`` op stay in floating point (quantizing the opset-23
+``Attention`` node gives a ``QAttention`` that ONNX Runtime rejects). Q/DQ graphs are explicit
+quantization, what TensorRT 10/11 expect (their implicit calibrators are deprecated).
 
 NVIDIA Model Optimizer (``nvidia-modelopt`` 0.47 ``[onnx]``) pins ``onnx~=1.21`` and
 ``onnxruntime-gpu~=1.24``, older than this project's, so ONNX Runtime's quantizer is the one used.
@@ -17,20 +25,32 @@ from pathlib import Path
 
 import numpy as np
 
-#: what is quantized, and what never is
-QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
+#: what is quantized per precision (float8 Gemm becomes a QGemm node, which has no CPU kernel), and
+#: what never is
+QUANTIZED_OPS = {"int8": ("MatMul", "Gemm", "Conv"), "fp8": ("MatMul", "Conv")}
 FLOAT_OPS = ("LayerNormalization", "Softmax", "Attention")
+PRECISIONS = tuple(QUANTIZED_OPS)
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, batch: int = 1) -> dict:
-    """Write the INT8 Q/DQ graph of ``fp32_path`` to ``out_path``, calibrated on ``calibration``
-    ``(N, 3, T, S, S)`` float32 normalised clips. Returns the facts for model.json."""
+    """``quantize(..., precision="int8")``."""
+    return quantize(fp32_path, out_path, calibration, "int8", batch)
+
+
+def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, precision: str,
+             batch: int = 1) -> dict:
+    """Write the ``precision`` (int8 or fp8) Q/DQ graph of ``fp32_path`` to ``out_path``, calibrated
+    on ``calibration`` ``(N, 3, T, S, S)`` float32 normalised clips. Returns the facts for model.json."""
     import onnx
     import onnxruntime
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
+    if precision not in QUANTIZED_OPS:
+        raise ValueError(f"precision={precision!r}: quantized precisions are {', '.join(QUANTIZED_OPS)}")
     if len(calibration) == 0:
-        raise ValueError("int8 needs calibration clips: give --calib LIST (or a run whose validation list is there)")
+        raise ValueError(f"{precision} needs calibration clips: give --calib LIST (or a run whose validation list "
+                         f"is there)")
     proto = onnx.load(str(fp32_path))
     del proto.graph.value_info[:]  # the exporter's stale shapes fail the quantizer's shape inference
     clean = Path(out_path).with_name(f".{Path(out_path).name}.fp32.onnx")
@@ -43,15 +63,22 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
         def get_next(self):
             return next(self.batches, None)
 
+    if precision == "int8":
+        kw = dict(per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        facts = {"weights": "int8 per channel", "activations": "uint8 per tensor", "calibration": "min/max"}
+    else:
+        kw = dict(per_channel=False, activation_type=QuantType.QFLOAT8E4M3FN, weight_type=QuantType.QFLOAT8E4M3FN,
+                  calibrate_method=CalibrationMethod.Distribution)
+        facts = {"weights": "float8 e4m3 per tensor", "activations": "float8 e4m3 per tensor",
+                 "calibration": "distribution"}
     try:
         quantize_static(str(clean), str(out_path), Clips(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        extra_options={"MatMulConstBOnly": True})
+                        op_types_to_quantize=list(QUANTIZED_OPS[precision]), extra_options={"MatMulConstBOnly": True},
+                        **kw)
     finally:
         clean.unlink(missing_ok=True)
     return {"quantizer": f"onnxruntime.quantization.quantize_static {onnxruntime.__version__}", "format": "QDQ",
-            "ops": list(QUANTIZED_OPS), "weights": "int8 per channel", "activations": "uint8 per tensor",
+            "ops": list(QUANTIZED_OPS[precision]), **facts,
             "calibration_clips": int(len(calibration)), "calibration_sha256": _sha(calibration)}
 
 

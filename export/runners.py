@@ -61,6 +61,10 @@ class OrtRunner(Runner):
             raise BackendUnavailable(f"{onnx_path}: a bf16 graph runs on TensorRT or ONNX Runtime's CUDA provider; "
                                      f"ONNX Runtime has no bf16 kernels on the CPU: export --precision fp32 or fp16 "
                                      f"to score on the CPU")
+        if package.precision == "fp8":
+            raise BackendUnavailable(f"{onnx_path}: an fp8 graph runs on TensorRT on GPUs with FP8 tensor cores (sm "
+                                     f"8.9+: Ada, Hopper, Blackwell); ONNX Runtime has no float8 kernels for it: "
+                                     f"score with --backend trt there, or export --precision int8 or fp32")
         try:
             self.session, self.providers = onnx_session(onnx_path, providers)
         except Exception as exc:  # noqa: BLE001  a damaged or foreign file: one line, not ORT's dump

@@ -12,7 +12,7 @@ from .runner import BackendUnavailable, Runner
 
 log = logging.getLogger(__name__)
 #: the GPU generation an engine of this precision needs (compute capability)
-MIN_CAPABILITY = {"int8": (6, 1), "bf16": (8, 0)}
+MIN_CAPABILITY = {"int8": (6, 1), "bf16": (8, 0), "fp8": (8, 9)}
 
 
 def trt_version() -> str | None:

@@ -393,7 +393,41 @@ def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_r
     assert abs(reports[0].metrics["top1"] - reports[1].metrics["top1"]) <= 0.5
 
 
-def test_int8_calibrated_on_blank_clips_fails_verification(tmp_path, prompt_run):
+def test_fp8_graph_calibrated_on_real_clips_is_verified_and_kept_off_the_cpu(tmp_path, prompt_run, task_data,
+                                                                              capsys):
+    """FP8 (E4M3) Q/DQ on the matrix products and the patch embedding, verified through ONNX Runtime's
+    Q/DQ simulation; scoring it on the CPU is refused (it is TensorRT's, on sm 8.9+)."""
+    import onnx
+
+    from apt_video.cli import main
+    from apt_video.exporting import export_run
+    from export.quantize import FLOAT_OPS, quantized_nodes
+    from export.trt import MIN_CAPABILITY
+
+    run, _ = prompt_run
+    package, where = export_run(run, tmp_path / "fp8", precision="fp8", tensorrt=False, calib_clips=24)
+    assert package.passed and where == tmp_path / "fp8", json.dumps(package.verification, default=str)
+    assert set(package.verification["sets"]) == {"real", "holdout"}
+    assert all(s["top1_agreement"] >= 0.99 for s in package.verification["sets"].values())
+    q = package.quantization
+    assert q["weights"].startswith("float8 e4m3") and q["calibration_clips"] == 18
+    graph = onnx.load(str(where / "model.onnx")).graph
+    fp8 = onnx.TensorProto.FLOAT8E4M3FN
+    assert sum(i.data_type == fp8 for i in graph.initializer) >= 4 * 4  # weights (and zero points) in float8
+    nodes = quantized_nodes(where / "model.onnx")
+    assert nodes.get("MatMul", 0) >= 4 * 4 and nodes.get("Conv") == 1 and "Gemm" not in nodes
+    assert not any(op in nodes for op in FLOAT_OPS)
+    assert unsupported_ops(where / "model.onnx") == []
+    assert MIN_CAPABILITY["fp8"] == (8, 9)  # Ada, Hopper, Blackwell: TensorRT refuses older GPUs
+    capsys.readouterr()
+    test = task_data / "B" / "test.csv"
+    assert main(["score", str(test), "--model", str(where), "-o", str(tmp_path / "p.csv"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fp8 graph runs on TensorRT" in err[0]
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_quantized_graphs_calibrated_on_blank_clips_fail_verification(tmp_path, prompt_run, precision):
     from export import export_package
 
     run, _ = prompt_run
@@ -402,8 +436,8 @@ def test_int8_calibrated_on_blank_clips_fails_verification(tmp_path, prompt_run)
 
     real, _ = real_clips(card, 8)
     blank = torch.zeros(16, 3, 8, 112, 112)  # every activation range collapses
-    package, where = export_package(model, card, tmp_path / "x", {"real": real}, precision="int8", tensorrt=False,
+    package, where = export_package(model, card, tmp_path / "x", {"real": real}, precision=precision, tensorrt=False,
                                     calibration=blank)
     assert not package.passed and where.name == "x.rejected" and not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="needs real clips to calibrate on"):
-        export_package(model, card, tmp_path / "y", {"real": real}, precision="int8", calibration=None)
+        export_package(model, card, tmp_path / "y", {"real": real}, precision=precision, calibration=None)

@@ -12,11 +12,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", help="backbone checkpoint (default: the one named in the weights' metadata)")
     p.add_argument("-o", "--out", required=True, help="output folder: model.onnx, model.json, model.plan")
     p.add_argument("--onnx-only", action="store_true", help="do not build a TensorRT engine")
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"], default="fp32",
-                   help="int8: Q/DQ graph calibrated on real clips (ONNX Runtime CPU, TensorRT)")
-    p.add_argument("--calib", help="int8: list file, manifest or folder of calibration videos (default: the run's "
-                   "validation list)")
-    p.add_argument("--calib-clips", type=positive_int, default=32, help="int8: calibration clips (default 32; a "
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8", "fp8"], default="fp32",
+                   help="int8: Q/DQ graph calibrated on real clips (ONNX Runtime CPU, TensorRT); fp8: float8 Q/DQ "
+                        "graph for TensorRT on sm 8.9+ (Ada, Hopper, Blackwell)")
+    p.add_argument("--calib", help="int8/fp8: list file, manifest or folder of calibration videos (default: the "
+                   "run's validation list)")
+    p.add_argument("--calib-clips", type=positive_int, default=32, help="int8/fp8: calibration clips (default 32; a "
                    "quarter is held out for verification)")
     p.add_argument("--batch", type=batch_profile, default=(1, 30, 60),
                    help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
