@@ -84,17 +84,22 @@ def connect(address: str | None):
     return ray, started
 
 
-class _Drop(logging.Filter):
-    """Drops Ray's notices that say nothing about this run (its progress-bar and token defaults)."""
+class _Quiet(logging.Filter):
+    """Drops Ray's notices that say nothing about this run (its progress-bar and token defaults), and
+    the traceback of a batch Ray Data skips (its video gets an error row; the line stays)."""
 
     NOTICES = ("Progress bars disabled", "Token authentication is enabled for this Ray cluster")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.NOTICES)
+        text = str(record.msg)
+        if "Ignoring this exception" in text:
+            record.exc_info, record.exc_text = None, None
+        return not text.startswith(self.NOTICES)
 
 
-for _name in ("ray.data._internal.progress", "ray._private.authentication.authentication_token_setup"):
-    logging.getLogger(_name).addFilter(_Drop())
+for _name in ("ray.data._internal.progress", "ray._private.authentication.authentication_token_setup",
+              "ray.data._internal.execution.streaming_executor_state"):
+    logging.getLogger(_name).addFilter(_Quiet())
 
 
 def _bound(cls, **kwargs):
@@ -133,7 +138,7 @@ def decode_views(paths: list[str], spec: ClipSpec, device: str = "cpu", workers:
         loader.close()
     except Exception as exc:  # noqa: BLE001  DALI gave up on the batch: one video at a time finds the culprit
         if len(usable) == 1:
-            out[usable[0]] = (None, decode_error(str(exc).strip().splitlines()[0][:200]))
+            out[usable[0]] = (None, decode_error(_first_line(exc)[:200]))
         else:
             for k in usable:
                 out[k] = decode_views([paths[k]], spec, device, workers)[0]
@@ -161,10 +166,12 @@ class ViewScorer:
     GPU) -> ``{pos, error, probs}``."""
 
     def __init__(self, model: str, backend: str, pretrained: str | None, task: str | None, spec: ClipSpec,
-                 batch: int, decode: bool):
+                 batch: int, decode: bool, gpu: bool = False):
         from export import load_runner
 
-        self.device = "gpu" if torch.cuda.is_available() else "cpu"
+        if not gpu:  # Ray leaves a zero-GPU actor every GPU of its node: it must not use them
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        self.device = "gpu" if gpu and torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)  # Ray sets one thread per reserved CPU
         self.runner = load_runner(model, backend, pretrained, task)
@@ -193,76 +200,141 @@ class ViewScorer:
 
 
 # -- the driver ------------------------------------------------------------------------------------------
+def check_model(model: str, backend: str, pretrained: str | None, task: str | None, gpu: bool) -> tuple[str, str]:
+    """``(runner name, "")`` when ``load_runner`` can run ``model`` where this runs (a Ray task with a
+    scoring actor's resources), else ``("", the one-line reason)``."""
+    from export import BackendUnavailable, PackageError, load_runner
+
+    if not gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        return load_runner(model, backend, pretrained, task).name, ""
+    except (BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
+        return "", str(exc)
+
+
 def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, spec: ClipSpec, classes: list[str],
                  out: Path, fmt: str = "csv", batch: int = 30, top_k: int = 5, resume: bool = False,
                  backend: str = "auto", pretrained: str | None = None, task: str | None = None,
                  options: RayOptions | None = None, progress: bool = True):
     """Score ``entries`` into ``out`` on Ray Data: one row per entry, in input order (the local
-    ``scoring.score``'s contract and rows). Returns ``scoring.ScoreResult``."""
+    ``scoring.score``'s contract and rows). The plan is checked before anything is written: the
+    cluster must hold it and the scoring actors must be able to load the model. Returns
+    ``scoring.ScoreResult``; raises ``DataError`` (one line) when Ray cannot run the job, keeping
+    the rows written (``--resume`` goes on after them)."""
+    from pipeline.data import DataError
+
+    from .rows import Resume
+
     opts = options or RayOptions()
     missing = ray_missing()
     if missing:
-        raise ImportError(missing)
+        raise DataError(missing)
     t_start = time.perf_counter()
-    writer = open_writer(out, fmt, ids, resume)
+    created = not out.exists() or out.stat().st_size == 0
+    done = 0
+    if resume and not created:
+        previous = Resume.read(out, fmt)
+        previous.check(out, ids)
+        done = len(previous.videos)
+    if done == len(entries):  # nothing left: no cluster
+        writer = open_writer(out, fmt, ids, resume)
+        writer.close()
+        return _result(writer, done, 0, t_start, f"ray ({backend})")
     ray, started = connect(opts.address)
     try:
-        return _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts,
-                    progress, t_start)
+        have = ray.cluster_resources()
+        gpus = opts.gpus_per_actor
+        if gpus is None:
+            gpus = 1 if have.get("GPU", 0) >= 1 else 0
+        _check_fits(have, opts, gpus)
+        try:
+            name, problem = ray.get(ray.remote(num_cpus=0, num_gpus=gpus, max_retries=0)(check_model).remote(
+                str(model), backend, pretrained, task, bool(gpus)))
+        except Exception as exc:  # noqa: BLE001  the check's own process failed
+            raise DataError(f"a Ray worker could not load {model} ({_first_line(exc)})") from None
+        if problem:
+            raise DataError(problem)
+        writer = open_writer(out, fmt, ids, resume)
+        try:
+            return _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task,
+                        opts, gpus, progress, t_start, f"ray ({name})")
+        except Exception:
+            writer.close()
+            if created and not writer.times:  # nothing of this run's: leave no header-only file behind
+                out.unlink(missing_ok=True)
+            raise
+        finally:
+            writer.close()
     finally:
-        writer.close()
         if started:
             ray.shutdown()
 
 
-def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts, progress,
-         t_start):
+def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts, gpus,
+         progress, t_start, name):
     from tqdm import tqdm
 
-    from .scoring import ScoreResult, prediction_row
+    from pipeline.data import DataError
+
+    from .scoring import prediction_row
 
     done = writer.next
     todo = list(range(done, len(entries)))
-    have = ray.cluster_resources()
-    gpus = opts.gpus_per_actor
-    if gpus is None:
-        gpus = 1 if have.get("GPU", 0) >= 1 else 0
-    _check_fits(have, opts, gpus)
     bar = tqdm(total=len(todo), unit="video", desc="score (ray)", disable=not progress)
     clips = 0
-    if todo:
-        ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
-                                 override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
-        if not gpus:
-            ds = ds.map_batches(_bound(ViewDecoder, spec=spec), batch_size=opts.videos_per_task,
-                                compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,
-                                zero_copy_batch=True, max_task_retries=RETRIES)
-        scorer = _bound(ViewScorer, model=str(model), backend=backend, pretrained=pretrained, task=task, spec=spec,
-                        batch=batch, decode=bool(gpus))
-        ds = ds.map_batches(scorer, batch_size=opts.videos_per_task,
-            compute=ray.data.ActorPoolStrategy(size=opts.actors), num_cpus=0 if gpus else 1, num_gpus=gpus,
-            zero_copy_batch=True, max_task_retries=RETRIES)
-        try:
-            for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for pos, error, probs in zip(b["pos"], b["error"], b["probs"]):
-                    i = int(pos)
-                    if error:
-                        writer.put(i, Row(ids[i], "error", error=str(error)))
-                    else:
-                        writer.put(i, prediction_row(ids[i], probs, classes, top_k))
-                        clips += spec.num_views
-                    bar.update()
-        except ray.exceptions.RayError as exc:
-            raise _one_line(exc) from None
-    for k in writer.missing():  # never a silent gap
-        log.error("%s: Ray Data returned no row for it", ids[k])
-        writer.put(k, Row(ids[k], "error", error="not scored: Ray Data returned no row for it"))
+    ctx = ray.data.DataContext.get_current()
+    # a batch whose actor died RETRIES + 1 times (a file that kills the decoder process) becomes an
+    # error row, not the end of the job; past this many, the job stops (something systematic)
+    ctx.max_errored_blocks = max(10, len(todo) // 100)
+    ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
+                             override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
+    if not gpus:
+        ds = ds.map_batches(_bound(ViewDecoder, spec=spec), batch_size=opts.videos_per_task,
+                            compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,
+                            zero_copy_batch=True, max_task_retries=RETRIES)
+    scorer = _bound(ViewScorer, model=str(model), backend=backend, pretrained=pretrained, task=task, spec=spec,
+                    batch=batch, decode=bool(gpus), gpu=bool(gpus))
+    ds = ds.map_batches(scorer, batch_size=opts.videos_per_task, compute=ray.data.ActorPoolStrategy(size=opts.actors),
+                        num_cpus=0 if gpus else 1, num_gpus=gpus, zero_copy_batch=True, max_task_retries=RETRIES)
+    try:
+        for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for pos, error, probs in zip(b["pos"], b["error"], b["probs"]):
+                i = int(pos)
+                if i < writer.next or i in writer.ready:  # a batch Ray ran twice: its first rows stand
+                    log.warning("%s: Ray returned its row twice; the first is kept", ids[i])
+                    continue
+                if error:
+                    writer.put(i, Row(ids[i], "error", error=str(error)))
+                else:
+                    writer.put(i, prediction_row(ids[i], probs, classes, top_k))
+                    clips += spec.num_views
+                bar.update()
+    except (OSError, DataError):
+        raise
+    except Exception as exc:  # noqa: BLE001  Ray's own failure: one line; the rows written stay
+        raise DataError(f"Ray Data stopped the job ({_first_line(exc)}); the rows written are kept: run again "
+                        f"with --resume") from None
+    for k in writer.missing():  # its batch failed RETRIES + 1 times (counted in max_errored_blocks)
+        log.error("%s: not scored: its Ray task failed %d times", ids[k], RETRIES + 1)
+        writer.put(k, Row(ids[k], "error", error=f"not scored: the process decoding or scoring it died {RETRIES + 1} "
+                                                  f"times (a file that crashes the decoder, or too little memory)"))
     bar.close()
-    rows = writer.written
-    end = time.perf_counter()
+    return _result(writer, done, clips, t_start, name)
+
+
+def _result(writer, done: int, clips: int, t_start: float, name: str):
+    from .scoring import ScoreResult
+
+    rows, end = writer.written, time.perf_counter()
     return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), done,
-                       clips, end - t_start, f"ray ({backend})", startup=(writer.first_at or end) - t_start,
-                       times=writer.times)
+                       clips, end - t_start, name, startup=(writer.first_at or end) - t_start, times=writer.times)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The last line of what Ray says (its wrapped error's own message), or the type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def _check_fits(have: dict, opts: RayOptions, gpus: float) -> None:
@@ -276,16 +348,3 @@ def _check_fits(have: dict, opts: RayOptions, gpus: float) -> None:
     if cpus > have.get("CPU", 0):
         raise DataError(f"--actors {opts.actors} + --decode-cpus {opts.decode_cpus} need {cpus} CPUs; the cluster "
                         f"has {have.get('CPU', 0):g}: ask for fewer")
-
-
-def _one_line(exc: Exception) -> Exception:
-    """The user's error inside a Ray failure (a model that cannot load on the actors, ...), as the
-    local scorer would raise it; anything else as one RuntimeError line."""
-    from export import BackendUnavailable, PackageError
-
-    cause = exc
-    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
-        cause = cause.cause
-    if isinstance(cause, (BackendUnavailable, PackageError, FileNotFoundError, ValueError)):
-        return cause
-    return RuntimeError(f"Ray Data failed: {str(cause).strip().splitlines()[-1][:300]}")

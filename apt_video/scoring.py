@@ -335,8 +335,8 @@ def _score_local(source, entries, ids, runner, spec, out, fmt, batch, top_k, res
                               progress=False)
     entries = entries[:lo] + probed + entries[hi:]
     part = out if d.world == 1 else out.with_name(f".{out.name}.rank{d.rank}of{d.world}")
-    if part != out and part.exists() and not resume:
-        part.unlink()  # this rank's share from a run that was killed before it merged: not resumed
+    if part != out and part.exists() and not (resume and _part_fits(part, fmt, ids[lo:hi])):
+        part.unlink()  # this rank's share from a killed run: not resumed, or cut for another share
     d.barrier()
     with OutputLock(part):
         result = score(entries, ids, runner, spec, part, fmt, batch, top_k, resume or d.world > 1, workers,
@@ -356,6 +356,18 @@ def _score_local(source, entries, ids, runner, spec, out, fmt, batch, top_k, res
         result.ok, result.failed, result.skipped, result.clips = (sum(t[i] for t in totals) for i in range(4))
         result.skipped += done
     return result
+
+
+def _part_fits(part: Path, fmt: str, ids: list[str]) -> bool:
+    """Whether a rank's part file from a killed run holds the first rows of this rank's share (a
+    part cut for another share, after OUT moved on, is stale: it is only a cache of rows)."""
+    from .rows import Resume
+
+    try:
+        Resume.read(part, fmt).check(part, ids)
+    except DataError:
+        return False
+    return True
 
 
 def _report(out, fmt, entries, ids, result, spec, classes, labels, truth) -> ScoreReport:

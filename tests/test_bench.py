@@ -42,3 +42,12 @@ def test_bench_score_ray_against_the_local_engine(tmp_path):
     for e in (local, ray):
         assert e["startup_s"] > 0 and e["peak_pss_mb"] > 0
     assert res["ratio"] == pytest.approx(ray["steady_videos_per_s"] / local["steady_videos_per_s"])
+
+
+def test_bench_score_int8_keeps_the_fp32_top1(tmp_path):
+    out = tmp_path / "score8.json"
+    assert cli(["bench", "score", "--precisions", "fp32,int8", "--model", "vit_micro_patch16_112", "--videos", "2",
+                "--frames", "24", "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["int8"]
+    assert r["passed"] and r["videos_per_s"] > 0 and r["calibration_clips"] >= 4
+    assert r["top1_same_as_fp32"] == 1.0

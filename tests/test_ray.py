@@ -201,6 +201,8 @@ def test_torchrun_resume_skips_the_rows_already_in_out(tmp_path, many, exported)
     rows = read_csv(out)
     keep = len(b"".join(line + b"\r\n" for line in full.split(b"\r\n")[:10]))  # the header and 9 rows
     out.write_bytes(full[:keep] + b"videos/torn,")
+    stale = tmp_path / ".t.csv.rank0of2"  # rank 0's part from a run killed when OUT held no rows yet
+    stale.write_bytes(b"".join(line + b"\r\n" for line in full.split(b"\r\n")[:3]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
            "-m", "apt_video.cli", "score", str(many), "--model", str(exported), "-o", str(out), "--no-progress",
            "--views", "4x3", "--workers", "1", "--resume"]
@@ -211,6 +213,16 @@ def test_torchrun_resume_skips_the_rows_already_in_out(tmp_path, many, exported)
     assert [r["video"] for r in after] == [r["video"] for r in rows]
     _same_rows(rows, after)
     assert out.read_bytes()[:keep] == full[:keep]
+    assert not stale.exists()
+
+
+def test_a_model_the_actors_cannot_load_is_refused_before_any_row(tmp_path, videos, exported, capsys):
+    out = tmp_path / "m.csv"
+    assert main(["score", str(videos / "videos"), "--model", str(exported), "-o", str(out), "--engine", "ray",
+                 "--backend", "trt", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TensorRT" in err[0], err
+    assert not out.exists()  # no header-only file that would block the next run
 
 
 def test_the_gpu_plan_decoding_in_the_scoring_actor_gives_the_same_rows(videos, exported):

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="vit_small_patch16_224",
                    help="any registered model (vit_micro_patch16_112: the demo's, seconds instead of minutes)")
     s.add_argument("--frames", type=positive_int, default=160, help="frames per synthetic test video")
+    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (the int8 export scoring the same "
+                   "videos: videos/s and top-1 kept)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the Ray Data engine against the local one (default: local against VideoMAE's loop)")
 
