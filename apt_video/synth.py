@@ -11,16 +11,21 @@ from pipeline.video import CODECS, write_video
 
 
 def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator,
-                reverse: bool = False) -> np.ndarray:
+                reverse: bool = False, bottom_deg: float | None = None) -> np.ndarray:
     """A smooth random texture in two random colours sliding in ``direction_deg`` (0 = right,
     90 = down), wrapping around, so that every patch of every frame shows the motion. Colours,
     texture grain, start and speed are random; only the direction tells the classes apart.
-    ``reverse``: the motion turns back half way through (the same directions, in another order)."""
+    ``reverse``: the motion turns back half way through (the same directions, in another order).
+    ``bottom_deg``: the bottom half of the frame slides in this direction instead."""
     grain = rng.uniform(0.08, 0.14) * min(width, height)  # size of the texture's blobs, in pixels
     speed = rng.uniform(0.4, 0.6) * grain / 2  # pixels per frame: blobs stay recognisable between frames
     gy, gx = int(np.ceil(height / grain)) + 1, int(np.ceil(width / grain)) + 1
     coarse = rng.random((gy, gx))
     ux, uy = math.cos(math.radians(direction_deg)), math.sin(math.radians(direction_deg))
+    if bottom_deg is not None:  # per row: the top half one way, the bottom half the other
+        bottom = np.arange(height)[:, None] >= height // 2
+        ux = np.where(bottom, math.cos(math.radians(bottom_deg)), ux).astype(np.float32)
+        uy = np.where(bottom, math.sin(math.radians(bottom_deg)), uy).astype(np.float32)
     x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
     c0, c1 = rng.integers(0, 100, 3).astype(np.float32), rng.integers(156, 256, 3).astype(np.float32)
     ys, xs = np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
@@ -44,14 +49,18 @@ def direction_names(classes: int, offset_deg: float, reverse: bool = False) -> l
             for k in range(classes)]
 
 
+
 def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, frames: int = 32,
                         size: tuple[int, int] = (128, 96), codec: str = "vp9", offset_deg: float = 0.0,
                         split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
-                        reverse: bool = False) -> dict[str, Path]:
+                        reverse: bool = False, distractor: bool = False) -> dict[str, Path]:
     """Write ``classes`` x ``per_class`` videos of a texture moving in one of ``classes`` directions
     (starting at ``offset_deg``), with VideoMAE list files ``train.csv``, ``val.csv``, ``test.csv``
     (paths relative to ``out``) and ``classes.txt``. Returns the paths of those files. ``reverse``:
-    every motion turns back half way (opposite directions then differ only in their order)."""
+    every motion turns back half way (opposite directions then differ only in their order).
+    ``distractor``: the class is the top half's direction; the bottom
+    half slides in a random one of the same directions (a frame-wide average of the motion mixes
+    the two; attending to the top half separates them)."""
     if codec not in CODECS:
         raise ValueError(f"codec={codec!r}; choose one of {', '.join(CODECS)}")
     out = Path(out)
@@ -65,7 +74,8 @@ def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, 
         n_val = int(round(per_class * split[1]))
         for i in range(per_class):
             rel = Path("videos") / name / f"{name}_{i:03d}{ext}"
-            write_video(out / rel, motion_clip(angle, frames, width, height, rng, reverse), codec)
+            bottom = names[int(rng.integers(len(names)))][1] if distractor else None
+            write_video(out / rel, motion_clip(angle, frames, width, height, rng, reverse, bottom), codec)
             part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
             lists[part].append(f"{rel.as_posix()} {label}")
     paths = {}

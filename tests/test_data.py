@@ -237,3 +237,23 @@ def test_reversing_motion_returns_to_its_start():
     np.testing.assert_array_equal(there_and_back[:13], onward[:13])  # the same way out
     np.testing.assert_array_equal(there_and_back[13], there_and_back[11])  # then the way back
     assert not np.array_equal(there_and_back[20], onward[20])
+
+
+def _shift(a: np.ndarray, b: np.ndarray) -> int:
+    """The horizontal shift (pixels, -8..8) that best maps rows ``a`` onto rows ``b``."""
+    a, b = a.astype(float).mean(-1), b.astype(float).mean(-1)
+    return min(range(-8, 9), key=lambda s: np.abs(np.roll(a, s, axis=1) - b).mean())
+
+
+def test_distractor_videos_move_their_class_on_top_and_any_direction_below(tmp_path, capsys):
+    from apt_video.synth import motion_clip
+
+    clip = motion_clip(0.0, 6, 96, 64, np.random.default_rng(0), bottom_deg=180.0)
+    top, bottom = clip[:, 4:28], clip[:, 36:60]
+    assert _shift(top[2], top[4]) > 0 > _shift(bottom[2], bottom[4])  # right on top, left below
+    assert main(["synth", str(tmp_path / "d"), "--classes", "4", "--per-class", "4", "--frames", "6",
+                 "--size", "64x48", "--distractor"]) == 0
+    assert "wrote 16 videos" in capsys.readouterr().out
+    labels = [int(line.split()[1]) for part in ("train", "val", "test")
+              for line in (tmp_path / "d" / f"{part}.csv").read_text().splitlines()]
+    assert sorted(labels) == [k for k in range(4) for _ in range(4)]

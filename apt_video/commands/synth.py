@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="direction of class 0 in degrees (45 gives the diagonals for 4 classes)")
     p.add_argument("--reverse", action="store_true",
                    help="every motion turns back half way: opposite directions differ only in their order")
+    p.add_argument("--distractor", action="store_true",
+                   help="the top half's direction is the class; the bottom half slides a random one of the same "
+                        "directions")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from apt_video.synth import make_motion_dataset
 
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
-                                args.offset_deg, seed=args.seed, reverse=args.reverse)
+                                args.offset_deg, seed=args.seed, reverse=args.reverse,
+                                distractor=args.distractor)
     print(f"wrote {args.classes * args.per_class} videos to {args.out}: " + ", ".join(
         f"{k} {v.name}" for k, v in paths.items()))
     return 0
