@@ -45,12 +45,13 @@ class AugmentSpec:
             raise ValueError(f"aa_region={self.aa_region!r}: choose one of {', '.join(AA_REGIONS)}")
 
 
-def source_outputs(source: ClipSource, device: str) -> tuple:
+def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tuple:
     """The source's fields as DALI nodes (a ``Sample`` of nodes) and the decoded clip, FHWC uint8
-    on ``device``: DALI's decoder for the samples routed to it, PyAV's frames for the others."""
+    on ``device``: DALI's decoder for the samples routed to it, PyAV's frames for the others.
+    ``parallel``: the source runs in DALI's worker processes; else in the pipeline's own thread."""
     from nvidia.dali import fn, types
 
-    s = Sample(*fn.external_source(source=source, num_outputs=len(Sample._fields), batch=False, parallel=True,
+    s = Sample(*fn.external_source(source=source, num_outputs=len(Sample._fields), batch=False, parallel=parallel,
                                    dtype=[getattr(types, t) for t in SAMPLE_DTYPES], layout=list(SAMPLE_LAYOUTS)))
     if s.route:
         clip = fn.decoders.video(s.data, frames=s.indices, device="mixed" if device == "gpu" else "cpu")
@@ -68,7 +69,7 @@ def _normalize(clip, spec: ClipSpec, mirror=None):
 
 
 def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, device: str, num_sample: int = 1,
-                   **pipe_kw):
+                   parallel: bool = True, **pipe_kw):
     """Training clips: ``num_sample`` outputs ``video (3, T, S, S) float32`` normalised, each an
     independent augmentation of the same decoded frames (VideoMAE's repeated augmentation decodes
     once), then label, sample id, status, error."""
@@ -76,7 +77,7 @@ def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, dev
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
-        s, decoded = source_outputs(source, device)
+        s, decoded = source_outputs(source, device, parallel)
         videos = [_augment(decoded, spec, augment) for _ in range(num_sample)]
         return (*videos, s.label, s.sid, s.status, s.error)
 
@@ -125,14 +126,14 @@ def _random_erase(video, prob: float):
     return video
 
 
-def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, **pipe_kw):
+def views_pipeline(source: ClipSource, spec: ClipSpec, device: str, crops: int, parallel: bool = True, **pipe_kw):
     """Test views from one decode per video: ``(crops, 3, U, S, S)`` float32 over the U distinct
     frames the views use, and ``expand`` ``(segments * T,)`` mapping view frames onto them."""
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
-        s, clip = source_outputs(source, device)
+        s, clip = source_outputs(source, device, parallel)
         clip = fn.resize(clip, resize_y=s.resize[0], resize_x=s.resize[1], interp_type=types.INTERP_LINEAR,
                          antialias=False)
         views = []

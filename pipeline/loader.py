@@ -58,6 +58,9 @@ class VideoLoader:
     device: str = "cpu"
     device_id: int | None = None
     num_threads: int = 2
+    #: DALI's source worker processes (PyAV decoding, file reads); 0: the source runs in this
+    #: process, in the pipeline's thread (no worker to start: for short-lived loaders, e.g. one per
+    #: Ray task on a GPU, where workers would have to be spawned afresh each time)
     num_workers: int = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     shard_id: int = 0
@@ -126,7 +129,7 @@ class VideoLoader:
         src = self.source(start_epoch, start_batch)
         kw = dict(batch_size=self._dali_batch, num_threads=self.num_threads,
                   device_id=self.device_id if self.device == "gpu" else None,
-                  py_num_workers=max(1, self.num_workers),
+                  parallel=self.num_workers > 0, py_num_workers=max(1, self.num_workers),
                   py_start_method="spawn" if self.device == "gpu" else "fork",
                   prefetch_queue_depth=self.prefetch, exec_dynamic=self.device == "gpu" or self.executor == "dynamic",
                   seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))

@@ -208,6 +208,24 @@ def test_both_executors_deliver_the_same_clips(index_videos):
         VideoLoader(entries, spec, executor="eager")
 
 
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_a_source_in_this_process_delivers_what_workers_do(index_videos, mode):
+    """``num_workers=0`` (the source in the pipeline's own thread: no worker processes to start,
+    what a Ray task on a GPU uses) gives the same clips and views as the worker processes."""
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32, test_num_segment=2, test_num_crop=3)
+
+    def batches(workers):
+        loader = VideoLoader(entries, spec, mode=mode, batch_size=2, num_workers=workers, seed=6,
+                             augment=AugmentSpec(rand_augment=parse_rand_augment("rand-m9-n2-mstd0.5-inc1")))
+        return [(b.video.clone(), b.ids) for b in loader.epoch(0)]
+
+    here, workers = batches(0), batches(1)
+    assert [ids for _, ids in here] == [ids for _, ids in workers] and sum(len(ids) for _, ids in here) == 4
+    for (a, _), (b, _) in zip(here, workers):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("region", ["frame", "crop"])
 def test_rand_augment_sees_the_whole_frame_as_videomae(tmp_path, region):
     """VideoMAE runs RandAugment on the decoded frames, then crops. A frame whose mid-grey ramp
