@@ -93,7 +93,8 @@ class _Quiet(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
-        if "Ignoring this exception" in text:
+        if "Ignoring this exception" in text and record.exc_info:  # its cause in one line, not the traceback
+            record.msg = f"{text} ({_first_line(record.exc_info[1])})"
             record.exc_info, record.exc_text = None, None
         return not text.startswith(self.NOTICES)
 
@@ -196,9 +197,14 @@ class ViewScorer:
                 warnings.filterwarnings("ignore", "The given NumPy array is not writable")
                 parts = [torch.as_tensor(views[k]) for k in ok]
             clips = parts[0] if len(parts) == 1 else torch.cat(parts)
-            logits = torch.cat([self.runner(clips[i:i + self.batch]).float().cpu()
-                                for i in range(0, len(clips), self.batch)])
-            probs[ok] = merge_views(logits.view(len(ok), self.spec.num_views, -1)).numpy()
+            try:
+                logits = torch.cat([self.runner(clips[i:i + self.batch]).float().cpu()
+                                    for i in range(0, len(clips), self.batch)])
+                probs[ok] = merge_views(logits.view(len(ok), self.spec.num_views, -1)).numpy()
+            except Exception as exc:  # noqa: BLE001  the engine failed on this batch (out of memory, ...)
+                log.error("the engine failed on a batch of %d videos: %s", len(ok), _first_line(exc))
+                for k in ok:  # their rows say why; the job goes on
+                    errors[k] = f"inference: {self.runner.name} failed ({_first_line(exc)})"
         return {"pos": batch["pos"], "error": np.array(errors, dtype=object), "probs": probs}
 
 
@@ -208,12 +214,18 @@ def check_model(model: str, backend: str, pretrained: str | None, task: str | No
     scoring actor's resources), else ``("", the one-line reason)``."""
     from export import BackendUnavailable, PackageError, load_runner
 
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     try:
         return load_runner(model, backend, pretrained, task).name, ""
     except (BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         return "", str(exc)
+    finally:  # the worker goes back to Ray's pool: as it was
+        if visible is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
 
 def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, spec: ClipSpec, classes: list[str],
@@ -234,9 +246,10 @@ def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, s
     if missing:
         raise DataError(missing)
     t_start = time.perf_counter()
-    created = not out.exists() or out.stat().st_size == 0
+    created = not out.exists()
+    was_empty = out.is_file() and out.stat().st_size == 0  # a file the user made: emptied again, kept
     done = 0
-    if resume and not created:
+    if resume and not created and not was_empty:
         previous = Resume.read(out, fmt)
         previous.check(out, ids)
         done = len(previous.videos)
@@ -262,10 +275,13 @@ def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, s
         try:
             return _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task,
                         opts, gpus, progress, t_start, f"ray ({name})")
-        except Exception:
+        except BaseException:  # an interrupt too
             writer.close()
-            if created and not writer.times:  # nothing of this run's: leave no header-only file behind
-                out.unlink(missing_ok=True)
+            if not writer.times:  # no row of this run's: leave no header-only file behind
+                if created:
+                    out.unlink(missing_ok=True)
+                elif was_empty:
+                    os.truncate(out, 0)
             raise
         finally:
             writer.close()
@@ -288,10 +304,14 @@ def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend,
     clips = 0
     ctx = ray.data.DataContext.get_current()
     # a batch whose actor died RETRIES + 1 times (a file that kills the decoder process) becomes an
-    # error row, not the end of the job; past this many, the job stops (something systematic)
-    ctx.max_errored_blocks = max(10, len(todo) // 100)
-    ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
-                             override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
+    # error row, not the end of the job; past this many, the job stops (something systematic). The
+    # dataset keeps a copy of the context: the caller's is restored once the dataset exists.
+    errored, ctx.max_errored_blocks = ctx.max_errored_blocks, max(10, len(todo) // 100)
+    try:
+        ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
+                                 override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
+    finally:
+        ctx.max_errored_blocks = errored
     if not gpus:
         ds = ds.map_batches(_bound(ViewDecoder, spec=spec), batch_size=opts.videos_per_task,
                             compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,

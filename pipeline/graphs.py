@@ -48,7 +48,7 @@ class AugmentSpec:
 def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tuple:
     """The source's fields as DALI nodes (a ``Sample`` of nodes) and the decoded clip, FHWC uint8
     on ``device``: DALI's decoder for the samples routed to it, PyAV's frames for the others.
-    ``parallel``: the source runs in DALI's worker processes; else in the pipeline's own thread."""
+    ``parallel``: the source runs in DALI's worker processes; else in the thread that runs the pipeline."""
     from nvidia.dali import fn, types
 
     s = Sample(*fn.external_source(source=source, num_outputs=len(Sample._fields), batch=False, parallel=parallel,

@@ -59,7 +59,7 @@ class VideoLoader:
     device_id: int | None = None
     num_threads: int = 2
     #: DALI's source worker processes (PyAV decoding, file reads); 0: the source runs in this
-    #: process, in the pipeline's thread (no worker to start: for short-lived loaders, e.g. one per
+    #: process, in the thread that runs the pipeline (no worker to start: for short-lived loaders, e.g. one per
     #: Ray task on a GPU, where workers would have to be spawned afresh each time)
     num_workers: int = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)

@@ -210,7 +210,7 @@ def test_both_executors_deliver_the_same_clips(index_videos):
 
 @pytest.mark.parametrize("mode", ["train", "test"])
 def test_a_source_in_this_process_delivers_what_workers_do(index_videos, mode):
-    """``num_workers=0`` (the source in the pipeline's own thread: no worker processes to start,
+    """``num_workers=0`` (the source in the thread that runs the pipeline: no worker processes to start,
     what a Ray task on a GPU uses) gives the same clips and views as the worker processes."""
     entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8"])]
     spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32, test_num_segment=2, test_num_crop=3)

@@ -223,6 +223,10 @@ def test_a_model_the_actors_cannot_load_is_refused_before_any_row(tmp_path, vide
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TensorRT" in err[0], err
     assert not out.exists()  # no header-only file that would block the next run
+    out.touch()  # a file the user made is kept as it was
+    assert main(["score", str(videos / "videos"), "--model", str(exported), "-o", str(out), "--engine", "ray",
+                 "--backend", "trt", "--no-progress"]) == 2
+    assert out.is_file() and out.stat().st_size == 0
 
 
 def test_the_gpu_plan_decoding_in_the_scoring_actor_gives_the_same_rows(videos, exported):
