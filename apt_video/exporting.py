@@ -24,7 +24,8 @@ def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
 def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str | Path | None = None,
                data_root: str | Path | None = None) -> tuple[torch.Tensor | None, str | None]:
     """Up to ``n`` real clips and where they came from: validation clips (``eval``) or scoring's
-    test views (``test``, each video's segments x crops), of ``source`` (a list, manifest or folder)
+    test views (``test``: up to ``n`` videos spread over the list, each giving an equal share of its
+    views spread over its segments and crops, video after video), of ``source`` (a list, manifest or folder)
     or else of the run's own validation (then test) data. ``(None, None)`` when none is at hand."""
     from pipeline.loader import VideoLoader
     from pipeline.probe import load_manifest
@@ -38,13 +39,20 @@ def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str |
         except (DataError, OSError):
             continue
         usable = ds.usable()
-        if mode == "test":  # every video gives segments x crops clips
-            usable = usable[:-(-n // card.clip.num_views)]
+        if mode == "test":  # videos spread over the whole list, a few of each one's views
+            videos = min(n, len(usable))
+            usable = [usable[i * len(usable) // videos] for i in range(videos)] if videos else []
         else:
             usable = usable[:n]
         if usable:
             loader = VideoLoader(usable, card.clip, mode=mode, batch_size=min(len(usable), 4), num_workers=1)
-            clips = [b.video.flatten(0, 1) if mode == "test" else b.video.clone() for b in loader.epoch(0)]
+            if mode == "test":
+                v = card.clip.num_views
+                per = min(v, -(-n // len(usable)))
+                pick = [k * v // per + v // (2 * per) for k in range(per)]  # spread over segments and crops
+                clips = [b.video[:, pick].flatten(0, 1) for b in loader.epoch(0)]
+            else:
+                clips = [b.video for b in loader.epoch(0)]
             if clips:
                 return torch.cat(clips)[:n], f"{src}" + (f" ({kw['part']} of split {kw['split']})" if kw else "")
     return None, None
