@@ -9,6 +9,15 @@ from models import ModelCard
 from .package import Package
 
 
+#: clips per engine call when nothing says otherwise: one video's 10x3 views
+PREFERRED_BATCH = 30
+
+
+def preferred_batch(package: Package | None) -> int:
+    """The export's optimal batch (its TensorRT profile's ``opt``), else ``PREFERRED_BATCH``."""
+    return int(package.batch.get("opt", PREFERRED_BATCH)) if package else PREFERRED_BATCH
+
+
 class BackendUnavailable(RuntimeError):
     """The asked-for backend cannot run here: the message is one line saying what is missing."""
 
@@ -29,8 +38,8 @@ class Runner:
 
     @property
     def preferred_batch(self) -> int:
-        """Clips per call the engine was tuned for (the export's optimal batch), else 30."""
-        return int(self.package.batch.get("opt", 30)) if self.package else 30
+        """Clips per call the engine was tuned for (the export's optimal batch), else ``PREFERRED_BATCH``."""
+        return preferred_batch(self.package)
 
     def __call__(self, views: torch.Tensor) -> torch.Tensor:
         outs = [self._run(views[i:i + self.max_batch]) for i in range(0, len(views), self.max_batch)]

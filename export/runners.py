@@ -15,7 +15,7 @@ import torch
 from models import ModelCard, find_weights
 
 from .package import Package, PackageError, check_files, check_io, read_package
-from .runner import BackendUnavailable, Runner
+from .runner import BackendUnavailable, Runner, preferred_batch
 
 __all__ = ["BACKENDS", "BackendUnavailable", "OrtRunner", "PackageError", "Runner", "TorchRunner", "load_runner"]
 
@@ -146,12 +146,12 @@ def describe_model(model_path: str | Path) -> tuple[ModelCard, int]:
         import models
 
         try:
-            return models.read_card(weights), 30
+            return models.read_card(weights), preferred_batch(None)
         except models.CheckpointError as exc:
             raise BackendUnavailable(str(exc)) from None
     package, folder = read_package(p)
     check_files(package, folder, ("onnx",))
-    return package.card, int(package.batch.get("opt", 30))
+    return package.card, preferred_batch(package)
 
 
 def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str | None = None,
