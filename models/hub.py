@@ -18,8 +18,12 @@ HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
+#: a name ending so is a weights file (perhaps mistyped), never a hub id
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+
+
 def is_hub_id(spec: str | Path) -> bool:
-    return bool(_ID.match(str(spec))) and not Path(spec).exists()
+    return bool(_ID.match(str(spec))) and not Path(spec).exists() and Path(spec).suffix not in FILE_SUFFIXES
 
 
 def resolve_weights(spec: str | Path) -> Path:

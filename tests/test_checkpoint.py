@@ -1,5 +1,6 @@
 """Checkpoint formats round-trip from files written here; wrong files give named errors."""
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -222,3 +223,12 @@ def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkey
     finally:
         monkeypatch.undo()
         importlib.reload(hc)
+
+
+def test_a_mistyped_weights_path_is_a_missing_file_not_a_hub_id(tmp_path):
+    from models.hub import is_hub_id, resolve_weights
+
+    assert is_hub_id("MCG-NJU/videomae-base") and is_hub_id("org/name@main")
+    for typo in ("runs/best.safetensors", "ckpt/vitb.pth", "a/b.bin"):
+        assert not is_hub_id(typo)
+        assert resolve_weights(typo) == Path(typo)  # read as a file: "not found", with its name
