@@ -180,14 +180,14 @@ def test_reused_batch_buffer_holds_each_batch_until_the_next(index_videos, mode)
 
     def batches(reuse):
         loader = VideoLoader(entries, spec, mode=mode, batch_size=2, num_workers=1, seed=4, reuse=reuse,
-                             num_sample=2, augment=AugmentSpec(flip=False))
+                             num_sample=2, augment=AugmentSpec(flip=False), group=1)  # two DALI batches
         return [(b.video.clone(), b.video.untyped_storage().data_ptr(), b.ids) for b in loader.epoch(0)]
 
     fresh, reused = batches(False), batches(True)
     assert len(fresh) == len(reused) == 2
     for (a, _, ids_a), (b, _, ids_b) in zip(fresh, reused):
         assert ids_a == ids_b and torch.equal(a, b)
-    assert reused[0][1] == reused[1][1]  # one buffer (each batch in its part), overwritten by the next
+    assert reused[0][1] == reused[1][1]  # one buffer, overwritten by the next DALI batch
 
 
 def test_both_executors_deliver_the_same_clips(index_videos):

@@ -16,6 +16,7 @@ import pytest
 from apt_video.cli import main
 from apt_video.synth import make_motion_dataset, motion_clip
 from pipeline.video import write_video
+from videos import write_broken_videos
 
 pytest.importorskip("ray.data", reason="the ray extra (make test installs it)")
 pytestmark = pytest.mark.slow
@@ -29,20 +30,17 @@ def read_csv(path):
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory, index_videos):
-    """Task-B videos in nested folders, and files that fail at each stage: an empty file, text, a
-    truncated MP4, random bytes, and a VP9 stream whose middle was overwritten (the decoder meets
-    the damage mid-stream)."""
+    """Task-B videos in nested folders, a video shorter than a clip (padded as VideoMAE pads), and
+    files that fail at each stage: an empty file, text, a truncated MP4, random bytes, and a VP9
+    stream whose middle was overwritten (the decoder meets the damage mid-stream)."""
     root = tmp_path_factory.mktemp("ray") / "ds"
     make_motion_dataset(root, classes=4, per_class=2, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1),
                         seed=11)
     bad = root / "videos" / "zz_bad"
-    bad.mkdir()
-    (bad / "empty.webm").write_bytes(b"")
-    (bad / "text.mp4").write_text("not a video\n")
-    mp4 = index_videos["h264"].read_bytes()
-    (bad / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])
-    (bad / "random.avi").write_bytes(os.urandom(3000))
-    write_video(bad / "scrambled.webm", motion_clip(45, 24, 64, 48, np.random.default_rng(2)), "vp9")
+    write_broken_videos(bad, index_videos["h264"].read_bytes())
+    rng = np.random.default_rng(2)
+    write_video(root / "videos" / "short" / "three_frames.webm", motion_clip(45, 3, 64, 48, rng), "vp9")  # padded
+    write_video(bad / "scrambled.webm", motion_clip(45, 24, 64, 48, rng), "vp9")
     data = bytearray((bad / "scrambled.webm").read_bytes())
     mid = len(data) // 3
     data[mid:mid + len(data) // 3] = np.random.default_rng(3).integers(0, 256, len(data) // 3, np.uint8).tobytes()
@@ -73,11 +71,12 @@ def test_ray_engine_gives_the_local_engines_rows(tmp_path, videos, exported, loc
                  "--engine", "ray", "--labels", str(videos / "test.csv")])
     assert code == 1  # the broken files are error rows, as in the local engine; nothing aborted
     printed = capsys.readouterr().out
-    assert "ray: first row after" in printed and "scored 13 videos:" in printed
+    assert "ray: first row after" in printed and "scored 14 videos:" in printed
     rows = read_csv(out)
     _same_rows(read_csv(local_rows), rows)
     errors = {r["video"]: r["error"] for r in rows if r["status"] == "error"}
-    assert {f"zz_bad/{n}" for n in ("empty.webm", "random.avi", "text.mp4", "truncated.mp4")} <= set(errors)
+    assert {f"zz_bad/{n}" for n in ("zero.webm", "random.avi", "notes.mp4", "truncated.mp4")} <= set(errors)
+    assert next(r for r in rows if r["video"] == "short/three_frames.webm")["status"] == "ok"
     assert all(errors.values())
     ours = json.loads(Path(str(out) + ".metrics.json").read_text())
     theirs = json.loads(Path(str(local_rows) + ".metrics.json").read_text())

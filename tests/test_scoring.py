@@ -13,6 +13,7 @@ import torch
 from apt_video.cli import main
 from apt_video.synth import make_motion_dataset
 from pipeline.video import write_video
+from videos import write_broken_videos
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -27,13 +28,7 @@ def folder(tmp_path_factory, index_videos):
     rng = np.random.default_rng(3)
     write_video(root / "ds" / "videos" / "extra" / "diag_h264.mp4", motion_clip(45, 30, 96, 64, rng), "h264")
     write_video(root / "ds" / "videos" / "extra" / "diag_mjpeg.avi", motion_clip(135, 30, 72, 96, rng), "mjpeg")
-    bad = root / "ds" / "videos" / "zz_bad"
-    bad.mkdir()
-    (bad / "zero.webm").write_bytes(b"")
-    (bad / "notes.mp4").write_text("not a video\n")
-    mp4 = index_videos["h264"].read_bytes()
-    (bad / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])
-    (bad / "random.avi").write_bytes(os.urandom(3000))
+    write_broken_videos(root / "ds" / "videos" / "zz_bad", index_videos["h264"].read_bytes())
     return root / "ds"
 
 

@@ -27,3 +27,16 @@ def read_index(frame: np.ndarray) -> int:
 
 
 # -- the motion-direction dataset -----------------------------------------------------------------------
+
+
+def write_broken_videos(folder, mp4: bytes) -> list[str]:
+    """Files that fail at each stage of probing, in ``folder``: an empty file, text named like a
+    video, an MP4 cut in half (``mp4``: a whole one's bytes) and random bytes. Returns their names."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zero.webm").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video\n")
+    (folder / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])
+    (folder / "random.avi").write_bytes(os.urandom(3000))
+    return ["zero.webm", "notes.mp4", "truncated.mp4", "random.avi"]
