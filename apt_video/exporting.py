@@ -76,7 +76,9 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
     real, _ = real_clips(card, verify_clips)
     if real is not None:
         clips["real"] = real
-    if options.get("precision") in ("int8", "fp8"):
+    from export.quantize import PRECISIONS as QUANTIZED
+
+    if options.get("precision") in QUANTIZED:
         calibration, where = real_clips(card, calib_clips, mode="test", source=calib)
         options.update(calibration=calibration, calibration_source=where)
     return export_package(model, card, out, clips, checkpoint=weights, **options)
