@@ -7,7 +7,8 @@
   for the folder ``HandstandPushups``).
 - **HMDB51**: ``hmdb51_org/<class>/<video>.avi`` and ``testTrainMulti_7030_splits/`` with
   ``<class>_test_split{1,2,3}.txt`` (``<video>.avi <flag>``: 1 train, 2 test, 0 unused). Classes are
-  the class folders in sorted order, as MMAction2's and VideoMAE's lists number them.
+  the split files' class names in sorted order (the class folders' names), as MMAction2's and
+  VideoMAE's lists number them; other folders beside the classes change nothing.
 - **Kinetics-400/600/700**: annotation CSVs ``train.csv``, ``validate.csv``, ``test.csv`` with
   columns ``label,youtube_id,time_start,time_end,split``; videos named
   ``<youtube_id>_<start:06d>_<end:06d>.<ext>``, flat or under class (and part) folders. Classes
@@ -47,7 +48,7 @@ def _kind(folder: Path) -> set[str]:
     train = folder / "train.csv"
     if train.is_file():
         with open(train, encoding="utf-8-sig", errors="replace") as f:
-            if set(KINETICS_COLUMNS) <= {c.strip() for c in f.readline().split(",")}:
+            if "youtube_id" in {c.strip() for c in f.readline().split(",")}:  # its columns checked when read
                 kinds.add("kinetics")
     return kinds
 
@@ -111,15 +112,19 @@ def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
     folders = {d.name.lower(): d.name for d in root.iterdir() if d.is_dir()}
     entries = []
     for n, line in enumerate(read_text_file(listed, "split file").splitlines(), 1):
-        if not line.strip():
+        fields = line.split()
+        if not fields:
             continue
-        rel = line.split()[0]
+        if len(fields) > 2 or "/" not in fields[0] or (len(fields) == 2 and not fields[1].isdigit()):
+            raise DataError(f"{listed}:{n}: expected '<Class>/<video>.avi' and, in train lists, its 1-based label; "
+                            f"got {line.strip()!r}")
+        rel = fields[0]
         cls = rel.split("/")[0]
         if cls.lower() not in index:
             raise DataError(f"{listed}:{n}: class {cls!r} is not in {folder / 'classInd.txt'}")
         label = index[cls.lower()]
-        if len(line.split()) > 1 and int(line.split()[1]) - 1 != label:
-            raise DataError(f"{listed}:{n}: label {line.split()[1]} does not match class {cls!r} "
+        if len(fields) == 2 and int(fields[1]) - 1 != label:
+            raise DataError(f"{listed}:{n}: label {fields[1]} does not match class {cls!r} "
                             f"({label + 1} in classInd.txt)")
         path = root / rel
         if not path.exists() and cls.lower() in folders:  # the lists' case is not always the folders'
@@ -129,20 +134,17 @@ def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
 
 
 def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                     and d.name not in SPLIT_FOLDERS and d.resolve() != folder.resolve())  # not the split files
-    files = sorted(folder.glob(f"*_test_split{split}.txt"))
+    suffix = f"_test_split{split}.txt"
+    files = sorted(folder.glob(f"*{suffix}"))
     if not files:
         have = sorted({m.group(1) for p in folder.glob("*_test_split*.txt")
                        if (m := re.search(r"_test_split(\d+)\.txt$", p.name))})
-        raise DataError(f"{folder}: no *_test_split{split}.txt; HMDB51 has splits {', '.join(have) or 'none here'} "
-                        f"(--split)")
+        raise DataError(f"{folder}: no *{suffix}; HMDB51 has splits {', '.join(have) or 'none here'} (--split)")
+    classes = [f.name[: -len(suffix)] for f in files]  # one file per class, sorted: the classes' numbering
     flag = "1" if part == "train" else "2"
-    index = {c: i for i, c in enumerate(classes)}
     entries = []
-    for f in files:
-        cls = f.name[: -len(f"_test_split{split}.txt")]
-        if cls not in index:
+    for label, (cls, f) in enumerate(zip(classes, files)):
+        if not (root / cls).is_dir():
             raise DataError(f"{f}: class {cls!r} has no folder in {root}; the split files and the videos are of "
                             f"different datasets or versions")
         for n, line in enumerate(read_text_file(f, "split file").splitlines(), 1):
@@ -152,32 +154,48 @@ def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
                 raise DataError(f"{f}:{n}: expected '<video>.avi <0|1|2>', got {line.strip()!r}")
             if fields[1] == flag:
-                entries.append(VideoEntry(path=str(root / cls / fields[0]), label=index[cls]))
+                entries.append(VideoEntry(path=str(root / cls / fields[0]), label=label))
     return Dataset(entries, classes, str(folder))
 
 
 def _kinetics(root: Path, folder: Path, split: int, part: str) -> Dataset:
     if split != 1:
         raise DataError(f"--split {split}: Kinetics has one split (train.csv, validate.csv, test.csv); use --split 1")
-    classes = sorted({row["label"] for row in _kinetics_rows(folder / KINETICS_FILES["train"])})
+    train = folder / KINETICS_FILES["train"]
+    classes = sorted({label for _, _, label in _kinetics_rows(train, labelled=True)})
     index = {c: i for i, c in enumerate(classes)}
     found = {p.stem: p for p in walk_videos(root)[0]}
     entries = []
     src = folder / KINETICS_FILES[part]
-    for n, row in enumerate(_kinetics_rows(src), 2):
-        stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-        label = row.get("label") or ""
+    for n, stem, label in _kinetics_rows(src, labelled=False):
         if label and label not in index:
-            raise DataError(f"{src}:{n}: label {label!r} is not a class of {folder / KINETICS_FILES['train']}")
+            raise DataError(f"{src}:{n}: label {label!r} is not a class of {train}")
         path = found.get(stem) or root / label / f"{stem}.mp4"  # not downloaded: reported when probed
         entries.append(VideoEntry(path=str(path), label=index[label] if label else -1))
     return Dataset(entries, classes, str(src))
 
 
-def _kinetics_rows(path: Path) -> list[dict]:
+def _kinetics_rows(path: Path, labelled: bool) -> list[tuple[int, str, str]]:
+    """``(line, video stem, label)`` of each row of a Kinetics annotation CSV; ``labelled``: the
+    label column must be there and filled (train.csv)."""
     if not path.is_file():
         raise DataError(f"{path}: no such Kinetics annotation file (train.csv, validate.csv, test.csv)")
-    rows = list(csv.DictReader(read_text_file(path, "annotation file").splitlines()))
-    if rows and not {"youtube_id", "time_start", "time_end"} <= set(rows[0]):
-        raise DataError(f"{path}: expected the columns {','.join(KINETICS_COLUMNS)},split")
+    reader = csv.DictReader(read_text_file(path, "annotation file").splitlines())
+    need = KINETICS_COLUMNS if labelled else KINETICS_COLUMNS[1:]
+    missing = [c for c in need if c not in (reader.fieldnames or ())]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(missing)}; expected the header "
+                        f"{','.join(KINETICS_COLUMNS)},split")
+    rows = []
+    for row in reader:
+        n = reader.line_num
+        try:
+            stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{n}: expected a youtube_id and whole-second time_start, time_end; got "
+                            f"{','.join(v for v in row.values() if isinstance(v, str))!r}") from None
+        label = (row.get("label") or "").strip()
+        if labelled and not label:
+            raise DataError(f"{path}:{n}: no label; every row of the training annotations names its class")
+        rows.append((n, stem, label))
     return rows

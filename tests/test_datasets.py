@@ -160,3 +160,66 @@ def test_split_files_inside_the_hmdb51_folder_are_not_a_class(tmp_path, hmdb51):
     shutil.copytree(hmdb51, root)
     shutil.copytree(hmdb51.parent / "testTrainMulti_7030_splits", root / "testTrainMulti_7030_splits")
     assert open_layout(root, 1, "train").classes == ["climb", "kick", "wave"]
+
+
+def test_malformed_lines_are_named(tmp_path, ucf101, hmdb51, kinetics):
+    """Each malformed line of a split, class or annotation file is one DataError naming file:line."""
+    import shutil
+
+    lists = tmp_path / "ucf"
+    shutil.copytree(ucf101.parent / "ucfTrainTestlist", lists)
+    for text, error in [("JumpRope/v_JumpRope_g02_c01.avi three\n", "trainlist01.txt:1: expected '<Class>/"),
+                        ("v_JumpRope_g02_c01.avi 3\n", "trainlist01.txt:1: expected '<Class>/"),
+                        ("\nJumpRope/v_JumpRope_g02_c01.avi 3 extra\n", "trainlist01.txt:2: expected"),
+                        ("JumpRope/v_JumpRope_g02_c01.avi 1\n", "trainlist01.txt:1: label 1 does not match "
+                                                                "class 'JumpRope' \\(3 in classInd.txt\\)")]:
+        (lists / "trainlist01.txt").write_text(text)
+        with pytest.raises(DataError, match=error):
+            open_layout(ucf101, 1, "train", splits=lists)
+    shutil.copy(ucf101.parent / "ucfTrainTestlist" / "trainlist01.txt", lists)
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n3 HandstandPushups\n")
+    with pytest.raises(DataError, match="classInd.txt:2: expected '<index> <Class>' numbered from 1"):
+        open_layout(ucf101, 1, "train", splits=lists)
+
+    splits = tmp_path / "hmdb"
+    shutil.copytree(hmdb51.parent / "testTrainMulti_7030_splits", splits)
+    (splits / "kick_test_split1.txt").write_text("kick_video_0.avi\n")
+    with pytest.raises(DataError, match="kick_test_split1.txt:1: expected '<video>.avi <0\\|1\\|2>'"):
+        open_layout(hmdb51, 1, "train", splits=splits)
+
+    ann = tmp_path / "k"
+    shutil.copytree(kinetics.parent / "annotations", ann)
+    good = (ann / "train.csv").read_text()
+    header = "label,youtube_id,time_start,time_end,split\n"
+    for text, error in [(header + "bowling,idx,ten,20,train\n", "train.csv:2: expected a youtube_id and whole"),
+                        (header + "bowling,idx\n", "train.csv:2: expected a youtube_id"),
+                        (header + ",idx,10,20,train\n", "train.csv:2: no label"),
+                        ("youtube_id,time_start,time_end,split\nidx,10,20,train\n", "train.csv: no column label"),
+                        ("label,youtube_id,start,end\nbowling,idx,10,20\n",
+                         "train.csv: no column .*time_start, time_end")]:
+        (ann / "train.csv").write_text(text)
+        with pytest.raises(DataError, match=error):
+            open_layout(kinetics, 1, "train", splits=ann)
+    (ann / "train.csv").write_text(good)
+    (ann / "validate.csv").write_text(header + "skiing,idz,0,10,val\n")
+    with pytest.raises(DataError, match="validate.csv:2: label 'skiing' is not a class of .*train.csv"):
+        open_layout(kinetics, 1, "val", splits=ann)
+    (ann / "validate.csv").write_text("youtube_id,time_start,time_end\nidz,0,10\n")  # unlabelled, as test.csv
+    assert [e.label for e in open_layout(kinetics, 1, "val", splits=ann).entries] == [-1]
+    assert main(["probe", str(kinetics), "--split", "1", "--splits", str(tmp_path / "nowhere")]) == 2
+
+
+def test_hmdb51_classes_come_from_the_split_files(tmp_path, hmdb51):
+    """Folders that are not classes (a stray download, a cache) do not renumber the classes."""
+    import shutil
+
+    root = tmp_path / "hmdb51_org"
+    shutil.copytree(hmdb51, root)
+    (root / "brush_hair_extra").mkdir()
+    (root / ".cache").mkdir()
+    ds = open_layout(root, 1, "train", splits=hmdb51.parent / "testTrainMulti_7030_splits")
+    assert ds.classes == ["climb", "kick", "wave"]
+    assert {e.path.split("/")[-2]: e.label for e in ds.entries} == {"climb": 0, "kick": 1, "wave": 2}
+    shutil.rmtree(root / "kick")
+    with pytest.raises(DataError, match="kick_test_split1.txt: class 'kick' has no folder"):
+        open_layout(root, 1, "train", splits=hmdb51.parent / "testTrainMulti_7030_splits")
