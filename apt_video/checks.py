@@ -301,7 +301,7 @@ def check_tensorrt(ctx: Context):
 
 def check_gpu_loader(ctx: Context):
     """Each RandAugment op forced, the same draws on the CPU and the GPU graph (whole-frame crop, no
-    flip: nothing random but the op's own magnitude and sign, drawn by CPU-side operators)."""
+    flip: nothing random but the op's own magnitude and sign, drawn by the source for both)."""
     import dataclasses as dc
 
     import models

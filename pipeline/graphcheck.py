@@ -65,7 +65,7 @@ def gpu_graphs(spec: ClipSpec | None = None, aa: str = "rand-m7-n4-mstd0.5-inc1"
     for name, ra, region in cases:
         augment = AugmentSpec(rand_augment=ra, reprob=0.25 if ra is None else 0.0, aa_region=region)
         graphs.append((name, lambda augment=augment: train_pipeline(
-            ClipSource(entries, spec, "train", 2, "gpu"), spec, augment, "gpu", num_sample=2, **kw)))
+            ClipSource(entries, spec, "train", 2, "gpu", augment=augment, num_sample=2), spec, "gpu", **kw)))
     graphs.append(("test views", lambda: views_pipeline(ClipSource(entries, spec, "test", 2, "gpu"), spec, "gpu",
                                                          spec.test_num_crop, **kw)))
     graphs.append(("validation clip", lambda: views_pipeline(ClipSource(entries, spec, "eval", 2, "gpu"), spec,

@@ -2,9 +2,9 @@
 
 - ``train_pipeline``: VideoMAE's order: RandAugment (``pipeline.randaug``) on the full decoded
   frames, then normalisation, random resized crop, flip and random erasing; ``(3, T, S, S)``
-  float32 per sample, ``num_sample`` independent augmentations of one decode. (``aa_region="crop"``
-  runs RandAugment on the crop instead: cheaper for frames larger than the crop, at the cost of
-  crop-wide statistics and fill.)
+  float32 per sample, ``num_sample`` independent augmentations of one decode, each as the source
+  drew it (``pipeline.augment``). (``aa_region="crop"`` runs RandAugment on the crop instead, at
+  the cost of crop-wide statistics and fill.)
 - ``views_pipeline``: short side resized, segments x crops views cut from one decode of the video.
 
 Both read their samples from a ``pipeline.source.ClipSource``.
@@ -12,38 +12,18 @@ Both read their samples from a ``pipeline.source.ClipSource``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from models.card import ClipSpec
 
-from .randaug import RandAugmentSpec
+from .augment import AA_REGIONS, HEAD, PER_OP, AugmentSpec
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
+
+__all__ = ["AA_REGIONS", "AugmentSpec", "source_outputs", "train_pipeline", "views_pipeline"]
 
 # the training graph does not use the resize/crop outputs of the shared source; that is intended
 warnings.filterwarnings("ignore", message="The external source node .* outputs at the indices")
-
-AA_REGIONS = ("frame", "crop")  # where RandAugment runs: the full decoded frame (VideoMAE) or the crop
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """Training augmentation after decoding, in DALI. There is no colour jitter: VideoMAE's video
-    datasets never apply one (timm drops it under an auto-augment policy, and without a policy
-    their loader has no augmentation to run)."""
-
-    rand_augment: RandAugmentSpec | None = None
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip: bool = True
-    reprob: float = 0.0  # random erasing probability (constant fill 0 = the mean after normalising)
-    aa_region: str = "frame"  # one of AA_REGIONS
-
-    def __post_init__(self):
-        if self.aa_region not in AA_REGIONS:
-            raise ValueError(f"aa_region={self.aa_region!r}: choose one of {', '.join(AA_REGIONS)}")
-
 
 def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tuple:
     """The source's fields as DALI nodes (a ``Sample`` of nodes) and the decoded clip, FHWC uint8
@@ -68,40 +48,53 @@ def _normalize(clip, spec: ClipSpec, mirror=None):
         mean=[255 * m for m in spec.mean], std=[255 * s for s in spec.std])
 
 
-def train_pipeline(source: ClipSource, spec: ClipSpec, augment: AugmentSpec, device: str, num_sample: int = 1,
-                   parallel: bool = True, **pipe_kw):
-    """Training clips: ``num_sample`` outputs ``video (3, T, S, S) float32`` normalised, each an
-    independent augmentation of the same decoded frames (VideoMAE's repeated augmentation decodes
-    once), then label, sample id, status, error."""
+def train_pipeline(source: ClipSource, spec: ClipSpec, device: str, parallel: bool = True, **pipe_kw):
+    """Training clips: ``source.num_sample`` outputs ``video (3, T, S, S) float32`` normalised, each
+    an independent augmentation (``source.augment``, drawn by the source) of the same decoded frames
+    (VideoMAE's repeated augmentation decodes once), then label, sample id, status, error."""
     from nvidia.dali import pipeline_def
 
     @pipeline_def(enable_conditionals=True)
     def pipe():
         s, decoded = source_outputs(source, device, parallel)
-        videos = [_augment(decoded, spec, augment) for _ in range(num_sample)]
+        videos = [_augment(decoded, s.plan[j], spec, source.augment) for j in range(source.num_sample)]
         return (*videos, s.label, s.sid, s.status, s.error)
 
     return pipe(**pipe_kw)
 
 
-def _augment(clip, spec: ClipSpec, augment: AugmentSpec):
-    """One random augmentation of a batch of decoded FHWC uint8 clips, in VideoMAE's order
-    (kinetics.py / ssv2.py ``_aug_frame``): RandAugment on the whole frames, normalisation, random
-    resized crop, flip, random erasing. Returns CFHW float32, normalised. The crop is taken from
-    the uint8 frames and normalised after (normalising is per-channel affine, so the two orders
-    differ only by the crop's rounding to whole levels)."""
-    from nvidia.dali import fn
+def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
+    """One augmentation of a batch of decoded FHWC uint8 clips, as ``plan`` (a row of
+    ``pipeline.augment``) has it, in VideoMAE's order (kinetics.py / ssv2.py ``_aug_frame``):
+    RandAugment on the whole frames, normalisation, random resized crop, flip, random erasing.
+    Returns CFHW float32, normalised. RandAugment computes only the regions of the frame the crop
+    needs (the same pixels). The crop is taken from the uint8 frames and normalised after
+    (normalising is per-channel affine, so the two orders differ only by the crop's rounding to
+    whole levels)."""
+    from nvidia.dali import fn, types
 
-    from .randaug import rand_augment
+    from .randaug import FILL, Step, rand_augment
 
-    use_ra = augment.rand_augment is not None and augment.rand_augment.n > 0
-    if use_ra and augment.aa_region == "frame":
-        clip = rand_augment(clip, augment.rand_augment)
-    clip = fn.random_resized_crop(clip, size=[spec.input_size, spec.input_size],
-                                  random_area=list(augment.scale), random_aspect_ratio=list(augment.ratio),
-                                  antialias=False)  # bilinear without antialiasing, as VideoMAE
-    if use_ra and augment.aa_region == "crop":
-        clip = rand_augment(clip, augment.rand_augment)
+    def steps():
+        ints = fn.cast(plan, dtype=types.INT32)  # op, bin, sign: one cast for all steps
+        return [Step(ints[at], ints[at + 1], ints[at + 2], plan[at + 3:at + 11])
+                for at in (HEAD + PER_OP * k for k in range(augment.num_ops))]
+
+    origin = types.Constant(np.zeros(2, np.float32), device="cpu")
+    if augment.num_ops and augment.aa_region == "frame":
+        first = plan[4:8]
+        clip = fn.slice(clip, first[0:2], first[2:4] - first[0:2], axes=[1, 2], normalized_anchor=False,
+                        normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
+        clip = rand_augment(clip, augment.rand_augment, steps())
+        end = HEAD + PER_OP * augment.num_ops
+        origin = plan[end - 4:end - 2]  # the last region's corner
+    window = plan[0:4]
+    start = window[0:2] - origin
+    # the crop window, resized: bilinear without antialiasing, as VideoMAE (torch interpolate)
+    clip = fn.resize(clip, size=[spec.input_size] * 2, roi_start=start, roi_end=start + window[2:4],
+                     roi_relative=False, interp_type=types.INTERP_LINEAR, antialias=False)
+    if augment.num_ops and augment.aa_region == "crop":
+        clip = rand_augment(clip, augment.rand_augment, steps())
     mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
     video = _normalize(clip, spec, mirror)
     if augment.reprob > 0:

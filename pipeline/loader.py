@@ -112,7 +112,8 @@ class VideoLoader:
 
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
         return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
-                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch, self.group)
+                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch, self.group,
+                          self.augment, self._repeats)
 
     @property
     def _repeats(self) -> int:
@@ -134,7 +135,7 @@ class VideoLoader:
                   prefetch_queue_depth=self.prefetch, exec_dynamic=self.device == "gpu" or self.executor == "dynamic",
                   seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
         if self.mode == "train":
-            pipe = train_pipeline(src, self.spec, self.augment, self.device, self._repeats, **kw)
+            pipe = train_pipeline(src, self.spec, self.device, **kw)
         else:
             crops = self.spec.test_num_crop if self.mode == "test" else 1
             pipe = views_pipeline(src, self.spec, self.device, crops, **kw)

@@ -26,6 +26,9 @@ several times more than the work needs (``apt-video bench loader`` measures the 
 - Contrast, AutoContrast, Solarize, SolarizeAdd: one operator (or a short expression) each instead
   of a chain of element-wise operations over the whole clip.
 
+The draws (op, magnitude bin, sign) are made per clip by the source (``pipeline.augment``), which
+also gives each geometric op the region of the frame to compute: only what the crop will need.
+
 On the GPU, Contrast and AutoContrast are plain arithmetic instead (``portable`` ops): DALI takes
 named arguments such as ``contrast_center`` or ``fn.normalize``'s ``mean`` from CPU data only, and
 their statistics are computed on the GPU. Constants that DALI needs on the CPU (slice anchors) are
@@ -33,15 +36,18 @@ placed there explicitly.
 """
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 #: magnitude bins per unit of magnitude: 3 bins per step gives a resolution of 1/3 for the noise
 BINS_PER_UNIT = 3
 FILL = 128  # fill of the geometric ops: VideoMAE's rand_augment.py _FILL (timm given no img_mean)
+#: the geometric ops and their parameter at magnitude 10: degrees, shear factor, fraction of the frame
+GEOMETRIC = {"Rotate": 30.0, "ShearX": 0.3, "ShearY": 0.3, "TranslateXRel": 0.45, "TranslateYRel": 0.45}
+STATISTICS = ("AutoContrast", "Equalize", "Contrast")  # ops that take statistics of the whole frame
 
 
 @dataclass(frozen=True)
@@ -124,10 +130,16 @@ def _enhance(level):
     return level * 1.8 + 0.1
 
 
-def _build_ops(spec: RandAugmentSpec, portable: bool = False, translate_rel: float = 0.45):
+def _build_ops(spec: RandAugmentSpec, portable: bool = False):
     """The 15 ops as DALI ``Augmentation`` objects; magnitude bins span level 0..mmax/10.
     ``portable``: Contrast and AutoContrast as arithmetic that runs on either device (needed on the
-    GPU); otherwise their faster CPU forms, which take statistics as named arguments."""
+    GPU); otherwise their faster CPU forms, which take statistics as named arguments.
+
+    The geometric ops take a region of the frame and give another, computing there what they
+    compute on whole frames (``geometry``: float (8,), the whole frame's H, W; the input's top-left
+    corner in the frame, y, x; the output's region y0, x0, y1, x1: one node, so that the batch's
+    split among the ops splits one more input, not three); the other ops keep their input's region.
+    ``pipeline.augment`` chooses the regions."""
     from nvidia.dali import fn, types
     from nvidia.dali import math as dmath
     from nvidia.dali.auto_aug import augmentations as a
@@ -185,33 +197,38 @@ def _build_ops(spec: RandAugmentSpec, portable: bool = False, translate_rel: flo
         return fn.normalize(data, mean=lo * spread, stddev=(hi - lo) / 255.0 * spread + (1.0 - spread),
                             axes=[1, 2], dtype=types.UINT8)
 
-    def warp_op(matrix_of, **kw):
-        @augmentation(randomly_negate=True, **kw)
-        def op(data, param, shape, interp_type):
-            return _warp(data, matrix_of(param, shape), shape, interp_type)
+    def warp_op(name, matrix_of):
+        @augmentation(randomly_negate=True, mag_range=level_range(GEOMETRIC[name]))
+        def op(data, param, geometry, interp_type):
+            shape, origin, box = geometry[0:2], geometry[2:4], geometry[4:8]
+            # region coordinates: to the frame's (+ origin), the op, back to the output's (- box corner)
+            matrix = fn.transforms.combine(fn.transforms.translation(offset=_xy(origin)), matrix_of(param, shape),
+                                           fn.transforms.translation(offset=_xy(box) * -1.0))
+            return _warp(data, matrix, box[2:4] - box[0:2], interp_type)
         return op
 
-    def translate_op(axis):
-        @augmentation(mag_range=level_range(translate_rel), randomly_negate=True)
-        def op(data, rel, shape, interp_type):
-            return _translate(data, rel, shape, axis, interp_type)
+    def translate_op(name, axis):
+        @augmentation(mag_range=level_range(GEOMETRIC[name]), randomly_negate=True)
+        def op(data, rel, geometry, interp_type):
+            box = geometry[4:8]
+            return _translate(data, rel, geometry[axis], interp_type, axis, box[0:2] - geometry[2:4],
+                              box[2:4] - box[0:2])
         return op
 
     def rotation(angle, shape):
-        center = fn.stack(shape[1], shape[0])
-        return fn.transforms.rotation(angle=angle, center=fn.cast(center, dtype=types.FLOAT) * 0.5)
+        return fn.transforms.rotation(angle=angle, center=_xy(shape) * 0.5)
 
     def shear(axis):
         return lambda s, _: fn.transforms.shear(shear=fn.stack(s, s * 0.0) if axis == 0 else fn.stack(s * 0.0, s))
 
     return [
         auto_contrast, equalize, a.invert,
-        warp_op(rotation, mag_range=level_range(30.0)),
+        warp_op("Rotate", rotation),
         posterize, solarize, solarize_add,
         a.color.augmentation(**enhance), contrast,
         a.brightness.augmentation(**enhance), sharpness,
-        warp_op(shear(0), mag_range=level_range(0.3)), warp_op(shear(1), mag_range=level_range(0.3)),
-        translate_op(1), translate_op(0),
+        warp_op("ShearX", shear(0)), warp_op("ShearY", shear(1)),
+        translate_op("TranslateXRel", 1), translate_op("TranslateYRel", 0),
     ]
 
 
@@ -224,39 +241,51 @@ def _u8(value: int):
     return types.Constant(value, dtype=types.UINT8)
 
 
-def _warp(data, matrix, shape, interp_type):
-    """Affine warp of FHWC ``data`` (``matrix`` maps source to output pixels) filling with ``FILL``:
-    a one-pixel border of the fill colour, and a warp that clamps to the border."""
+def _xy(yx):
+    """(x, y) of a (y, x) node, as DALI's transforms take points."""
+    from nvidia.dali import fn
+
+    return fn.stack(yx[1], yx[0])
+
+
+def _warp(data, matrix, size, interp_type):
+    """Affine warp of FHWC ``data`` (``matrix`` maps its pixels to the output's) into an output of
+    ``size`` (H, W), filling with ``FILL``: a one-pixel border of the fill colour, and a warp that
+    clamps to the border."""
     from nvidia.dali import fn, types
 
-    size = fn.cast(shape, dtype=types.FLOAT)
+    own = fn.cast(fn.slice(data.shape(dtype=types.INT32), 1, 2, axes=[0]), dtype=types.FLOAT)
     corner = types.Constant(np.array([-1, -1], np.float32), device="cpu")  # slice anchors live on the CPU
-    bordered = fn.slice(data, corner, size + 2.0, axes=[1, 2], normalized_anchor=False,
+    bordered = fn.slice(data, corner, own + 2.0, axes=[1, 2], normalized_anchor=False,
                         normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
     matrix = fn.transforms.combine(fn.transforms.translation(offset=[-1.0, -1.0]), matrix)
     # float output, then one cast: the same pixels as a uint8 warp (each rounds once), ~10% faster on
     # the CPU, where the uint8 warp rounds every value through a libm call
-    warped = fn.warp_affine(bordered, matrix=matrix, size=size, interp_type=interp_type, inverse_map=False,
-                            dtype=types.FLOAT)
+    warped = fn.warp_affine(bordered, matrix=matrix, size=fn.cast(size, dtype=types.FLOAT),
+                            interp_type=interp_type, inverse_map=False, dtype=types.FLOAT)
     return fn.cast(warped, dtype=types.UINT8)
 
 
-def _translate(data, rel, shape, axis: int, interp_type):
-    """Shift FHWC ``data`` by ``rel`` of its size along frame ``axis`` (0 = y, 1 = x), filling with
-    ``FILL``: output pixel ``i`` samples the input at ``i - shift``. Bilinear: the integer part is a
-    padded slice one pixel longer than the frame, the fraction a two-tap filter over it."""
+def _translate(data, rel, length, interp_type, axis: int, offset, size):
+    """Shift FHWC ``data`` by ``rel`` of the frame's ``length`` along frame ``axis`` (0 = y, 1 = x),
+    filling with ``FILL``: output pixel ``i`` samples the input at ``i - shift``. The output is the
+    ``size`` (H, W) region at ``offset`` (y, x) from the input's corner. Bilinear: the integer part
+    is a padded slice one pixel longer than the output, the fraction a two-tap filter over it."""
     from nvidia.dali import fn, types
     from nvidia.dali import math as dmath
 
-    length = fn.cast(shape[axis], dtype=types.FLOAT)
     src = length * rel * -1.0  # source offset of every output pixel
-    slice_kw = dict(axes=[axis + 1], normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="pad",
+    slice_kw = dict(axes=[1, 2], normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="pad",
                     fill_values=FILL)
+
+    def along(base, extra):  # (y, x) with ``extra`` added along ``axis``
+        return fn.stack(base[0] + extra, base[1]) if axis == 0 else fn.stack(base[0], base[1] + extra)
+
     if interp_type == types.INTERP_NN:
-        return fn.slice(data, fn.stack(dmath.floor(src + 0.5)), fn.stack(length), **slice_kw)
+        return fn.slice(data, along(offset, dmath.floor(src + 0.5)), size, **slice_kw)
     whole = dmath.floor(src)
     frac = src - whole
-    longer = fn.slice(data, fn.stack(whole), fn.stack(length + 1.0), **slice_kw)
+    longer = fn.slice(data, along(offset, whole), along(size, 1.0), **slice_kw)
     taps = fn.reshape(fn.stack(1.0 - frac, frac), shape=[1, 2] if axis == 1 else [2, 1])
     return fn.filter(longer, taps.gpu() if data.device == "gpu" else taps, mode="valid")
 
@@ -265,36 +294,30 @@ OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solari
             "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
 
 
-def rand_augment(clips, spec: RandAugmentSpec, seed: int | None = None, trace: bool = False):
-    """Apply RandAugment to a batch of FHWC uint8 clips inside a DALI pipeline defined with
-    ``enable_conditionals=True``. With ``trace``, also returns per-sample ``(n, 2)`` int32 records of
-    ``(op index or -1 when skipped, magnitude bin)`` for tests and debugging."""
-    from nvidia.dali import fn, types
-    from nvidia.dali import math as dmath
+class Step(NamedTuple):
+    """One RandAugment op of each clip of a batch, as DALI nodes: the op index (``len(OP_NAMES)``:
+    skipped), magnitude bin and sign (1 = negated), int32, and ``geometry`` (float (8,): the whole frame's
+    H, W, the input's corner in the frame y, x, the output's region y0, x0, y1, x1)."""
+
+    op: object
+    mag_bin: object
+    sign: object
+    geometry: object
+
+
+def rand_augment(clips, spec: RandAugmentSpec, steps: list[Step]):
+    """Apply RandAugment's drawn ``steps`` (``pipeline.augment`` draws them) to a batch of FHWC uint8
+    clips inside a DALI pipeline defined with ``enable_conditionals=True``."""
+    from nvidia.dali import types
     from nvidia.dali.auto_aug.augmentations import identity
     from nvidia.dali.auto_aug.core import select, signed_bin
     from nvidia.dali.pipeline import do_not_convert
 
     ops = do_not_convert(_build_ops)(spec, portable=clips.device == "gpu")  # plain Python: no AutoGraph
-    seeds = itertools.count(seed + 1) if seed is not None else itertools.repeat(None)
-    frame_shape = fn.slice(clips.shape(dtype=types.INT32), 1, 2, axes=[0])  # (H, W)
     interp = types.INTERP_NN if spec.interp == "nearest" else types.INTERP_LINEAR
-    records = []
-    drawn = [OP_NAMES.index(name) for name in spec.only] or list(range(len(ops)))
-    for _ in range(spec.n):
-        op = fn.random.uniform(values=drawn, dtype=types.INT32, seed=next(seeds))
-        mag = fn.random.normal(mean=spec.m, stddev=spec.mstd, seed=next(seeds))  # per op application
-        mag = dmath.clamp(mag, 0.0, spec.mmax)
-        mag_bin = fn.cast(mag * BINS_PER_UNIT, dtype=types.INT32)  # DALI's cast rounds to nearest
-        applied = fn.random.coin_flip(probability=spec.p, seed=next(seeds))
-        # a skipped op selects the identity: one split and merge of the batch per op, not two
-        chosen = op * fn.cast(applied, dtype=types.INT32) + len(ops) * (1 - fn.cast(applied, dtype=types.INT32))
-        clips = select(ops + [identity], chosen, clips, magnitude_bin=signed_bin(mag_bin, seed=next(seeds)),
-                       num_magnitude_bins=spec.num_bins, shape=frame_shape, fill_value=FILL, interp_type=interp)
-        if trace:
-            records.append(fn.stack(fn.cast(op, dtype=types.INT32) * fn.cast(applied, dtype=types.INT32)
-                                    - (1 - fn.cast(applied, dtype=types.INT32)), mag_bin))
-    if trace:
-        return clips, fn.stack(*records) if records else None
+    for step in steps:
+        # a skipped op selects the identity: one split and merge of the batch per op
+        mag = signed_bin(step.mag_bin, random_sign=step.sign)
+        clips = select(ops + [identity], step.op, clips, magnitude_bin=mag,
+                       num_magnitude_bins=spec.num_bins, geometry=step.geometry, interp_type=interp)
     return clips
-

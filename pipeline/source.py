@@ -15,6 +15,7 @@ import numpy as np
 
 from models.card import ClipSpec
 
+from .augment import AugmentSpec, plan
 from .data import VideoEntry, shard_bounds
 from .sampling import crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
 from .video import dali_can_decode, decode_frames
@@ -40,11 +41,13 @@ class Sample(NamedTuple):
     route: np.ndarray  # bool: True when DALI decodes
     error: np.ndarray  # uint8 (ERROR_BYTES,) reason of a failure, UTF-8, zero-padded
     expand: np.ndarray  # int32 view frame -> decoded frame (test views decode each frame once)
+    plan: np.ndarray  # float32 (num_sample, plan_width): each training augmentation (pipeline.augment)
 
 
 #: DALI types and layouts of the fields, in order
-SAMPLE_DTYPES = ("UINT8", "UINT8", "INT32", "FLOAT", "FLOAT", "INT32", "INT64", "INT32", "BOOL", "UINT8", "INT32")
-SAMPLE_LAYOUTS = ("", "FHWC", "", "", "", "", "", "", "", "", "")
+SAMPLE_DTYPES = ("UINT8", "UINT8", "INT32", "FLOAT", "FLOAT", "INT32", "INT64", "INT32", "BOOL", "UINT8", "INT32",
+                 "FLOAT")
+SAMPLE_LAYOUTS = ("", "FHWC", "", "", "", "", "", "", "", "", "", "")
 
 
 class ClipSource:
@@ -52,13 +55,14 @@ class ClipSource:
 
     Outputs: encoded bytes (DALI route), decoded frames FHWC uint8 (PyAV route), frame indices,
     per-view resize size and crop anchors (views mode), label, sample id (index into ``entries``),
-    status (OK / FAILED / PADDING), route (True = DALI decodes), error text (uint8, fixed size).
+    status (OK / FAILED / PADDING), route (True = DALI decodes), error text (uint8, fixed size),
+    and in training the ``num_sample`` augmentations of ``augment`` drawn for the sample.
     """
 
     def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
                  device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
                  force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
-                 start_batch: int = 0, group: int = 1):
+                 start_batch: int = 0, group: int = 1, augment: AugmentSpec | None = None, num_sample: int = 1):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; choose one of {', '.join(MODES)}")
         self.entries, self.spec, self.mode = entries, spec, mode
@@ -66,6 +70,8 @@ class ClipSource:
         self.shard_id, self.num_shards = shard_id, num_shards
         self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
         self.group = group  # delivered batches per DALI batch (start_batch counts DALI batches)
+        self.augment = augment if augment is not None else AugmentSpec()
+        self.num_sample = num_sample  # training augmentations per decoded video
         self._parent = os.getpid()  # the process whose pipeline starts the DALI workers
         self._tied = False
 
@@ -112,9 +118,10 @@ class ClipSource:
         if pos >= len(order):
             raise StopIteration
         k = order[pos]
+        rng = np.random.default_rng([self.seed, epoch, pos, self.shard_id])
         if k < 0:
-            return self._pack(None, -1, PADDING, "", pos)
-        return self._sample(k, np.random.default_rng([self.seed, epoch, pos, self.shard_id]), pos)
+            return self._pack(None, -1, PADDING, "", rng)
+        return self._sample(k, rng)
 
     def _cached_order(self, epoch):
         if getattr(self, "_order_epoch", None) != epoch:
@@ -122,7 +129,7 @@ class ClipSource:
         return self._order_cache
 
     # -- one sample -----------------------------------------------------------------------------
-    def _sample(self, k: int, rng: np.random.Generator, pos: int):
+    def _sample(self, k: int, rng: np.random.Generator):
         e = self.entries[k]
         if self.mode == "train":
             segments = train_indices(self.spec, e.frames, rng)[None]
@@ -148,10 +155,10 @@ class ClipSource:
                 data, frames = _EMPTY_BYTES, decode_frames(e.path, indices)
                 size = frames.shape[1:3]
         except Exception as exc:  # reported per sample; the epoch goes on
-            return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", pos)
-        return self._pack((data, frames, indices, size, use_dali), k, OK, "", pos, expand)
+            return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", rng)
+        return self._pack((data, frames, indices, size, use_dali), k, OK, "", rng, expand)
 
-    def _pack(self, payload, k: int, status: int, error: str, pos: int, expand=None):
+    def _pack(self, payload, k: int, status: int, error: str, rng: np.random.Generator, expand=None):
         spec = self.spec
         n = spec.num_frames * (spec.test_num_segment if self.mode == "test" else 1)
         if payload is None:  # failed or padding: a tiny black clip through the PyAV branch
@@ -166,8 +173,13 @@ class ClipSource:
         raw = error.encode("utf-8", "replace")[:ERROR_BYTES]
         err[:len(raw)] = np.frombuffer(raw, np.uint8)
         label = self.entries[k].label if k >= 0 else -1
+        if self.mode == "train":
+            plans = np.stack([plan(self.augment, h, w, spec.input_size, rng) for _ in range(self.num_sample)])
+        else:
+            plans = np.zeros((1, 1), np.float32)
         sample = Sample(data, frames, indices, np.asarray([rh, rw], np.float32), anchors, np.array(label, np.int32),
-                        np.array(k, np.int64), np.array(status, np.int32), np.array(use_dali, np.bool_), err, expand)
+                        np.array(k, np.int64), np.array(status, np.int32), np.array(use_dali, np.bool_), err, expand,
+                        plans)
         return tuple(sample)  # DALI's workers rebuild the container with type(sample)(...): a plain tuple
 
 

@@ -7,7 +7,8 @@ does, so that a test comparing the two can fail. Nothing here is imported by apt
 - ``ref_param_groups``: optim_factory.get_parameter_groups; ``ref_adamw_step``: DeepSpeed Adam with
   ``adam_w_mode=True`` (utils.create_ds_config); ``ref_cosine_scheduler``: utils.cosine_scheduler.
 - ``ref_kinetics_*``: kinetics.py (dense sampler); ``ref_ssv2_*``: ssv2.py (TSN segments);
-  ``ref_resize``, ``ref_crop_starts``: functional.get_resize_sizes and the test crops.
+  ``ref_resize``, ``ref_crop_starts``: functional.get_resize_sizes and the test crops;
+  ``ref_spatial_crop``: video_transforms._get_param_spatial_crop (the random resized crop).
 """
 import math
 
@@ -167,3 +168,25 @@ def ref_crop_starts(h, w, short, crops):
     when H >= W."""
     spatial_step = 1.0 * (max(h, w) - short) / (crops - 1)
     return [int(split_nb * spatial_step) for split_nb in range(crops)]
+
+
+def ref_spatial_crop(scale, ratio, height, width, random):
+    """video_transforms.py _get_param_spatial_crop (num_repeat=10, log_scale=True, switch_hw=False),
+    as random_resized_crop calls it: (i, j, h, w). ``random``: what supplies ``uniform`` and ``randint``."""
+    for _ in range(10):
+        target_area = random.uniform(*scale) * (height * width)
+        aspect_ratio = math.exp(random.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w = int(round(math.sqrt(target_area * aspect_ratio)))
+        h = int(round(math.sqrt(target_area / aspect_ratio)))
+        if 0 < w <= width and 0 < h <= height:
+            return random.randint(0, height - h), random.randint(0, width - w), h, w
+    in_ratio = float(width) / float(height)
+    if in_ratio < min(ratio):
+        w = width
+        h = int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        h = height
+        w = int(round(h * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w

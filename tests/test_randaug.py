@@ -8,22 +8,35 @@ BASE = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 40, 3), dtype
 
 
 def run(spec, batches=8, batch_size=64, seed=5, base=BASE):
+    """RandAugment of ``spec`` on copies of ``base`` (whole frames), drawn per clip by
+    ``pipeline.augment.draw_ops`` as the source draws them. Returns the clips and per clip ``(n, 2)``
+    records of (op index or -1 when skipped, magnitude bin)."""
     from nvidia.dali import fn, pipeline_def
+
+    from pipeline.augment import SKIPPED, draw_ops
+    from pipeline.randaug import Step
+
+    rng = np.random.default_rng(seed)
+    draws = [[draw_ops(spec, rng) for _ in range(batch_size)] for _ in range(batches)]
+    f, h, w = base.shape[:3]
+    geometry = np.array([h, w, 0, 0, 0, 0, h, w], np.float32)  # whole frames
 
     @pipeline_def(batch_size=batch_size, num_threads=2, device_id=None, enable_conditionals=True, seed=seed)
     def pipe():
         clip = fn.external_source(source=lambda: [base] * batch_size, layout="FHWC")
-        out, rec = rand_augment(clip, spec, trace=True)
-        return out, rec
+        ops = fn.external_source(source=iter([[d.astype(np.int32) for d in b] for b in draws]))
+        geo = fn.external_source(source=lambda: [geometry] * batch_size)
+        return rand_augment(clip, spec, [Step(ops[k, 0], ops[k, 1], ops[k, 2], geo) for k in range(spec.n)])
 
     p = pipe()
     p.build()
-    outs, recs = [], []
+    outs = []
     for _ in range(batches):
-        o, r = p.run()
+        (o,) = p.run()
         outs += [np.asarray(o[i]) for i in range(batch_size)]
-        recs += [np.asarray(r[i]) for i in range(batch_size)]
-    return outs, np.stack(recs)
+    recs = np.stack([d[:, :2] for b in draws for d in b])
+    recs[..., 0][recs[..., 0] == SKIPPED] = -1
+    return outs, recs
 
 
 def test_parse_timm_strings():
@@ -150,12 +163,13 @@ def test_fast_geometric_ops_match_a_filling_warp(interp):
     @pipeline_def(batch_size=1, num_threads=1, device_id=None)
     def pipe():
         x = fn.external_source(source=lambda: [clip], layout="FHWC")
-        shape = fn.slice(x.shape(dtype=types.INT32), 1, 2, axes=[0])
+        shape = fn.cast(fn.slice(x.shape(dtype=types.INT32), 1, 2, axes=[0]), dtype=types.FLOAT)
+        zero = types.Constant(np.zeros(2, np.float32), device="cpu")
         outs = []
         for kind, v in cases:
             if kind in ("tx", "ty"):
                 axis = 1 if kind == "tx" else 0
-                ours = _translate(x, types.Constant(np.float32(v)), shape, axis, interp_type)
+                ours = _translate(x, types.Constant(np.float32(v)), shape[axis], interp_type, axis, zero, shape)
                 off = [v * clip.shape[2], 0.0] if axis == 1 else [0.0, v * clip.shape[1]]
                 m = fn.transforms.translation(offset=off)
             else:
