@@ -10,6 +10,10 @@ import models
 from export import Package, export_package
 from pipeline.data import DataError
 
+#: calibration clips of an int8/fp8 export: with 32 the demo model's held-out videos read 0.26 relative
+#: logit error (top-1 unchanged), with 48 0.16; TensorRT's guide calibrates on about 500 images
+CALIB_CLIPS = 64
+
 
 def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
     """Where the run's validation and test videos are: ``(source, open_dataset keywords, root)``."""
@@ -59,7 +63,7 @@ def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str |
 
 
 def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = None, verify_clips: int = 4,
-               calib: str | Path | None = None, calib_clips: int = 32, **options) -> tuple[Package, Path]:
+               calib: str | Path | None = None, calib_clips: int | None = None, **options) -> tuple[Package, Path]:
     """Export the weights of ``source`` (a run folder: its best weights; or a weights file) into
     the package folder ``out``; ``options`` are ``export.export_package``'s (precision, opset,
     attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). ``int8`` and ``fp8`` calibrate
@@ -79,6 +83,6 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
     from export.quantize import PRECISIONS as QUANTIZED
 
     if options.get("precision") in QUANTIZED:
-        calibration, where = real_clips(card, calib_clips, mode="test", source=calib)
+        calibration, where = real_clips(card, calib_clips or CALIB_CLIPS, mode="test", source=calib)
         options.update(calibration=calibration, calibration_source=where)
     return export_package(model, card, out, clips, checkpoint=weights, **options)

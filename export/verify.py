@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 #: per precision: max abs error of logits, max relative error (to the largest |logit|), top-1 agreement
-#: (int8: the demo model's calibration hold-out, videos the quantizer never saw, reads 0.14 relative
-#: with top-1 unchanged; noise clips are not judged for int8 and fp8)
+#: (int8: the demo model's calibration hold-out, videos the quantizer never saw, reads 0.16 relative
+#: calibrated on 48 clips, 0.26 on 32, top-1 unchanged; noise clips are not judged for int8 and fp8)
 THRESHOLDS = {"fp32": (1e-3, 1e-3, 1.0), "fp16": (5e-2, 2e-2, 0.95), "bf16": (2.5e-1, 1e-1, 0.9),
               "int8": (1.0, 2e-1, 0.95), "fp8": (2.5e-1, 1e-1, 0.9)}
 

@@ -17,8 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "graph for TensorRT on sm 8.9+ (Ada, Hopper, Blackwell)")
     p.add_argument("--calib", help="int8/fp8: list file, manifest or folder of calibration videos (default: the "
                    "run's validation list)")
-    p.add_argument("--calib-clips", type=positive_int, default=32, help="int8/fp8: calibration clips (default 32; a "
-                   "quarter is held out for verification)")
+    p.add_argument("--calib-clips", type=positive_int,
+                   help="int8/fp8: calibration clips (default: apt_video.exporting.CALIB_CLIPS; a quarter is held "
+                        "out for verification)")
     p.add_argument("--batch", type=batch_profile, default=(1, 30, 60),
                    help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
     p.add_argument("--opset", type=opset, default=23,
