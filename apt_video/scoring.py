@@ -247,7 +247,7 @@ class ScoreReport:
 
 def score_videos(source: str | Path, model: str | Path, out: str | Path, *, views: tuple[int, int] | None = None,
                  batch: int | None = None, backend: str = "auto", labels: str | Path | None = None,
-                 data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int = 2,
+                 data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int | None = None,
                  fmt: str | None = None, pretrained: str | None = None, task: str | None = None,
                  layout: dict | None = None, progress: bool = True, engine: str = "local",
                  ray: RayOptions | None = None) -> ScoreReport | None:
@@ -257,7 +257,8 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     scores on Ray Data instead (``apt_video.rayscore``; ``ray``: where and how wide). Raises
     ``DataError`` (bad input or output file) or the runner's errors (``BackendUnavailable``, ...).
     ``layout``: ``{"split", "part", "splits"}`` when ``source`` is an official dataset layout; then
-    ``labels`` may be the same folder (the split's labels)."""
+    ``labels`` may be the same folder (the split's labels). ``workers``: the local engine's decode
+    processes (default 2); Ray's decoders are ``ray.decode_cpus``."""
     from export import describe_model, load_runner
 
     from .distributed import setup_distributed
@@ -265,6 +266,10 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
 
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "ray" and workers is not None:
+        raise ValueError("--workers sets the local engine's decode processes; under --engine ray the decoding "
+                         "actors are --decode-cpus")
+    workers = workers or 2
     out = Path(out)
     if not out.parent.is_dir():
         raise DataError(f"{out}: the folder {out.parent} does not exist; create it first")

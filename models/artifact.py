@@ -72,15 +72,19 @@ def find_weights(path: str | Path) -> Path | None:
     return None
 
 
-def read_card(path: str | Path) -> ModelCard:
-    """The model card of an apt-video weights file."""
+def _header(path: str | Path) -> dict:
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
+            return f.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card of an apt-video weights file."""
+    header = _header(path)
     if META_KEY not in header:
         raise CheckpointError(f"{path}: not an apt-video weights file (no '{META_KEY}' metadata); "
                               f"use models.load_pretrained for other checkpoints")
@@ -94,10 +98,12 @@ def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Pat
                  card: ModelCard | None = None) -> Backbone | None:
     """Load an apt-video weights file into ``model``: when it holds only trained tensors, first its
     backbone, ``pretrained`` or else the one its card names (whose sha256 must match). Returns the
-    backbone used (None for a file that holds every tensor)."""
+    backbone used (None for a file that holds every tensor). What the file holds is read from its
+    header, not inferred from the card: files written before cards recorded the backbone hold only
+    the trained tensors, yet their cards name none."""
     card = card or read_card(path)
     backbone = None
-    if card.contents == "trained":
+    if card.contents == "trained" or _header(path).get(APT_FORMAT_KEY) == APT_PARTIAL:
         src = resolve_weights(pretrained) if pretrained else (card.pretrained.path if card.pretrained else None)
         if not src:
             raise CheckpointError(f"{path}: holds only the trained tensors and names no pretrained backbone; "

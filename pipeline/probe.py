@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -78,7 +79,10 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
 
     bar = tqdm(total=len(todo), desc="probe", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        # fork, as Python before 3.14 does by default: the workers' parent must be this process for
+        # die_with_parent (a forkserver's children are the server's)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for i, entry in zip(todo, pool.map(_probe_one, args, chunksize=4)):
                 out[i] = entry
                 bar.update()

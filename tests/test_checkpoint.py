@@ -232,3 +232,37 @@ def test_a_mistyped_weights_path_is_a_missing_file_not_a_hub_id(tmp_path):
     for typo in ("runs/best.safetensors", "ckpt/vitb.pth", "a/b.bin"):
         assert not is_hub_id(typo)
         assert resolve_weights(typo) == Path(typo)  # read as a file: "not found", with its name
+
+
+def test_a_trained_tensors_file_whose_card_names_no_backbone_is_not_taken_for_whole(tmp_path):
+    """A prompt-tuning file written before cards recorded the backbone: its header says it holds
+    only the trained tensors, its card names no backbone. Loading it needs the backbone, given
+    with ``pretrained``; without one it is refused, never run on a random backbone."""
+    import json
+
+    from models.artifact import META_KEY, backbone_record, save_trained
+
+    pre = tmp_path / "pretrained.pth"
+    torch.save(backbone(randomize(make()).state_dict()), pre)
+    tuned = make(transfer_type="prompt", prompt_num_tokens=4)
+    models.load_pretrained(tuned, pre)
+    with torch.no_grad():
+        tuned.head.weight.normal_()
+    card = models.ModelCard("vit_small_patch16_224", {**GEOM, "transfer_type": "prompt", "prompt_num_tokens": 4},
+                            ["a", "b", "c"], "prompt", pretrained=backbone_record(pre))
+    new = tmp_path / "new.safetensors"
+    save_trained(tuned, new, card)
+    from safetensors.torch import load_file, safe_open
+
+    with safe_open(str(new), framework="pt") as f:
+        header = f.metadata()
+    old_card = json.loads(header[META_KEY])
+    old_card.pop("pretrained")  # as the older cards were written
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(new)), str(old), metadata={**header, META_KEY: json.dumps(old_card)})
+    assert models.read_card(old).contents == "full"  # what the card alone would say
+    with pytest.raises(CheckpointError, match="holds only the trained tensors and names no pretrained backbone"):
+        models.build_from_trained(old)
+    model, _ = models.build_from_trained(old, pretrained=pre)
+    same_backbone(model, tuned)
+    torch.testing.assert_close(model(X), tuned.eval()(X))

@@ -276,6 +276,13 @@ def test_numeric_options_are_range_checked(tmp_path, folder, exported, capsys, a
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_workers_under_the_ray_engine_are_refused_not_ignored(tmp_path, folder, exported, capsys):
+    assert _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "r.csv", "--engine", "ray",
+                  "--workers", "4") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--decode-cpus" in err[0] and not (tmp_path / "r.csv").exists()
+
+
 def test_output_problems_are_one_line(tmp_path, folder, exported, capsys):
     assert _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "no" / "such" / "o.csv") == 2
     assert "does not exist; create it first" in capsys.readouterr().err

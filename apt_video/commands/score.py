@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="folder the list file's paths are relative to")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes per row, best first (default 5)")
     p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
-    p.add_argument("--workers", type=positive_int, default=2, help="decode worker processes")
+    p.add_argument("--workers", type=positive_int, help="decode worker processes (local engine; default 2)")
     p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
     p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
