@@ -162,11 +162,30 @@ def write_package(out: Path, build: Callable[[Path], Package]) -> tuple[Package,
         raise
 
 
+def _left_by_the_dead(pattern: str, out: Path) -> list[Path]:
+    """Folders beside ``out`` named ``.<out>.<kind>-<pid>`` whose process is gone (another export
+    running beside this one keeps its own)."""
+    found = []
+    for p in out.parent.glob(pattern):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive: not ours to touch
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # alive, another user's
+                continue
+        found.append(p)
+    return found
+
+
 def _tidy(out: Path) -> None:
     """What an export killed mid-way left beside ``out``: a package that had stepped aside is put
-    back when ``out`` is missing; half-built and stepped-aside folders are removed."""
-    old = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    back when ``out`` is missing; half-built and stepped-aside folders are removed. Folders of an
+    export still running are left alone."""
+    old = sorted(_left_by_the_dead(f".{out.name}.old-*", out), key=lambda p: p.stat().st_mtime)
     if old and not out.exists():
         os.replace(old.pop(), out)
-    for stale in old + list(out.parent.glob(f".{out.name}.tmp-*")):
+    for stale in old + _left_by_the_dead(f".{out.name}.tmp-*", out):
         shutil.rmtree(stale, ignore_errors=True)

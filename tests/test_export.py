@@ -356,15 +356,26 @@ def test_task_files_are_checked(tmp_path, exported):
 
 
 def test_an_export_killed_between_its_renames_is_put_back(tmp_path):
+    """The folders of a killed export are put back or removed; those of one still running are not."""
+    import subprocess
+
     from export.package import _tidy
 
-    out = tmp_path / "exp"
-    old = tmp_path / ".exp.old-123"
-    old.mkdir()
-    (old / "model.json").write_text("{}")
-    (tmp_path / ".exp.tmp-456").mkdir()
-    _tidy(out)
-    assert (out / "model.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    finished = [subprocess.Popen(["true"]) for _ in range(2)]
+    dead = [p.pid for p in finished if p.wait() == 0]
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        out = tmp_path / "exp"
+        old = tmp_path / f".exp.old-{dead[0]}"
+        old.mkdir()
+        (old / "model.json").write_text("{}")
+        (tmp_path / f".exp.tmp-{dead[1]}").mkdir()
+        (tmp_path / f".exp.tmp-{running.pid}").mkdir()  # another export, building now
+        _tidy(out)
+        assert (out / "model.json").is_file()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".exp.tmp-{running.pid}", "exp"]
+    finally:
+        running.kill()
 
 
 # -- int8 -------------------------------------------------------------------------------------------------
