@@ -23,7 +23,7 @@ from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 __all__ = ["AA_REGIONS", "AugmentSpec", "source_outputs", "train_pipeline", "views_pipeline"]
 
 # the training graph does not use the resize/crop outputs of the shared source; that is intended
-warnings.filterwarnings("ignore", message="The external source node .* outputs at the indices")
+warnings.filterwarnings("ignore", message="The external source node .* (outputs at the indices|the output at the index)")
 
 def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tuple:
     """The source's fields as DALI nodes (a ``Sample`` of nodes) and the decoded clip, FHWC uint8
