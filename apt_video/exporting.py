@@ -17,12 +17,13 @@ CALIB_CLIPS = 64
 
 def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
     """Where the run's validation and test videos are: ``(source, open_dataset keywords, root)``."""
+    from .train import data_source
+
     data = card.data or {}
     root = Path(data.get("root", ""))
-    if data.get("split"):  # an official dataset layout
-        return [(root, {"split": data["split"], "part": part, "splits": data.get("splits") or None}, root)
-                for part in ("val", "test")]
-    return [(root / name, {}, root) for name in (data.get("val_list"), data.get("test_list")) if name]
+    lists = {"val": data.get("val_list") or "", "test": data.get("test_list") or ""}
+    return [(*data_source(root, part, data.get("split"), data.get("splits"), lists), root)
+            for part in ("val", "test") if data.get("split") or lists[part]]
 
 
 def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str | Path | None = None,

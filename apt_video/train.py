@@ -250,11 +250,17 @@ def clip_spec(cfg: TrainConfig) -> ClipSpec:
 PARTS = {"train": "train_list", "val": "val_list", "test": "test_list"}
 
 
+def data_source(root: Path, part: str, split: int | None, splits: str | None, lists: dict) -> tuple[Path, dict]:
+    """Where one part (train, val, test) of a run's data comes from: ``(source, open_dataset
+    keywords)``: split ``split`` of the official layout at ``root`` (its split files in ``splits``,
+    else found there), or the part's list file of ``lists``, relative to ``root``."""
+    if split:
+        return root, {"split": split, "part": part, "splits": splits or None}
+    return root / lists[part], {}
+
+
 def _source(cfg: TrainConfig, data_root: Path, part: str) -> tuple[Path, dict]:
-    """Where one part of the run's data comes from: ``(source, open_dataset keywords)``."""
-    if cfg.split:
-        return data_root, {"split": cfg.split, "part": part, "splits": cfg.splits or None}
-    return data_root / getattr(cfg, PARTS[part]), {}
+    return data_source(data_root, part, cfg.split, cfg.splits, {p: getattr(cfg, key) for p, key in PARTS.items()})
 
 
 def has_part(cfg: TrainConfig, data_root: Path, part: str) -> bool:
@@ -302,6 +308,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     d = setup_distributed()
     torch.manual_seed(cfg.seed + d.rank)
     run_dir, data_root = Path(output), Path(data_root)
+    if cfg.splits:  # recorded absolute: the exporter and --resume may run from another folder
+        cfg = dataclasses.replace(cfg, splits=str(Path(cfg.splits).resolve()))
     ckpt = run_dir / "checkpoints"
     state_path = ckpt / "last_state.pt"
     existing = resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv"))

@@ -105,12 +105,26 @@ def test_class_indices_follow_each_datasets_convention(ucf101, hmdb51, kinetics)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51", "kinetics"])
-def test_one_epoch_and_a_labelled_score_on_each(tmp_path, request, name, capsys):
+def test_one_epoch_and_a_labelled_score_on_each(tmp_path, request, name, capsys, monkeypatch):
+    import os
+    from pathlib import Path
+
+    import models
+    from apt_video.exporting import real_clips
+
     root = request.getfixturevalue(name)
     run = tmp_path / "run"
     sets = ["--set", "epochs=1", "--set", "num_workers=1", "--set", "batch_size=4", "--set", "val_batch_size=4"]
+    if name == "ucf101":  # split files given relative to the working folder
+        sets += ["--splits", os.path.relpath(root.parent / "ucfTrainTestlist")]
     assert main(["train", "--preset", "demo", "--data-root", str(root), "--split", "1", "-o", str(run),
                  "--no-progress", *sets]) == 0
+    card = models.read_card(run / "checkpoints" / "best.safetensors")
+    if name == "ucf101":
+        assert Path(card.data["splits"]).is_absolute()
+    monkeypatch.chdir(tmp_path)  # the exporter finds the run's validation videos from anywhere
+    assert real_clips(card, 2)[0] is not None
+    monkeypatch.undo()
     test = json.loads((run / "test_metrics.json").read_text())
     assert test["classes"] == open_layout(root, 1, "train").classes and test["videos"] == 3
     skipped = (run / "skipped.csv").read_text()
