@@ -12,11 +12,17 @@ takes whole-frame statistics (AutoContrast, Equalize, Contrast) comes later. A g
 only its part; the others keep theirs. ``pipeline.randaug`` runs the ops on those parts: the same
 pixels as whole frames, at a fraction of the work (``apt-video bench loader``).
 
+The geometric ops' parameters are computed here too, in the regions' coordinates: the warps'
+matrices and the translations' slices, so that the DALI graph holds one warp or one slice per op
+and no small operators to build them.
+
 All of it is one float32 row per augmentation (``plan_width(n)`` values):
 
-    window y, x, h, w | region before the first op y0, x0, y1, x1 |
-    per op: op index (``len(OP_NAMES)`` = skipped), magnitude bin, sign (1 = negated),
-            the op's geometry: frame H, W, its input's corner y, x, its output's region y0, x0, y1, x1
+    window y, x, h, w | region before the first op y0, x0, y1, x1 | the last region's corner y, x |
+    per op: op index (``len(OP_NAMES)`` = skipped), magnitude bin, sign (1 = negated), and ``BLOCK``
+            values: for Rotate and Shear the matrix from the op's input (with a one-pixel border)
+            to its output (2x3, row-major), the output's h, w and the input's h, w; for the
+            translations the slice of the input (anchor y, x, shape h, w) and the two bilinear taps
 
 Regions are whole pixels of the decoded frame, within it. With RandAugment on the crop
 (``aa_region="crop"``), the frame is the resized crop and every region all of it.
@@ -33,8 +39,10 @@ from .randaug import BINS_PER_UNIT, GEOMETRIC, OP_NAMES, STATISTICS, RandAugment
 AA_REGIONS = ("frame", "crop")  # where RandAugment runs: the full decoded frame (VideoMAE) or the crop
 MARGIN = 2  # pixels beyond a box that a bilinear sample of it may read
 SKIPPED = len(OP_NAMES)  # the op index of an op that was drawn but not applied (identity)
-HEAD = 8  # window (4) + first region (4)
-PER_OP = 11  # op, bin, sign, geometry (8)
+HEAD = 10  # window (4), first region (4), last region's corner (2)
+BLOCK = 10  # a geometric op's parameters
+PER_OP = 3 + BLOCK  # op, bin, sign, parameters
+WARPS = ("Rotate", "ShearX", "ShearY")
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,33 @@ def regions(spec: RandAugmentSpec, ops: np.ndarray, window, h: int, w: int) -> n
     return np.stack(out)
 
 
+def op_block(spec: RandAugmentSpec, op: int, mag_bin: int, sign: int, h: int, w: int, box_in, box_out) -> list:
+    """The ``BLOCK`` parameters of one op that reads region ``box_in`` and writes ``box_out`` (y0, x0,
+    y1, x1) of an ``h x w`` frame (zeros for the ops that take none)."""
+    name = OP_NAMES[op] if op != SKIPPED else None
+    if name not in GEOMETRIC:
+        return [0.0] * BLOCK
+    param = op_param(spec, op, mag_bin, sign)
+    iy, ix, iy1, ix1 = (int(v) for v in box_in)
+    oy, ox, oy1, ox1 = (int(v) for v in box_out)
+    if name in WARPS:  # bordered input pixel -> frame -> the op -> output region
+        def shift(dx, dy):
+            return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+        m = shift(-ox, -oy) @ np.vstack([op_matrix(name, param, h, w), [0.0, 0.0, 1.0]]) @ shift(ix - 1, iy - 1)
+        return [*m[:2].ravel(), oy1 - oy, ox1 - ox, iy1 - iy, ix1 - ix]
+    axis = 1 if name == "TranslateXRel" else 0  # output i reads input i - param * length, in float32
+    src = float(np.float32(w if axis else h) * np.float32(param) * np.float32(-1.0))
+    anchor, shape = [oy - iy, ox - ix], [oy1 - oy, ox1 - ox]
+    if spec.interp == "nearest":
+        anchor[axis] += math.floor(src + 0.5)
+        return [*anchor, *shape, 1.0, 0.0] + [0.0] * (BLOCK - 6)
+    whole = math.floor(src)
+    anchor[axis] += whole
+    shape[axis] += 1  # one more pixel for the two-tap filter
+    frac = np.float32(src - whole)
+    return [*anchor, *shape, float(np.float32(1.0) - frac), float(frac)] + [0.0] * (BLOCK - 6)
+
+
 def plan(augment: AugmentSpec, h: int, w: int, size: int, rng: np.random.Generator, cut: bool = True) -> np.ndarray:
     """One augmentation of an ``h x w`` clip cropped to ``size``: the float32 row described in the
     module docstring. ``cut=False``: every region is the whole frame (for comparison)."""
@@ -177,7 +212,7 @@ def plan(augment: AugmentSpec, h: int, w: int, size: int, rng: np.random.Generat
         boxes = regions(ra, ops, window, h, w)
     else:
         boxes = np.tile(np.array([0, 0, h, w], np.int64), (n + 1, 1))
-    row = [*window, *boxes[0]]
+    row = [*window, *boxes[0], *boxes[n][:2]]
     for k in range(n):
-        row += [*ops[k], h, w, *boxes[k][:2], *boxes[k + 1]]
+        row += [*ops[k], *op_block(ra, *ops[k], h, w, boxes[k], boxes[k + 1])]
     return np.asarray(row, np.float32)

@@ -23,7 +23,8 @@ from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 __all__ = ["AA_REGIONS", "AugmentSpec", "source_outputs", "train_pipeline", "views_pipeline"]
 
 # the training graph does not use the resize/crop outputs of the shared source; that is intended
-warnings.filterwarnings("ignore", message="The external source node .* (outputs at the indices|the output at the index)")
+warnings.filterwarnings("ignore",
+                        message="The external source node .* (outputs at the indices|the output at the index)")
 
 def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tuple:
     """The source's fields as DALI nodes (a ``Sample`` of nodes) and the decoded clip, FHWC uint8
@@ -77,7 +78,7 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
 
     def steps():
         ints = fn.cast(plan, dtype=types.INT32)  # op, bin, sign: one cast for all steps
-        return [Step(ints[at], ints[at + 1], ints[at + 2], plan[at + 3:at + 11])
+        return [Step(ints[at], ints[at + 1], ints[at + 2], plan[at + 3:at + PER_OP])
                 for at in (HEAD + PER_OP * k for k in range(augment.num_ops))]
 
     origin = types.Constant(np.zeros(2, np.float32), device="cpu")
@@ -86,8 +87,7 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
         clip = fn.slice(clip, first[0:2], first[2:4] - first[0:2], axes=[1, 2], normalized_anchor=False,
                         normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
         clip = rand_augment(clip, augment.rand_augment, steps())
-        end = HEAD + PER_OP * augment.num_ops
-        origin = plan[end - 4:end - 2]  # the last region's corner
+        origin = plan[8:10]  # the last region's corner
     window = plan[0:4]
     start = window[0:2] - origin
     # the crop window, resized: bilinear without antialiasing, as VideoMAE (torch interpolate)

@@ -136,10 +136,9 @@ def _build_ops(spec: RandAugmentSpec, portable: bool = False):
     GPU); otherwise their faster CPU forms, which take statistics as named arguments.
 
     The geometric ops take a region of the frame and give another, computing there what they
-    compute on whole frames (``geometry``: float (8,), the whole frame's H, W; the input's top-left
-    corner in the frame, y, x; the output's region y0, x0, y1, x1: one node, so that the batch's
-    split among the ops splits one more input, not three); the other ops keep their input's region.
-    ``pipeline.augment`` chooses the regions."""
+    compute on whole frames, with parameters ``pipeline.augment.op_block`` computed for them
+    (``geometry``: a warp's matrix and sizes, a translation's slice and fraction); the other ops
+    keep their input's region."""
     from nvidia.dali import fn, types
     from nvidia.dali import math as dmath
     from nvidia.dali.auto_aug import augmentations as a
@@ -197,38 +196,26 @@ def _build_ops(spec: RandAugmentSpec, portable: bool = False):
         return fn.normalize(data, mean=lo * spread, stddev=(hi - lo) / 255.0 * spread + (1.0 - spread),
                             axes=[1, 2], dtype=types.UINT8)
 
-    def warp_op(name, matrix_of):
-        @augmentation(randomly_negate=True, mag_range=level_range(GEOMETRIC[name]))
-        def op(data, param, geometry, interp_type):
-            shape, origin, box = geometry[0:2], geometry[2:4], geometry[4:8]
-            # region coordinates: to the frame's (+ origin), the op, back to the output's (- box corner)
-            matrix = fn.transforms.combine(fn.transforms.translation(offset=_xy(origin)), matrix_of(param, shape),
-                                           fn.transforms.translation(offset=_xy(box) * -1.0))
-            return _warp(data, matrix, box[2:4] - box[0:2], interp_type)
+    def warp_op():
+        @augmentation  # its matrix comes computed (pipeline.augment.op_block), magnitude and sign included
+        def op(data, _, geometry, interp_type):
+            return _warp(data, fn.reshape(geometry[0:6], shape=[2, 3]), geometry[6:8], geometry[8:10], interp_type)
         return op
 
-    def translate_op(name, axis):
-        @augmentation(mag_range=level_range(GEOMETRIC[name]), randomly_negate=True)
-        def op(data, rel, geometry, interp_type):
-            box = geometry[4:8]
-            return _translate(data, rel, geometry[axis], interp_type, axis, box[0:2] - geometry[2:4],
-                              box[2:4] - box[0:2])
+    def translate_op(axis):
+        @augmentation
+        def op(data, _, geometry, interp_type):
+            return _translate(data, geometry[0:2], geometry[2:4], geometry[4:6], axis, interp_type)
         return op
-
-    def rotation(angle, shape):
-        return fn.transforms.rotation(angle=angle, center=_xy(shape) * 0.5)
-
-    def shear(axis):
-        return lambda s, _: fn.transforms.shear(shear=fn.stack(s, s * 0.0) if axis == 0 else fn.stack(s * 0.0, s))
 
     return [
         auto_contrast, equalize, a.invert,
-        warp_op("Rotate", rotation),
+        warp_op(),
         posterize, solarize, solarize_add,
         a.color.augmentation(**enhance), contrast,
         a.brightness.augmentation(**enhance), sharpness,
-        warp_op("ShearX", shear(0)), warp_op("ShearY", shear(1)),
-        translate_op("TranslateXRel", 1), translate_op("TranslateYRel", 0),
+        warp_op(), warp_op(),
+        translate_op(1), translate_op(0),
     ]
 
 
@@ -241,53 +228,35 @@ def _u8(value: int):
     return types.Constant(value, dtype=types.UINT8)
 
 
-def _xy(yx):
-    """(x, y) of a (y, x) node, as DALI's transforms take points."""
-    from nvidia.dali import fn
-
-    return fn.stack(yx[1], yx[0])
-
-
-def _warp(data, matrix, size, interp_type):
-    """Affine warp of FHWC ``data`` (``matrix`` maps its pixels to the output's) into an output of
-    ``size`` (H, W), filling with ``FILL``: a one-pixel border of the fill colour, and a warp that
-    clamps to the border."""
+def _warp(data, matrix, size, own, interp_type):
+    """Affine warp of FHWC ``data`` (its size ``own``, (H, W)) into an output of ``size`` (H, W),
+    filling with ``FILL``: a one-pixel border of the fill colour, and a warp that clamps to the
+    border. ``matrix`` (2x3) maps the bordered input's pixels to the output's."""
     from nvidia.dali import fn, types
 
-    own = fn.cast(fn.slice(data.shape(dtype=types.INT32), 1, 2, axes=[0]), dtype=types.FLOAT)
     corner = types.Constant(np.array([-1, -1], np.float32), device="cpu")  # slice anchors live on the CPU
     bordered = fn.slice(data, corner, own + 2.0, axes=[1, 2], normalized_anchor=False,
                         normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
-    matrix = fn.transforms.combine(fn.transforms.translation(offset=[-1.0, -1.0]), matrix)
     # float output, then one cast: the same pixels as a uint8 warp (each rounds once), ~10% faster on
     # the CPU, where the uint8 warp rounds every value through a libm call
-    warped = fn.warp_affine(bordered, matrix=matrix, size=fn.cast(size, dtype=types.FLOAT),
-                            interp_type=interp_type, inverse_map=False, dtype=types.FLOAT)
+    warped = fn.warp_affine(bordered, matrix=matrix, size=size, interp_type=interp_type, inverse_map=False,
+                            dtype=types.FLOAT)
     return fn.cast(warped, dtype=types.UINT8)
 
 
-def _translate(data, rel, length, interp_type, axis: int, offset, size):
-    """Shift FHWC ``data`` by ``rel`` of the frame's ``length`` along frame ``axis`` (0 = y, 1 = x),
-    filling with ``FILL``: output pixel ``i`` samples the input at ``i - shift``. The output is the
-    ``size`` (H, W) region at ``offset`` (y, x) from the input's corner. Bilinear: the integer part
-    is a padded slice one pixel longer than the output, the fraction a two-tap filter over it."""
+def _translate(data, anchor, shape, taps, axis: int, interp_type):
+    """Shift FHWC ``data`` along frame ``axis`` (0 = y, 1 = x), filling with ``FILL``: the
+    ``shape`` (H, W) slice of it at ``anchor`` (y, x; padded with the fill beyond it), and for
+    bilinear a filter of the two ``taps`` over that slice, one pixel longer along ``axis`` than the
+    output."""
     from nvidia.dali import fn, types
-    from nvidia.dali import math as dmath
 
-    src = length * rel * -1.0  # source offset of every output pixel
-    slice_kw = dict(axes=[1, 2], normalized_anchor=False, normalized_shape=False, out_of_bounds_policy="pad",
-                    fill_values=FILL)
-
-    def along(base, extra):  # (y, x) with ``extra`` added along ``axis``
-        return fn.stack(base[0] + extra, base[1]) if axis == 0 else fn.stack(base[0], base[1] + extra)
-
+    sliced = fn.slice(data, anchor, shape, axes=[1, 2], normalized_anchor=False, normalized_shape=False,
+                      out_of_bounds_policy="pad", fill_values=FILL)
     if interp_type == types.INTERP_NN:
-        return fn.slice(data, along(offset, dmath.floor(src + 0.5)), size, **slice_kw)
-    whole = dmath.floor(src)
-    frac = src - whole
-    longer = fn.slice(data, along(offset, whole), along(size, 1.0), **slice_kw)
-    taps = fn.reshape(fn.stack(1.0 - frac, frac), shape=[1, 2] if axis == 1 else [2, 1])
-    return fn.filter(longer, taps.gpu() if data.device == "gpu" else taps, mode="valid")
+        return sliced
+    taps = fn.reshape(taps, shape=[1, 2] if axis == 1 else [2, 1])
+    return fn.filter(sliced, taps.gpu() if data.device == "gpu" else taps, mode="valid")
 
 
 OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
@@ -296,8 +265,8 @@ OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solari
 
 class Step(NamedTuple):
     """One RandAugment op of each clip of a batch, as DALI nodes: the op index (``len(OP_NAMES)``:
-    skipped), magnitude bin and sign (1 = negated), int32, and ``geometry`` (float (8,): the whole frame's
-    H, W, the input's corner in the frame y, x, the output's region y0, x0, y1, x1)."""
+    skipped), magnitude bin and sign (1 = negated), int32, and ``geometry``: the geometric ops'
+    parameters (``pipeline.augment.op_block``), float."""
 
     op: object
     mag_bin: object

@@ -13,20 +13,22 @@ def run(spec, batches=8, batch_size=64, seed=5, base=BASE):
     records of (op index or -1 when skipped, magnitude bin)."""
     from nvidia.dali import fn, pipeline_def
 
-    from pipeline.augment import SKIPPED, draw_ops
+    from pipeline.augment import SKIPPED, draw_ops, op_block
     from pipeline.randaug import Step
 
     rng = np.random.default_rng(seed)
     draws = [[draw_ops(spec, rng) for _ in range(batch_size)] for _ in range(batches)]
     f, h, w = base.shape[:3]
-    geometry = np.array([h, w, 0, 0, 0, 0, h, w], np.float32)  # whole frames
+    full = (0, 0, h, w)  # whole frames
+    blocks = [[np.array([op_block(spec, *d[k], h, w, full, full) for k in range(spec.n)], np.float32) for d in b]
+              for b in draws]
 
     @pipeline_def(batch_size=batch_size, num_threads=2, device_id=None, enable_conditionals=True, seed=seed)
     def pipe():
         clip = fn.external_source(source=lambda: [base] * batch_size, layout="FHWC")
         ops = fn.external_source(source=iter([[d.astype(np.int32) for d in b] for b in draws]))
-        geo = fn.external_source(source=lambda: [geometry] * batch_size)
-        return rand_augment(clip, spec, [Step(ops[k, 0], ops[k, 1], ops[k, 2], geo) for k in range(spec.n)])
+        geo = fn.external_source(source=iter(blocks))
+        return rand_augment(clip, spec, [Step(ops[k, 0], ops[k, 1], ops[k, 2], geo[k]) for k in range(spec.n)])
 
     p = pipe()
     p.build()
@@ -149,35 +151,44 @@ def test_auto_contrast_keeps_flat_channels():
 
 @pytest.mark.parametrize("interp", ["bilinear", "nearest"])
 def test_fast_geometric_ops_match_a_filling_warp(interp):
-    """Translate (slice + two-tap filter) and the bordered, clamping warp give DALI's filling
-    ``warp_affine``'s pixels (to rounding) for the same transform."""
+    """Translate (slice + two-tap filter) and the bordered, clamping warp, with the parameters the
+    source computes for them (``op_block``), give the pixels (to rounding) of DALI's filling
+    ``warp_affine`` of the same transform built with DALI's own transforms."""
     from nvidia.dali import fn, pipeline_def, types
 
+    from pipeline.augment import op_block, op_param
     from pipeline.randaug import FILL, _translate, _warp
 
+    spec = parse_rand_augment("rand-m9-n1-mstd0-inc1", interp)
     interp_type = types.INTERP_NN if interp == "nearest" else types.INTERP_LINEAR
     clip = np.random.default_rng(2).integers(0, 256, (3, 30, 44, 3), dtype=np.uint8)
-    cases = [("tx", 0.2137), ("tx", -0.4161), ("ty", 0.3123), ("ty", -0.1029), ("rot", 17.0), ("rot", -29.0),
-             ("shx", 0.27), ("shy", -0.19)]
+    f, h, w, _ = clip.shape
+    full = (0, 0, h, w)
+    cases = [("TranslateXRel", 14, 0), ("TranslateXRel", 27, 1), ("TranslateYRel", 21, 0), ("TranslateYRel", 7, 1),
+             ("Rotate", 17, 0), ("Rotate", 29, 1), ("ShearX", 27, 0), ("ShearY", 19, 1)]
+
+    def const(values):
+        return types.Constant(np.asarray(values, np.float32), device="cpu")
 
     @pipeline_def(batch_size=1, num_threads=1, device_id=None)
     def pipe():
         x = fn.external_source(source=lambda: [clip], layout="FHWC")
-        shape = fn.cast(fn.slice(x.shape(dtype=types.INT32), 1, 2, axes=[0]), dtype=types.FLOAT)
-        zero = types.Constant(np.zeros(2, np.float32), device="cpu")
         outs = []
-        for kind, v in cases:
-            if kind in ("tx", "ty"):
-                axis = 1 if kind == "tx" else 0
-                ours = _translate(x, types.Constant(np.float32(v)), shape[axis], interp_type, axis, zero, shape)
-                off = [v * clip.shape[2], 0.0] if axis == 1 else [0.0, v * clip.shape[1]]
-                m = fn.transforms.translation(offset=off)
+        for name, mag_bin, sign in cases:
+            op = OP_NAMES.index(name)
+            v = op_param(spec, op, mag_bin, sign)
+            block = op_block(spec, op, mag_bin, sign, h, w, full, full)
+            if name.startswith("Translate"):
+                axis = 1 if name == "TranslateXRel" else 0
+                ours = _translate(x, const(block[0:2]), const(block[2:4]), const(block[4:6]), axis, interp_type)
+                m = fn.transforms.translation(offset=[v * w, 0.0] if axis == 1 else [0.0, v * h])
             else:
-                if kind == "rot":
-                    m = fn.transforms.rotation(angle=v, center=[clip.shape[2] / 2, clip.shape[1] / 2])
+                if name == "Rotate":
+                    m = fn.transforms.rotation(angle=v, center=[w / 2, h / 2])
                 else:
-                    m = fn.transforms.shear(shear=[v, 0.0] if kind == "shx" else [0.0, v])
-                ours = _warp(x, m, shape, interp_type)
+                    m = fn.transforms.shear(shear=[v, 0.0] if name == "ShearX" else [0.0, v])
+                ours = _warp(x, const(np.reshape(block[0:6], (2, 3))), const(block[6:8]), const(block[8:10]),
+                             interp_type)
             ref = fn.warp_affine(x, matrix=m, fill_value=FILL, interp_type=interp_type, inverse_map=False)
             outs += [ours, ref]
         return tuple(outs)
@@ -185,14 +196,14 @@ def test_fast_geometric_ops_match_a_filling_warp(interp):
     p = pipe()
     p.build()
     res = [np.asarray(o[0]).astype(int) for o in p.run()]
-    for (kind, v), ours, ref in zip(cases, res[::2], res[1::2]):
-        assert ours.shape == ref.shape == clip.shape, kind
+    for case, ours, ref in zip(cases, res[::2], res[1::2]):
+        assert ours.shape == ref.shape == clip.shape, case
         diff = np.abs(ours - ref)
-        if interp == "nearest" and kind in ("rot", "shx", "shy"):
-            assert (diff > 0).mean() < 0.002, (kind, v)  # the same pixels, ties at exact halves aside
+        if interp == "nearest" and not case[0].startswith("Translate"):
+            assert (diff > 0).mean() < 0.002, case  # the same pixels, ties at exact halves aside
         else:
-            assert diff.max() <= 1, (kind, v, diff.max())
-        assert (ours == FILL).mean() > 0.03, (kind, v)  # the fill came in
+            assert diff.max() <= 1, (case, diff.max())
+        assert (ours == FILL).mean() > 0.03, case  # the fill came in
 
 
 @pytest.mark.parametrize("portable,name", [(p, n) for p in (False, True) for n in ("Contrast", "AutoContrast")])
