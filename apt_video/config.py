@@ -56,7 +56,7 @@ class TrainConfig:
     test_num_crop: int = 3
     aa: str = "rand-m7-n4-mstd0.5-inc1"
     aa_interp: str = "bilinear"  # resampling of RandAugment's geometric ops: bilinear or nearest
-    aa_region: str = "frame"  # RandAugment on the full decoded frame (VideoMAE) or on the crop (cheaper)
+    aa_region: str = "frame"  # RandAugment on the full decoded frame (VideoMAE) or on the crop (crop-wide stats)
     color_jitter: float = 0.4  # recorded from the paper's table, never applied (as in VideoMAE)
     flip: bool = True
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area range
