@@ -49,7 +49,6 @@ def direction_names(classes: int, offset_deg: float, reverse: bool = False) -> l
             for k in range(classes)]
 
 
-
 def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, frames: int = 32,
                         size: tuple[int, int] = (128, 96), codec: str = "vp9", offset_deg: float = 0.0,
                         split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
@@ -58,9 +57,9 @@ def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, 
     (starting at ``offset_deg``), with VideoMAE list files ``train.csv``, ``val.csv``, ``test.csv``
     (paths relative to ``out``) and ``classes.txt``. Returns the paths of those files. ``reverse``:
     every motion turns back half way (opposite directions then differ only in their order).
-    ``distractor``: the class is the top half's direction; the bottom
-    half slides in a random one of the same directions (a frame-wide average of the motion mixes
-    the two; attending to the top half separates them)."""
+    ``distractor``: the class is the top half's direction; the bottom half slides in a random one
+    of the same directions (a frame-wide average of the motion mixes the two; attending to the top
+    half separates them)."""
     if codec not in CODECS:
         raise ValueError(f"codec={codec!r}; choose one of {', '.join(CODECS)}")
     out = Path(out)

@@ -16,7 +16,7 @@ The geometric ops' parameters are computed here too, in the regions' coordinates
 matrices and the translations' slices, so that the DALI graph holds one warp or one slice per op
 and no small operators to build them.
 
-All of it is one float32 row per augmentation (``plan_width(n)`` values):
+All of it is one float32 row per augmentation (``HEAD + PER_OP * n`` values):
 
     window y, x, h, w | region before the first op y0, x0, y1, x1 | the last region's corner y, x |
     per op: op index (``len(OP_NAMES)`` = skipped), magnitude bin, sign (1 = negated), and ``BLOCK``
@@ -68,10 +68,6 @@ class AugmentSpec:
         return self.rand_augment.n if self.rand_augment is not None else 0
 
 
-def plan_width(num_ops: int) -> int:
-    return HEAD + PER_OP * num_ops
-
-
 def crop_window(h: int, w: int, scale, ratio, rng: np.random.Generator) -> tuple[int, int, int, int]:
     """``(y, x, h, w)`` of a random resized crop of an ``h x w`` frame, as VideoMAE's
     ``_get_param_spatial_crop`` draws it: ten tries of an area in ``scale`` of the frame and a
@@ -106,16 +102,18 @@ def draw_ops(spec: RandAugmentSpec, rng: np.random.Generator) -> np.ndarray:
 
 def op_param(spec: RandAugmentSpec, op: int, mag_bin: int, sign: int) -> float:
     """The parameter a geometric op gets for a magnitude bin and sign (degrees for Rotate, the shear
-    factor, the translation as a fraction of the frame), as DALI's ``augmentation`` maps it:
-    ``linspace(0, top * mmax / 10, num_bins)[bin]``, negated for sign 1."""
+    factor, the translation as a fraction of the frame), mapped as DALI's ``augmentation`` maps the
+    other ops' magnitudes: ``linspace(0, top * mmax / 10, num_bins)[bin]``, negated for sign 1."""
     top = GEOMETRIC[OP_NAMES[op]] * spec.mmax / 10.0
     value = float(np.linspace(0.0, top, spec.num_bins, dtype=np.float32)[mag_bin])
     return -value if sign else value
 
 
 def op_matrix(name: str, param: float, h: int, w: int) -> np.ndarray:
-    """The 2x3 matrix (x, y, source to output pixels) of a warping op, as ``pipeline.randaug``
-    builds it with DALI's transforms: Rotate about the frame centre, Shear about the origin."""
+    """The 2x3 matrix (x, y, source to output pixels) of a warping op on the whole ``h x w`` frame:
+    Rotate about the frame centre, Shear about the origin, as DALI's ``transforms.rotation`` and
+    ``transforms.shear`` define them (tests/test_randaug.py compares the two). The regions are walked
+    back with it and the warps' matrices built from it."""
     if name == "Rotate":
         a = math.radians(param)
         r = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])

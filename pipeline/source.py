@@ -41,7 +41,7 @@ class Sample(NamedTuple):
     route: np.ndarray  # bool: True when DALI decodes
     error: np.ndarray  # uint8 (ERROR_BYTES,) reason of a failure, UTF-8, zero-padded
     expand: np.ndarray  # int32 view frame -> decoded frame (test views decode each frame once)
-    plan: np.ndarray  # float32 (num_sample, plan_width): each training augmentation (pipeline.augment)
+    plan: np.ndarray  # float32 (num_sample, HEAD + PER_OP * n): each training augmentation (pipeline.augment)
 
 
 #: DALI types and layouts of the fields, in order

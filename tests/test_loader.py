@@ -142,6 +142,32 @@ def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, i
     assert all(f.reason for f in loader.failures)
 
 
+def test_training_with_rand_augment_on_regions_reports_broken_files_and_goes_on(tmp_path, index_videos):
+    """Training clips with every RandAugment op drawn (each planned on the regions its crop needs):
+    broken files on both decode routes are reported, the placeholders of the failed samples (8x8)
+    go through the same plan, and every good video is delivered."""
+    import shutil
+
+    from pipeline.randaug import parse_rand_augment
+
+    ok = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
+    broken = []
+    for codec in ("vp9", "h264"):
+        p = tmp_path / index_videos[codec].name
+        shutil.copy(index_videos[codec], p)
+        broken.append(probe_video(p, label=1))
+        p.write_bytes(p.read_bytes()[:300])  # cut after probing
+    augment = AugmentSpec(rand_augment=parse_rand_augment("rand-m9-n4-mstd1-inc1-p1"), scale=(0.05, 1.0))
+    loader = VideoLoader(ok[:2] + [broken[0]] + ok[2:] + [broken[1]], SPEC, batch_size=2, num_workers=1,
+                         num_sample=2, augment=augment)
+    batches = list(loader.epoch(0))
+    assert {k for b in batches for k in b.ids} == {0, 1, 3}
+    assert all(b.video.shape[1:] == (3, SPEC.num_frames, SPEC.input_size, SPEC.input_size) for b in batches)
+    assert all(torch.isfinite(b.video).all() for b in batches)
+    # an epoch wraps around to whole batches, so a video may come (and fail) twice; each listed
+    assert {f.index for f in loader.failures} == {2, 4} and all(f.reason for f in loader.failures)
+
+
 def test_variable_frame_rate_is_indexed_in_decode_order(tmp_path):
     pts = np.cumsum([0] + [20, 60] * 20)[:40].tolist()  # alternating 20 ms and 60 ms gaps
     path = write_video(tmp_path / "vfr.webm", index_frames(40, 64, 48), "vp9", fps=25, pts=pts)

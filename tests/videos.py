@@ -26,9 +26,7 @@ def read_index(frame: np.ndarray) -> int:
     return int(np.clip(np.round((g - 8) / 16), 0, 15)) * 16 + int(np.clip(np.round((r - 8) / 16), 0, 15))
 
 
-# -- the motion-direction dataset -----------------------------------------------------------------------
-
-
+# -- broken files -------------------------------------------------------------------------------------------
 def write_broken_videos(folder, mp4: bytes) -> list[str]:
     """Files that fail at each stage of probing, in ``folder``: an empty file, text named like a
     video, an MP4 cut in half (``mp4``: a whole one's bytes) and random bytes. Returns their names."""
