@@ -1,4 +1,5 @@
-"""Training curves of one or more runs: top-1, top-5 and validation loss against epoch."""
+"""Training curves of one or more runs against epoch: top-1, validation loss, and top-5 where some
+run has more than 5 classes (else the training loss: top-5 of 5 classes or fewer is a flat 100%)."""
 from __future__ import annotations
 
 import csv
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
-PANELS = (("val_top1", "top-1 (%)"), ("val_top5", "top-5 (%)"), ("val_loss", "validation loss"))
+TOP1, TOP5, VAL_LOSS, TRAIN_LOSS, LR = (("val_top1", "top-1 (%)"), ("val_top5", "top-5 (%)"),
+                                       ("val_loss", "validation loss"), ("train_loss", "training loss"),
+                                       ("lr", "learning rate"))
 
 
 def read_run(run: Path) -> tuple[dict, list[dict]]:
@@ -19,6 +22,28 @@ def read_run(run: Path) -> tuple[dict, list[dict]]:
     return config or {}, rows
 
 
+def run_classes(run: Path) -> int | None:
+    """How many classes the run's model has (from its weights' card), or None if it has no weights."""
+    from models.artifact import read_card
+    from models.checkpoint import CheckpointError
+
+    weights = run / "checkpoints" / "last.safetensors"
+    try:
+        return len(read_card(weights).classes) if weights.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def choose_panels(classes: list[int | None], rows: list[list[dict]]) -> list[tuple[str, str]]:
+    """The panels worth drawing for these runs: each run's class count (None: unknown) and metric
+    rows. Top-5 only where some run has more than 5 classes (or an unknown count); in its place the
+    training loss; the learning rate where there is no loss at all; a panel only if some row has it."""
+    wide = any(c is None or c > 5 for c in classes)
+    wanted = [TOP1, TOP5 if wide else TRAIN_LOSS, VAL_LOSS, LR]
+    present = [p for p in wanted if any(p[0] in r for run in rows for r in run)]
+    return present[:3]
+
+
 def run_labels(configs: list[dict], names: list[str]) -> list[str]:
     """Label each run by the config keys whose values differ between the runs (else its folder)."""
     keys = sorted({k for c in configs for k in c})
@@ -28,24 +53,29 @@ def run_labels(configs: list[dict], names: list[str]) -> list[str]:
     return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
 
 
-def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None):
-    """Write a three-panel figure (one line per run) to ``out``; returns the matplotlib figure."""
+def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None, labels: list[str] | None = None):
+    """Write a figure of up to three panels (``choose_panels``; one line per run, labelled ``labels``
+    or else by what differs between the runs) to ``out``; returns the matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     loaded = [read_run(Path(r)) for r in runs]
-    labels = run_labels([c for c, _ in loaded], [Path(r).name for r in runs])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    labels = labels or run_labels([c for c, _ in loaded], [Path(r).name for r in runs])
+    panels = choose_panels([run_classes(Path(r)) for r in runs], [rows for _, rows in loaded]) or [TOP1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    axes = list(axes[0])
     for (_, rows), label in zip(loaded, labels):
-        for ax, (key, _) in zip(axes, PANELS):
+        for ax, (key, _) in zip(axes, panels):
             pts = [(r["epoch"], r[key]) for r in rows if key in r]
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=3, label=label)
-    for ax, (_, name) in zip(axes, PANELS):
+    for ax, (key, name) in zip(axes, panels):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
+        if key == "lr":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     if title:

@@ -43,7 +43,13 @@ def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng:
     return out
 
 
-def direction_names(classes: int, offset_deg: float, reverse: bool = False) -> list[tuple[str, float]]:
+def direction_names(classes: int, offset_deg: float, reverse: bool = False,
+                    axis: bool = False) -> list[tuple[str, float]]:
+    """Each class's name and angle: ``classes`` directions over the circle, or with ``axis``
+    ``classes`` lines of motion over half of it (a video then slides either way along its line)."""
+    if axis:
+        return [(f"along_{(offset_deg + 180 * k / classes) % 180:05.1f}deg", offset_deg + 180 * k / classes)
+                for k in range(classes)]
     suffix = "_and_back" if reverse else ""
     return [(f"move_{(offset_deg + 360 * k / classes) % 360:05.1f}deg{suffix}", offset_deg + 360 * k / classes)
             for k in range(classes)]
@@ -52,19 +58,22 @@ def direction_names(classes: int, offset_deg: float, reverse: bool = False) -> l
 def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, frames: int = 32,
                         size: tuple[int, int] = (128, 96), codec: str = "vp9", offset_deg: float = 0.0,
                         split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
-                        reverse: bool = False, distractor: bool = False) -> dict[str, Path]:
+                        reverse: bool = False, distractor: bool = False, axis: bool = False) -> dict[str, Path]:
     """Write ``classes`` x ``per_class`` videos of a texture moving in one of ``classes`` directions
     (starting at ``offset_deg``), with VideoMAE list files ``train.csv``, ``val.csv``, ``test.csv``
     (paths relative to ``out``) and ``classes.txt``. Returns the paths of those files. ``reverse``:
     every motion turns back half way (opposite directions then differ only in their order).
     ``distractor``: the class is the top half's direction; the bottom half slides in a random one
     of the same directions (a frame-wide average of the motion mixes the two; attending to the top
-    half separates them)."""
+    half separates them). ``axis``: the class is the line of motion (``classes`` lines from
+    ``offset_deg`` over 180 degrees), each video sliding one way or the other along it at random:
+    features that tell 4 directions apart hold the 4 lines of 8 directions only as an XOR (the
+    diagonals' two lines are sums of the same direction features), which no linear probe separates."""
     if codec not in CODECS:
         raise ValueError(f"codec={codec!r}; choose one of {', '.join(CODECS)}")
     out = Path(out)
     rng = np.random.default_rng(seed)
-    names = direction_names(classes, offset_deg, reverse)
+    names = direction_names(classes, offset_deg, reverse, axis)
     width, height = size
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     ext = CODECS[codec][1]
@@ -74,7 +83,8 @@ def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, 
         for i in range(per_class):
             rel = Path("videos") / name / f"{name}_{i:03d}{ext}"
             bottom = names[int(rng.integers(len(names)))][1] if distractor else None
-            write_video(out / rel, motion_clip(angle, frames, width, height, rng, reverse, bottom), codec)
+            way = angle + 180 * int(rng.integers(2)) if axis else angle
+            write_video(out / rel, motion_clip(way, frames, width, height, rng, reverse, bottom), codec)
             part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
             lists[part].append(f"{rel.as_posix()} {label}")
     paths = {}

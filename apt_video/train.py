@@ -303,8 +303,9 @@ RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv",
 def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
           resume: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
-    Returns the final record (history and test metrics). A folder that already holds a run is
-    continued (``resume``) or started afresh (``overwrite``), never written over silently."""
+    Returns the final record (history, trainable and total parameter counts, test metrics). A folder
+    that already holds a run is continued (``resume``) or started afresh (``overwrite``), never
+    written over silently."""
     d = setup_distributed()
     torch.manual_seed(cfg.seed + d.rank)
     run_dir, data_root = Path(output), Path(data_root)
@@ -441,7 +442,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             writer.flush()
             log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch"))
         d.barrier()
-    result = {"history": history}
+    result = {"history": history, "parameters": {"trainable": trainable, "total": total}}
     if cfg.final_test and has_part(cfg, data_root, "test"):
         result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped)
     if writer:

@@ -10,7 +10,7 @@ import pytest
 from apt_video.cli import main
 from pipeline.data import DataError, open_dataset, read_list_file, read_manifest, read_ssv2
 from pipeline.probe import default_paths, probe_dataset
-from pipeline.video import write_video
+from pipeline.video import decode_frames, write_video
 from videos import index_frames
 from pipeline.video import probe_video
 
@@ -257,3 +257,20 @@ def test_distractor_videos_move_their_class_on_top_and_any_direction_below(tmp_p
     labels = [int(line.split()[1]) for part in ("train", "val", "test")
               for line in (tmp_path / "d" / f"{part}.csv").read_text().splitlines()]
     assert sorted(labels) == [k for k in range(4) for _ in range(4)]
+
+
+def test_axis_videos_slide_either_way_along_their_class_line(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "x"), "--classes", "4", "--per-class", "6", "--frames", "6",
+                 "--size", "64x48", "--axis", "--seed", "3"]) == 0
+    assert "wrote 24 videos" in capsys.readouterr().out
+    names = (tmp_path / "x" / "classes.txt").read_text().split()
+    assert names == ["along_000.0deg", "along_045.0deg", "along_090.0deg", "along_135.0deg"]
+    ways = set()
+    for part in ("train", "val", "test"):
+        for line in (tmp_path / "x" / f"{part}.csv").read_text().splitlines():
+            rel, label = line.split()
+            if label != "0":
+                continue
+            clip = decode_frames(tmp_path / "x" / rel, range(6))
+            ways.add(np.sign(_shift(clip[2], clip[4])))  # line 0 is horizontal: right or left
+    assert ways == {-1, 1}  # both ways along the line share the class

@@ -7,11 +7,14 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", default="demo-work", help="folder for everything the demo creates")
     p.add_argument("--quick", action="store_true", help="a reduced run (fewer videos and epochs) for tests")
+    p.add_argument("--seed", type=int, default=0, help="seed of task B's videos and trainings (default 0)")
+    p.add_argument("--ablation", action="store_true",
+                   help="also sweep prompt dropout 0, 0.1, 0.2 on task B and plot it (ablation/sweep.png)")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.demo import run_demo
 
-    run_demo(args.work, quick=args.quick, progress=not args.no_progress)
+    run_demo(args.work, quick=args.quick, progress=not args.no_progress, seed=args.seed, ablation=args.ablation)
     return 0

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distractor", action="store_true",
                    help="the top half's direction is the class; the bottom half slides a random one of the same "
                         "directions")
+    p.add_argument("--axis", action="store_true",
+                   help="the class is the line of motion, either way along it (--classes lines over 180 degrees)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
                                 args.offset_deg, seed=args.seed, reverse=args.reverse,
-                                distractor=args.distractor)
+                                distractor=args.distractor, axis=args.axis)
     print(f"wrote {args.classes * args.per_class} videos to {args.out}: " + ", ".join(
         f"{k} {v.name}" for k, v in paths.items()))
     return 0
