@@ -77,6 +77,9 @@ def make_data(work: Path, sizes: Sizes, seed: int = 0) -> None:
         make_motion_dataset(work / "taskA", 4, sizes.per_class, 24, (64, 48), seed=1)
     b = work / "taskB"
     mark = b / "seed.txt"
+    if (b / "test.csv").is_file() and not mark.is_file():
+        raise DataError(f"{b}: made by an earlier apt-video demo (another task B); remove {b.parent} or "
+                        f"pass another --work")
     if mark.is_file() and mark.read_text().strip() != str(seed):
         raise DataError(f"{b}: holds task B of seed {mark.read_text().strip()}, not {seed}; "
                         f"pass another --work for another seed")

@@ -12,6 +12,7 @@ import torch
 
 from apt_video.cli import main
 from apt_video.synth import make_motion_dataset
+from pipeline.data import DataError
 from pipeline.video import write_video
 from videos import write_broken_videos
 
@@ -211,6 +212,23 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
     assert figure == work / "ablation" / "sweep.png" and figure.is_file()
     assert sorted(p.name for p in figure.parent.iterdir() if p.is_dir()) == [
         "prompt_dropout=0.0", "prompt_dropout=0.1", "prompt_dropout=0.2"]
+
+
+def test_demo_refuses_a_work_folder_of_another_task_b(tmp_path):
+    """An older demo's folder (its task B, no seed mark) or another seed's is refused, not trained
+    on under the new task's name."""
+    from apt_video.demo import QUICK, make_data
+
+    (tmp_path / "taskA").mkdir()
+    (tmp_path / "taskA" / "classes.txt").write_text("a\n")
+    (tmp_path / "taskB").mkdir()
+    (tmp_path / "taskB" / "test.csv").write_text("videos/x.webm 0\n")
+    with pytest.raises(DataError, match="earlier apt-video demo"):
+        make_data(tmp_path, QUICK)
+    (tmp_path / "taskB" / "seed.txt").write_text("1\n")
+    with pytest.raises(DataError, match="seed 1, not 0"):
+        make_data(tmp_path, QUICK)
+    assert main(["demo", "--work", str(tmp_path), "--quick", "--no-progress"]) == 2
 
 
 # -- nothing lost, nothing wrong: the adversarial cases -------------------------------------------------

@@ -15,6 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.demo import run_demo
+    from apt_video.errors import UserError
+    from pipeline.data import DataError
 
-    run_demo(args.work, quick=args.quick, progress=not args.no_progress, seed=args.seed, ablation=args.ablation)
+    try:
+        run_demo(args.work, quick=args.quick, progress=not args.no_progress, seed=args.seed, ablation=args.ablation)
+    except DataError as exc:  # a work folder of another task B or seed
+        raise UserError(str(exc)) from None
     return 0
