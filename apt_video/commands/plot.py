@@ -1,4 +1,4 @@
-"""``apt-video plot RUN_DIR... --out fig.png``: top-1, top-5 and validation loss per epoch."""
+"""``apt-video plot RUN_DIR... --out fig.png``: top-1 and losses (top-5 past 5 classes) per epoch."""
 from __future__ import annotations
 
 import argparse
