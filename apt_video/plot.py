@@ -35,11 +35,11 @@ def run_classes(run: Path) -> int | None:
 
 
 def choose_panels(classes: list[int | None], rows: list[list[dict]]) -> list[tuple[str, str]]:
-    """The panels worth drawing for these runs: each run's class count (None: unknown) and metric
-    rows. Top-5 only where some run has more than 5 classes (or an unknown count); in its place the
-    training loss; the learning rate where there is no loss at all; a panel only if some row has it."""
+    """Up to three panels worth drawing for these runs, from each run's class count (None: unknown)
+    and metric rows: top-1, top-5 only where some run has more than 5 classes (or an unknown count),
+    validation loss; a panel no row has gives way to the training loss, then the learning rate."""
     wide = any(c is None or c > 5 for c in classes)
-    wanted = [TOP1, TOP5 if wide else TRAIN_LOSS, VAL_LOSS, LR]
+    wanted = [TOP1, TOP5, VAL_LOSS, TRAIN_LOSS, LR] if wide else [TOP1, TRAIN_LOSS, VAL_LOSS, LR]
     present = [p for p in wanted if any(p[0] in r for run in rows for r in run)]
     return present[:3]
 

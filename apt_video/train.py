@@ -355,6 +355,11 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     pretrained = _load_backbone(model, finetune) if finetune else None
     if state is not None:
         _check_resumable(state, cfg)
+        began = (state.get("pretrained") or {}).get("sha256")
+        if pretrained is not None and began and pretrained.sha256 != began:
+            raise CheckpointError(f"{finetune}: not the backbone this run was trained on (sha256 "
+                                  f"{pretrained.sha256[:12]}..., the run's {began[:12]}...); resume with "
+                                  f"that one, or start a new run")
         if not finetune and state.get("pretrained"):  # the run's backbone, as it was (the state holds only
             rec = models.Backbone(**state["pretrained"])  # what the run trained)
             if not Path(rec.path).is_file() or models.sha256_file(rec.path) != rec.sha256:

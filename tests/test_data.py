@@ -274,3 +274,4 @@ def test_axis_videos_slide_either_way_along_their_class_line(tmp_path, capsys):
             clip = decode_frames(tmp_path / "x" / rel, range(6))
             ways.add(np.sign(_shift(clip[2], clip[4])))  # line 0 is horizontal: right or left
     assert ways == {-1, 1}  # both ways along the line share the class
+    assert main(["synth", str(tmp_path / "y"), "--axis", "--reverse"]) == 2 and not (tmp_path / "y").exists()

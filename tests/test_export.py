@@ -394,6 +394,13 @@ def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_r
     nodes = quantized_nodes(where / "model.onnx")
     assert nodes.get("MatMul", 0) >= 4 * 4 and nodes.get("Conv") == 1 and nodes.get("Gemm", 0) + nodes.get("MatMul", 0)
     assert not any(op in nodes for op in FLOAT_OPS)  # LayerNorm, softmax and attention stay in float
+    import onnx
+
+    graph = onnx.load(str(where / "model.onnx"), load_external_data=False).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    requantized = [n.name for n in graph.node if n.op_type == "QuantizeLinear" and made_by.get(n.input[0]) in
+                   ("MatMul", "Gemm")]
+    assert requantized == []  # Q/DQ on the products' inputs only: their outputs stay float
     assert unsupported_ops(where / "model.onnx") == []  # TensorRT's parser takes the Q/DQ graph
     package32, where32 = export_run(run, tmp_path / "fp32", tensorrt=False)
     test = task_data / "B" / "test.csv"

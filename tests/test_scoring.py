@@ -215,20 +215,17 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
 
 
 def test_demo_refuses_a_work_folder_of_another_task_b(tmp_path):
-    """An older demo's folder (its task B, no seed mark) or another seed's is refused, not trained
-    on under the new task's name."""
+    """Task B made with another seed or held-out count is refused, not trained on (its runs would
+    be of another task); the refusal is one line, exit 2."""
     from apt_video.demo import QUICK, make_data
 
     (tmp_path / "taskA").mkdir()
     (tmp_path / "taskA" / "classes.txt").write_text("a\n")
-    (tmp_path / "taskB").mkdir()
-    (tmp_path / "taskB" / "test.csv").write_text("videos/x.webm 0\n")
-    with pytest.raises(DataError, match="earlier apt-video demo"):
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "lines" / "made.txt").write_text("seed 1, 6 held-out videos per class\n")
+    with pytest.raises(DataError, match="made with seed 1, 6 held-out videos per class, not seed 0, 6"):
         make_data(tmp_path, QUICK)
-    (tmp_path / "taskB" / "seed.txt").write_text("1\n")
-    with pytest.raises(DataError, match="seed 1, not 0"):
-        make_data(tmp_path, QUICK)
-    assert main(["demo", "--work", str(tmp_path), "--quick", "--no-progress"]) == 2
+    assert main(["demo", "--work", str(tmp_path), "--no-progress"]) == 2  # 10 held-out videos per class
 
 
 # -- nothing lost, nothing wrong: the adversarial cases -------------------------------------------------

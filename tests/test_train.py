@@ -267,6 +267,8 @@ def test_plot_chooses_panels_from_the_data_and_labels_runs_by_difference(tmp_pat
     assert names([None], [full]) == ["val_top1", "val_top5", "val_loss"]  # class count unknown: keep top-5
     assert names([5], [full]) == ["val_top1", "train_loss", "val_loss"]
     assert names([5], [[{"epoch": 0, "val_top1": 1, "lr": 5}]]) == ["val_top1", "lr"]
+    no_top5 = [{k: v for k, v in full[0].items() if k != "val_top5"}]
+    assert names([101], [no_top5]) == ["val_top1", "val_loss", "train_loss"]  # a missing panel gives way
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["A", "B"]  # the two runs differ in many keys: labelled by folder
     assert Image.open(tmp_path / "fig.png").size[0] > 1000
@@ -312,3 +314,7 @@ def test_resume_reloads_the_backbone_the_run_was_trained_on(tmp_path, prompt_run
     torch.save(state, run / "checkpoints" / "last_state.pt")
     with pytest.raises(models.CheckpointError, match="missing or changed"):
         train(load_config("demo", sets=["epochs=10"]), task_data / "B", run, resume="auto", progress=False)
+    # --finetune naming another backbone than the run's: old prompts on new features, refused
+    with pytest.raises(models.CheckpointError, match="not the backbone this run was trained on"):
+        train(load_config("demo", sets=["epochs=10"]), task_data / "B", run, finetune=str(moved), resume="auto",
+              progress=False)

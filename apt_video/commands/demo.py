@@ -6,7 +6,7 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", default="demo-work", help="folder for everything the demo creates")
-    p.add_argument("--quick", action="store_true", help="a reduced run (fewer videos and epochs) for tests")
+    p.add_argument("--quick", action="store_true", help="a reduced run for tests (fewer held-out videos)")
     p.add_argument("--seed", type=int, default=0, help="seed of task B's videos and trainings (default 0)")
     p.add_argument("--ablation", action="store_true",
                    help="also sweep prompt dropout 0, 0.1, 0.2 on task B and plot it (ablation/sweep.png)")

@@ -38,7 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from apt_video.errors import UserError
     from apt_video.synth import make_motion_dataset
+
+    if args.axis and (args.reverse or args.distractor):
+        raise UserError("--axis: the class is a line of motion, either way along it; it does not combine with "
+                        "--reverse or --distractor")
 
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
                                 args.offset_deg, seed=args.seed, reverse=args.reverse,
