@@ -18,7 +18,6 @@ through ``sweep``, drawn as top-1 and losses against epoch (``ablation/sweep.png
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ WAYS = (("linear probe", "linear"), ("APT", "prompt"), ("end2end", "end2end"))
 #: prompts start to pay off after about 25 epochs (at 20 APT was level with the probe, at 40 it led
 #: by 18 to 22 points), with a 10x lr and 32 prompts (8 prompts at 40 epochs: 75%, 32: 91%)
 TASK_B = ["lr=3.0", "prompt_num_tokens=32"]
+VIEWS = (10, 3)  # the test views of the table (and so of the exported package that scores the held-out folder)
 
 
 @dataclass
@@ -118,8 +118,8 @@ def compare_ways(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
     backbone = load_config("demo_backbone")
     ways = []
     for name, transfer in (w for w in WAYS if w[1] in transfers):
-        sets = TASK_B + [f"epochs={sizes.epochs}", f"transfer_type={transfer}", f"seed={seed}",
-                         "eval_freq=2", "test_num_segment=10", "test_num_crop=3"]
+        sets = TASK_B + [f"epochs={sizes.epochs}", f"transfer_type={transfer}", f"seed={seed}", "eval_freq=2",
+                         f"test_num_segment={VIEWS[0]}", f"test_num_crop={VIEWS[1]}"]
         if transfer == "end2end":
             sets += [f"lr={backbone.lr}", f"weight_decay={backbone.weight_decay}"]
         run = work / "runs" / f"B_{transfer}"
@@ -133,7 +133,7 @@ def compare_ways(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
 def ways_table(ways: list[Way], videos: int, classes: int = 4) -> str:
     """The ways as a text table: trainable parameters (and their share of the model's, which is
     what end2end trains) and held-out top-1."""
-    lines = [f"task B, {videos} held-out videos, 10x3 views (chance {100 / classes:.0f}%):",
+    lines = [f"task B, {videos} held-out videos, {VIEWS[0]}x{VIEWS[1]} views (chance {100 / classes:.0f}%):",
              f"  {'way':<14}{'trainable':>12}{'of all':>9}{'top-1':>9}"]
     lines += [f"  {w.name:<14}{w.trainable:>12,}{100 * w.trainable / w.total:>8.1f}%{w.top1:>8.1f}%" for w in ways]
     return "\n".join(lines)
@@ -176,7 +176,7 @@ def run_demo(work: str | Path = "demo-work", quick: bool = False, progress: bool
     say("[5/6] scoring the held-out folder with 10x3 views")
     out = work / "heldout_predictions.csv"
     out.unlink(missing_ok=True)
-    report = score_videos(heldout / "videos", work / "export", out, views=(10, 3),
+    report = score_videos(heldout / "videos", work / "export", out,  # the package's views: the table's 10x3
                           labels=heldout / "test.csv", progress=progress)
     r = report.result
     say(f"      {r.total} videos, {r.ok} ok; top-1 {report.metrics['top1']:.1f}% (chance 25%); "
@@ -193,8 +193,3 @@ def run_demo(work: str | Path = "demo-work", quick: bool = False, progress: bool
     say(f"demo done in {seconds:.0f} s; everything is in {work} (curves.png, heldout_predictions.csv, export/, runs/)")
     return DemoResult(work, a_top1, ways, report.metrics["top1"], seconds, figure)
 
-
-def share_backbone(src: Path, dst: Path) -> None:
-    """Copy task A and its trained backbone from one demo folder to another (another seed of B)."""
-    for part in ("taskA", "runs/backbone"):
-        shutil.copytree(src / part, dst / part, dirs_exist_ok=True)

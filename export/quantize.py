@@ -5,8 +5,9 @@ QuantizeLinear/DequantizeLinear pairs on the inputs of the matrix products and t
 (their weights and activations), not on the matrix products' outputs: that is TensorRT's placement
 for explicit quantization, and on the CPU ONNX Runtime then runs each ``MatMul`` as one
 ``MatMulIntegerToFloat`` (int8 product, float output, bias and activation in float) instead of a
-``QLinearMatMul`` whose uint8 output is dequantized again: 1.42x fp32 against 1.32x in one run
-(ViT-S, 2-core AMD EPYC), and one rounding fewer per layer:
+``QLinearMatMul`` whose uint8 output is dequantized again (ViT-S, 2-core AMD EPYC, the two graphs
+timed interleaved: 1.42x fp32 against 1.32x; ``apt-video bench infer``: 1.36-1.39x), and one
+rounding fewer per layer:
 
 - ``int8``: ``MatMul``, ``Gemm`` and ``Conv``; int8 weights per output channel, uint8 activations
   per tensor from the calibration clips' ranges (min/max). Runs in ONNX Runtime on the CPU and
@@ -91,7 +92,7 @@ def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarra
     finally:
         clean.unlink(missing_ok=True)
     return {"quantizer": f"onnxruntime.quantization.quantize_static {onnxruntime.__version__}", "format": "QDQ",
-            "ops": list(QUANTIZED_OPS[precision]), **facts,
+            "ops": list(QUANTIZED_OPS[precision]), "float_outputs": list(FLOAT_OUTPUT), **facts,
             "calibration_clips": int(len(calibration)), "calibration_sha256": _sha(calibration)}
 
 

@@ -39,7 +39,8 @@ from .randaug import BINS_PER_UNIT, GEOMETRIC, OP_NAMES, STATISTICS, RandAugment
 AA_REGIONS = ("frame", "crop")  # where RandAugment runs: the full decoded frame (VideoMAE) or the crop
 MARGIN = 2  # pixels beyond a box that a bilinear sample of it may read
 SKIPPED = len(OP_NAMES)  # the op index of an op that was drawn but not applied (identity)
-HEAD = 10  # window (4), first region (4), last region's corner (2)
+WINDOW, FIRST_REGION, LAST_CORNER = slice(0, 4), slice(4, 8), slice(8, 10)  # where a row holds them
+HEAD = LAST_CORNER.stop  # window (4), first region (4), last region's corner (2)
 BLOCK = 10  # a geometric op's parameters
 PER_OP = 3 + BLOCK  # op, bin, sign, parameters
 WARPS = ("Rotate", "ShearX", "ShearY")

@@ -17,7 +17,7 @@ import numpy as np
 
 from models.card import ClipSpec
 
-from .augment import AA_REGIONS, HEAD, PER_OP, AugmentSpec
+from .augment import AA_REGIONS, FIRST_REGION, HEAD, LAST_CORNER, PER_OP, WINDOW, AugmentSpec
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 
 __all__ = ["AA_REGIONS", "AugmentSpec", "source_outputs", "train_pipeline", "views_pipeline"]
@@ -83,12 +83,12 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
 
     origin = types.Constant(np.zeros(2, np.float32), device="cpu")
     if augment.num_ops and augment.aa_region == "frame":
-        first = plan[4:8]
+        first = plan[FIRST_REGION]
         clip = fn.slice(clip, first[0:2], first[2:4] - first[0:2], axes=[1, 2], normalized_anchor=False,
                         normalized_shape=False, out_of_bounds_policy="pad", fill_values=FILL)
         clip = rand_augment(clip, augment.rand_augment, steps())
-        origin = plan[8:10]  # the last region's corner
-    window = plan[0:4]
+        origin = plan[LAST_CORNER]
+    window = plan[WINDOW]
     start = window[0:2] - origin
     # the crop window, resized: bilinear without antialiasing, as VideoMAE (torch interpolate)
     clip = fn.resize(clip, size=[spec.input_size] * 2, roi_start=start, roi_end=start + window[2:4],

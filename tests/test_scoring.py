@@ -173,12 +173,13 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
     both, close to end2end with a few percent of its trainable parameters."""
     import shutil
 
-    from apt_video.demo import QUICK, compare_ways, share_backbone
+    from apt_video.demo import QUICK, compare_ways, make_data, run_demo
 
-    work = tmp_path / "demo"
-    shutil.copytree(task_data / "A", work / "taskA")
-    shutil.copytree(backbone_run[0], work / "runs" / "backbone")
-    assert main(["demo", "--work", str(work), "--quick", "--no-progress"]) == 0
+    work, second = tmp_path / "demo", tmp_path / "seed1"
+    for folder in (work, second):
+        shutil.copytree(task_data / "A", folder / "taskA")
+        shutil.copytree(backbone_run[0], folder / "runs" / "backbone")
+    result = run_demo(work, quick=True, progress=False)
     out = capsys.readouterr().out
     assert "[6/6]" in out and "videos/s" in out
     table = out[out.index("task B, 24 held-out videos"):].splitlines()
@@ -188,14 +189,11 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
         assert (work / f).is_file(), f
     metrics = json.loads((work / "heldout_predictions.csv.metrics.json").read_text())
     apt = json.loads((work / "runs" / "B_prompt" / "test_metrics.json").read_text())
-    assert metrics["videos"] == apt["videos"] == 24
+    assert metrics["videos"] == apt["videos"] == 24 and result.heldout_top1 == metrics["top1"]
     assert metrics["top1"] == pytest.approx(apt["top1"], abs=100 / 24 + 1e-9)  # the package scores as training tested
 
-    ways = {w.transfer_type: w for w in compare_ways(work, QUICK, seed=0, progress=False)}  # resumed: read back
-    second = tmp_path / "seed1"
-    share_backbone(work, second)
-    from apt_video.demo import make_data
-
+    ways = {w.transfer_type: w for w in result.ways}
+    assert ways["prompt"].top1 == apt["top1"]
     make_data(second, QUICK, seed=1)
     again = {w.transfer_type: w for w in compare_ways(second, QUICK, seed=1, progress=False,
                                                       transfers=("linear", "prompt"))}
