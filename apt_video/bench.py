@@ -178,11 +178,27 @@ def _rate(fn, x, reps: int) -> float:
     return reps * len(x) / (time.perf_counter() - t0)
 
 
+def _interleaved(fns: dict, x: np.ndarray, rounds: int) -> dict:
+    """Clips/s of each of ``fns`` (name -> function of a batch) in each of ``rounds`` rounds, one batch
+    each in turn after a warm-up: a shared machine's drifts then fall on all of them alike, where
+    timing one after the other would hand a slow spell to one side."""
+    for fn in fns.values():
+        fn(x)
+    rates = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(x)
+            rates[name].append(len(x) / (time.perf_counter() - t0))
+    return rates
+
+
 def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: int = 2, reps: int = 3,
-                precisions: str = "fp32") -> dict:
+                precisions: str = "fp32", rounds: int = 7) -> dict:
     """Clips/s of one network: eager PyTorch (the baseline), folded SDPA PyTorch, ONNX Runtime, the
     same without prompts, and, with ``int8`` in ``precisions``, the Q/DQ int8 graph in ONNX Runtime
-    against the fp32 one in the same run (calibrated on random clips: a speed figure, not accuracy)."""
+    against the fp32 one in the same run (calibrated on random clips: a speed figure, not accuracy),
+    the two timed in turn over ``rounds`` rounds and compared by their median rates."""
     from export import export_onnx, onnx_session
 
     from .baselines import EagerViT
@@ -218,12 +234,15 @@ def bench_infer(work: Path, model_name: str = "vit_small_patch16_224", batch: in
 
         quantize_int8(onnx_path, work / "infer_int8.onnx", torch.randn(4, *x.shape[1:]).numpy())
         s8, _ = onnx_session(work / "infer_int8.onnx")
-        int8 = _rate(lambda v: s8.run(None, {"video": v.numpy()}), x, reps)
-        fp32 = _rate(lambda v: sess.run(None, {"video": v.numpy()}), x, reps)  # again, next to it
+        rates = _interleaved({"int8": lambda v: s8.run(None, {"video": v}),
+                              "fp32": lambda v: sess.run(None, {"video": v})}, x.numpy(), rounds)
+        int8, fp32 = float(np.median(rates["int8"])), float(np.median(rates["fp32"]))
+        each = [a / b for a, b in zip(rates["int8"], rates["fp32"])]
         res.update(int8_clips_per_s=int8, fp32_clips_per_s_same_run=fp32, int8_vs_fp32=int8 / fp32,
-                   int8_vs_floor=int8 / floor, cpu_int8_features=_int8_features())
-        print(f"int8 (ONNX Runtime, Q/DQ MatMul/Conv/Gemm): {int8:.2f} clips/s against fp32 {fp32:.2f}: "
-              f"{int8 / fp32:.2f}x; {100 * int8 / floor:.0f}% of the fp32 matmul floor; CPU int8 features: "
+                   int8_vs_fp32_by_round=each, int8_vs_floor=int8 / floor, cpu_int8_features=_int8_features())
+        print(f"int8 (ONNX Runtime, Q/DQ MatMul/Conv/Gemm): {int8:.2f} clips/s against fp32 {fp32:.2f} "
+              f"(medians of {rounds} interleaved rounds): {int8 / fp32:.2f}x (rounds {min(each):.2f}-{max(each):.2f}); "
+              f"{100 * int8 / floor:.0f}% of the fp32 matmul floor; CPU int8 features: "
               f"{', '.join(res['cpu_int8_features']) or 'none'}")
     return res
 

@@ -6,7 +6,7 @@ QuantizeLinear/DequantizeLinear pairs on the inputs of the matrix products and t
 for explicit quantization, and on the CPU ONNX Runtime then runs each ``MatMul`` as one
 ``MatMulIntegerToFloat`` (int8 product, float output, bias and activation in float) instead of a
 ``QLinearMatMul`` whose uint8 output is dequantized again (ViT-S, 2-core AMD EPYC, the two graphs
-timed interleaved: 1.42x fp32 against 1.32x; ``apt-video bench infer``: 1.36-1.39x), and one
+timed in turn: 1.42x fp32 against 1.32x; ``apt-video bench infer``: 1.41-1.46x), and one
 rounding fewer per layer:
 
 - ``int8``: ``MatMul``, ``Gemm`` and ``Conv``; int8 weights per output channel, uint8 activations

@@ -21,6 +21,16 @@ def test_bench_loader_writes_ratios(tmp_path):
     assert r["ratio_bilinear"] == pytest.approx(r["ours_bilinear_clips_per_s"] / r["baseline_clips_per_s"])
 
 
+def test_bench_infer_times_int8_and_fp32_in_turn(tmp_path):
+    out = tmp_path / "infer.json"
+    assert cli(["bench", "infer", "--model", "vit_micro_patch16_112", "--reps", "1", "--precisions", "fp32,int8",
+                "--rounds", "3", "--work", str(tmp_path / "w"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert len(res["int8_vs_fp32_by_round"]) == 3
+    assert res["int8_vs_fp32"] == pytest.approx(res["int8_clips_per_s"] / res["fp32_clips_per_s_same_run"])
+    assert min(res["int8_vs_fp32_by_round"]) > 0 and res["onnxruntime_clips_per_s"] > 0
+
+
 def test_bench_score_agrees_with_the_baseline(tmp_path):
     out = tmp_path / "score.json"
     assert cli(["bench", "score", "--model", "vit_micro_patch16_112", "--videos", "2", "--frames", "24",

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--batch", type=positive_int, default=2)
     s.add_argument("--reps", type=positive_int, default=3)
     s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (int8 against fp32 in the same run)")
+    s.add_argument("--rounds", type=positive_int, default=7,
+                   help="rounds timing the int8 and fp32 graphs in turn, a batch each (their medians compared)")
     s = sub.add_parser("train", parents=[common], help="step time and memory: prompt vs linear vs end2end")
     s.add_argument("--model", default="vit_small_patch16_224")
     s.add_argument("--batch", type=positive_int, default=2)
