@@ -152,7 +152,10 @@ class ClipSource:
                 if data.size == 0:
                     raise RuntimeError("zero-byte file")
             else:
-                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices)
+                # from the keyframe before the clip (the file's frame count checks the index); no
+                # FFmpeg threads in DALI's workers, which already decode one video each per core
+                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices, frames=None if e.damaged else e.frames,
+                                                           threads=os.getpid() == self._parent)
                 size = frames.shape[1:3]
         except Exception as exc:  # reported per sample; the epoch goes on
             return self._pack(None, k, FAILED, f"{type(exc).__name__}: {exc}", rng)
