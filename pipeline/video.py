@@ -131,10 +131,11 @@ def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE, fram
     frame (as decord and DALI's decoder do) when the stream's packets index exactly that many
     frames: frame ``i`` is then the one with the ``i``-th smallest timestamp, the same frame as the
     ``i``-th one decoded from the start, and every frame after the seek is checked to come with the
-    index its timestamp has (if one does not, the file is decoded from the start). The index is
-    kept per file for the process's later clips. ``threads``: FFmpeg's frame and slice threads
-    (for one decode at a time; a loader whose workers already fill the cores decodes without
-    them: about 20% less CPU per clip).
+    index its timestamp has (if one does not, the file is decoded from the start, then and for the
+    rest of the process). The index is kept per file for the process's later clips.
+
+    ``threads``: FFmpeg's frame and slice threads (for one decode at a time; a loader whose workers
+    already fill the cores decodes without them: about 20% less CPU per clip).
     """
     import av
 
@@ -156,8 +157,9 @@ def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE, fram
         if order is not None:
             try:
                 got, last_frame, last_i = _collect(_from_keyframe(container, stream, *order), wanted, last, rgb)
-            except _Unindexed:  # the frames after the seek are not the indexed ones: from the start
-                container.seek(0, stream=stream, backward=True)
+            except _Unindexed:  # the frames after the seek are not the indexed ones: from the start,
+                container.seek(0, stream=stream, backward=True)  # now and for the process's later clips
+                _remember((str(path), frames), None)
                 order = None
         if order is None:
             got, last_frame, last_i = _collect(enumerate(container.decode(stream)), wanted, last, rgb)
@@ -249,8 +251,8 @@ _indexed = 0  # timestamps held in _INDEX
 
 def _remember(key, index) -> None:
     global _indexed
+    _indexed += _timestamps(index) - _timestamps(_INDEX.get(key))
     _INDEX[key] = index
-    _indexed += _timestamps(index)
     while len(_INDEX) > 1 and _indexed > _INDEX_BUDGET:
         _indexed -= _timestamps(_INDEX.pop(next(iter(_INDEX))))
 

@@ -284,10 +284,8 @@ def test_a_keyframe_seek_that_lands_off_the_index_decodes_from_the_start(tmp_pat
     decode_frames(path, [30], frames=n)
     pts, keys = video._INDEX[(str(path), n)]
     video._INDEX[(str(path), n)] = (pts + 1, keys + 1)  # every timestamp off by a tick
-    try:
-        assert np.array_equal(decode_frames(path, range(30, 46), frames=n), decode_frames(path, range(30, 46)))
-    finally:
-        video._INDEX.pop((str(path), n))
+    assert np.array_equal(decode_frames(path, range(30, 46), frames=n), decode_frames(path, range(30, 46)))
+    assert video._INDEX[(str(path), n)] is None  # not tried again: later clips decode from the start at once
 
 
 @pytest.mark.parametrize("args,message", [(["--frames", "0"], "--frames: '0': must be at least 1"),
