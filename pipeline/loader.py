@@ -164,8 +164,10 @@ class VideoLoader:
             raise
 
     def _batches(self, epoch: int):
+        # a training source streams epoch after epoch (pipeline.source): its epochs end by count
+        last = len(self.source().order(epoch)) // self._dali_batch if self.mode == "train" else None
         batch_no = 0
-        while True:
+        while last is None or batch_no < last:
             try:
                 out = next(self._iter)[0]
             except StopIteration:

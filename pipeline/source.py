@@ -74,6 +74,7 @@ class ClipSource:
         self.num_sample = num_sample  # training augmentations per decoded video
         self._parent = os.getpid()  # the process whose pipeline starts the DALI workers
         self._tied = False
+        self._per_epoch: int | None = None  # samples in a training epoch
 
     # -- which sample goes where ------------------------------------------------------------------
     def order(self, epoch: int) -> list[int]:
@@ -112,8 +113,18 @@ class ClipSource:
         if not self._tied and os.getpid() != self._parent:
             die_with_parent(self._parent)
             self._tied = True
-        epoch = self.start_epoch + info.epoch_idx
-        pos = info.idx_in_epoch + (self.start_batch * self.batch_size * self.group if info.epoch_idx == 0 else 0)
+        skip = self.start_batch * self.batch_size * self.group
+        if self.mode == "train":
+            # one stream over the epochs, never ended inside DALI (the loader counts each epoch's
+            # batches): the workers decode the next epoch's first batch while DALI augments this
+            # epoch's last, as DALI's readers do. Every training epoch has the same length.
+            if self._per_epoch is None:
+                self._per_epoch = len(self._cached_order(self.start_epoch))
+            at = info.idx_in_epoch + skip
+            epoch, pos = self.start_epoch + at // self._per_epoch, at % self._per_epoch
+        else:
+            epoch = self.start_epoch + info.epoch_idx
+            pos = info.idx_in_epoch + (skip if info.epoch_idx == 0 else 0)
         order = self._cached_order(epoch)
         if pos >= len(order):
             raise StopIteration

@@ -329,3 +329,47 @@ def test_an_epoch_left_early_does_not_empty_the_next(index_videos):
             if i == 1:
                 break  # 2 of 3 batches
     assert len(list(loader.epoch(3))) == 3
+
+
+def test_training_epochs_stream_on_as_a_loader_built_at_each_epoch(index_videos):
+    # the training source never ends an epoch inside DALI (the workers run on into the next one):
+    # each epoch of one running loader equals that epoch from a loader built at it (as a resumed
+    # run builds it), clip for clip, and has its own number of batches (5 videos, batches of 2: 3)
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264", "vp8", "hevc"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+
+    def make():
+        return VideoLoader(entries, spec, batch_size=2, num_workers=1, seed=4, augment=AugmentSpec(
+            flip=False, rand_augment=parse_rand_augment("rand-m9-n2-mstd0.5", "bilinear")))
+
+    def clips(batches):
+        return [(b.ids, b.video.clone()) for b in batches]
+
+    running = make()
+    streamed = [clips(running.epoch(e)) for e in range(3)]
+    for e in range(3):
+        fresh = clips(make().epoch(e))
+        assert len(streamed[e]) == len(fresh) == 3
+        for (ids, video), (ids2, video2) in zip(streamed[e], fresh):
+            assert ids == ids2 and torch.equal(video, video2)
+    assert [sorted(set(i for ids, _ in s for i in ids)) for s in streamed] == [list(range(5))] * 3
+
+
+def test_the_training_source_runs_past_the_epoch_end_into_the_next_epoch(index_videos):
+    # what DALI asks after an epoch's last sample is the next epoch's first, not an end of data
+    from nvidia.dali.types import SampleInfo
+
+    from pipeline.source import ClipSource
+
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+    src = ClipSource(entries, spec, "train", batch_size=2, seed=1, start_epoch=2, start_batch=1, group=2)
+    assert len(src.order(2)) == 4  # 3 videos, wrapped to 4, one DALI batch of 2 x 2
+    for i in range(9):  # the first call skips start_batch's DALI batch: epoch 3's first sample
+        got = src(SampleInfo(i, i % 4, i // 4, 0))
+        epoch, pos = divmod(i, 4)
+        want = ClipSource(entries, spec, "train", batch_size=2, seed=1, start_epoch=3 + epoch)(
+            SampleInfo(pos, pos, 0, 0))
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)), i
+    with pytest.raises(StopIteration):  # test and validation passes still end
+        ClipSource(entries, spec, "eval", batch_size=2)(SampleInfo(4, 0, 2, 0))
