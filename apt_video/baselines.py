@@ -98,10 +98,26 @@ def _flatten_samples(batch):
     return clips, torch.tensor([x[1] for x in batch]).repeat_interleave(len(clips) // len(batch))
 
 
+class EndlessShuffle(torch.utils.data.Sampler):
+    """Positions ``0..n-1``, shuffled afresh for each pass, without end: one DataLoader iteration
+    runs on over the epochs, its workers never waiting at an epoch's end for the next ``iter()``
+    (as an infinite training sampler does, and as apt-video's training source streams)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed = n, seed
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield from rng.permutation(self.n).tolist()
+
+
 def decord_loader(paths, spec, rand_augment, batch_size=8, workers=2, num_sample=1, decode_only=False):
-    """``batch_size`` videos per batch (``batch_size * num_sample`` clips)."""
+    """``batch_size`` videos per batch (``batch_size * num_sample`` clips), batch after batch over
+    endless shuffled epochs (``EndlessShuffle``): a bench times the steady state, not epoch ends."""
     ds = DecordClips(paths, spec, rand_augment, num_sample, decode_only)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=EndlessShuffle(len(ds)),
+                                       num_workers=workers, drop_last=True,
                                        persistent_workers=workers > 0,
                                        collate_fn=None if decode_only else _flatten_samples)
 

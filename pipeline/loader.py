@@ -49,7 +49,11 @@ class Batch:
 @dataclass
 class VideoLoader:
     """Batches of one shard of ``entries`` through DALI, epoch after epoch, with every video either
-    delivered or listed in ``failures`` (``Failure(index into entries, path, reason)``)."""
+    delivered or listed in ``failures`` (``Failure(index into entries, path, reason)``).
+
+    Training is one stream over the epochs: DALI never ends a training epoch, ``epoch(e)`` stops
+    after e's batches while the workers already decode e + 1's first (the same clips a loader built
+    at e + 1, as a resumed run is, delivers). Validation and test passes end as usual."""
 
     entries: list[VideoEntry]
     spec: ClipSpec
