@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from models.card import ClipSpec
+from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 from pipeline.sampling import crop_offsets, dense_indices, dense_view_indices, resize_short_side
 
 
@@ -25,7 +26,7 @@ class VideoRandAugment:
     """timm's RandAugment ops (``rand_augment_transform``) with one draw per clip, applied to all
     of its PIL frames, as VideoMAE's video RandAugment does."""
 
-    def __init__(self, config: str = "rand-m7-n4-mstd0.5-inc1"):
+    def __init__(self, config: str = VIDEOMAE_RAND_AUGMENT):
         from timm.data.auto_augment import rand_augment_transform
 
         self.ra = rand_augment_transform(config, {"translate_const": 100, "img_mean": (124, 116, 104)})

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
+
 # installed (pip install .): the presets ship as package data in apt_video/presets; in a source
 # checkout or an editable install they are read from the top-level configs/ folder
 _PACKAGED = Path(__file__).resolve().parent / "presets"
@@ -54,7 +56,7 @@ class TrainConfig:
     sampler: str = "dense"
     test_num_segment: int = 10
     test_num_crop: int = 3
-    aa: str = "rand-m7-n4-mstd0.5-inc1"
+    aa: str = VIDEOMAE_RAND_AUGMENT
     aa_interp: str = "bilinear"  # resampling of RandAugment's geometric ops: bilinear or nearest
     aa_region: str = "frame"  # RandAugment on the full decoded frame (VideoMAE) or on the crop (crop-wide stats)
     color_jitter: float = 0.4  # recorded from the paper's table, never applied (as in VideoMAE)
@@ -63,7 +65,7 @@ class TrainConfig:
     reprob: float = 0.0
     num_sample: int = 2
     num_workers: int = 2
-    num_threads: int = 2
+    num_threads: int = 0  # DALI's thread pool; 0: the host's cores per local rank (pipeline.loader.default_threads)
     dali_executor: str = "dynamic"  # CPU pipelines: one of EXECUTORS (dynamic: level memory; pipelined: faster)
     # optimisation
     batch_size: int = 8
@@ -113,9 +115,10 @@ class TrainConfig:
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
         for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
                     "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",
-                    "tubelet_size", "eval_freq", "num_threads"):
+                    "tubelet_size", "eval_freq"):
             need(getattr(self, key) >= 1, key, "must be at least 1")
-        for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split"):
+        for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split",
+                    "num_threads"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "color_jitter", "prompt_start"):
             need(getattr(self, key) >= 0, key, "must be >= 0")

@@ -19,8 +19,8 @@ from models.files import TEXT, atomic_write_text  # noqa: F401  (re-exported for
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
                     ".ogv", ".3gp", ".ts")
 MANIFEST_COLUMNS = ("path", "label", "frames", "fps", "codec", "width", "height", "duration", "status",
-                    "reason", "rotation")
-OPTIONAL_COLUMNS = ("rotation",)  # manifests written before these columns existed still read
+                    "reason", "rotation", "pix_fmt")
+OPTIONAL_COLUMNS = ("rotation", "pix_fmt")  # manifests written before these columns existed still read
 
 
 class DataError(ValueError):
@@ -42,6 +42,7 @@ class VideoEntry:
     status: str = "unprobed"
     reason: str = ""
     rotation: int = 0  # degrees counter-clockwise to turn the decoded frames upright (display matrix)
+    pix_fmt: str = ""  # FFmpeg's pixel format of the decoded frames (chroma and bit depth: pipeline.nvdec)
 
     @property
     def ok(self) -> bool:
@@ -64,7 +65,8 @@ class VideoEntry:
             return cls(path=row["path"], label=int(row["label"]), frames=int(row["frames"]),
                        fps=float(row["fps"]), codec=row["codec"], width=int(row["width"]),
                        height=int(row["height"]), duration=float(row["duration"]),
-                       status=row["status"], reason=row.get("reason") or "", rotation=int(row.get("rotation") or 0))
+                       status=row["status"], reason=row.get("reason") or "", rotation=int(row.get("rotation") or 0),
+                       pix_fmt=row.get("pix_fmt") or "")
         except (KeyError, ValueError) as exc:
             raise DataError(f"{where}: not a manifest row ({exc}); expected columns "
                             f"{','.join(MANIFEST_COLUMNS)}") from exc

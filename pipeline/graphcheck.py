@@ -13,7 +13,7 @@ import dataclasses
 from models.card import ClipSpec
 
 from .data import VideoEntry
-from .randaug import parse_rand_augment
+from .randaug import VIDEOMAE_RAND_AUGMENT, parse_rand_augment
 
 #: operator -> positional inputs (by index) that should be CPU data when the operator runs on the GPU
 CPU_INPUTS = {"Slice": (1, 2)}
@@ -47,7 +47,7 @@ def placement_problems(pipe) -> list[str]:
     return problems
 
 
-def gpu_graphs(spec: ClipSpec | None = None, aa: str = "rand-m7-n4-mstd0.5-inc1", device_id: int = 0):
+def gpu_graphs(spec: ClipSpec | None = None, aa: str = VIDEOMAE_RAND_AUGMENT, device_id: int = 0):
     """``(name, define)`` pairs: one per graph the GPU runs (training with the RandAugment suite in
     both augmentation orders, and without it; test views; validation). A RandAugment graph defines
     every op of the suite as a branch, whichever ops a run then draws."""

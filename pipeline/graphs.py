@@ -20,7 +20,8 @@ from models.card import ClipSpec
 from .augment import AA_REGIONS, FIRST_REGION, HEAD, LAST_CORNER, PER_OP, WINDOW, AugmentSpec
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 
-__all__ = ["AA_REGIONS", "AugmentSpec", "source_outputs", "train_pipeline", "views_pipeline"]
+__all__ = ["AA_REGIONS", "AugmentSpec", "decode_alone", "decode_stage", "file_decoder", "source_outputs",
+           "train_pipeline", "views_pipeline"]
 
 # the training graph does not use the resize/crop outputs of the shared source; that is intended
 warnings.filterwarnings("ignore",
@@ -41,12 +42,55 @@ def source_outputs(source: ClipSource, device: str, parallel: bool = True) -> tu
     return s, clip
 
 
+def file_decoder(data: np.ndarray, indices: np.ndarray, device: str, device_id: int | None = None):
+    """A built one-sample pipeline that decodes frames ``indices`` of the encoded file ``data``
+    (uint8 bytes) with DALI's decoder on ``device`` (``cpu`` or ``gpu``, which is NVDEC: ``mixed``);
+    each ``run()`` gives the FHWC uint8 frames."""
+    from nvidia.dali import fn, pipeline_def
+
+    idx = np.asarray(indices, np.int32)
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=(device_id or 0) if device == "gpu" else None)
+    def pipe():
+        encoded = fn.external_source(source=lambda: [data], batch=True)
+        frames = fn.external_source(source=lambda: [idx], batch=True)
+        return fn.decoders.video(encoded, frames=frames, device="mixed" if device == "gpu" else "cpu")
+
+    p = pipe()
+    p.build()
+    return p
+
+
+def decode_alone(path: str, indices: np.ndarray, device: str, device_id: int | None = None) -> str | None:
+    """Decode frames ``indices`` of one file with DALI's decoder on ``device`` in a pipeline of its
+    own: None when it decodes, else DALI's error (its first line). Finds the file of a batch that
+    broke DALI's decoder without touching the loader's pipeline."""
+    try:
+        file_decoder(np.fromfile(path, np.uint8), indices, device, device_id).run()
+    except (RuntimeError, OSError, ValueError) as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return None
+
+
 def _normalize(clip, spec: ClipSpec, mirror=None):
     from nvidia.dali import fn, types
 
     return fn.crop_mirror_normalize(
         clip, dtype=types.FLOAT, output_layout="CFHW", mirror=mirror if mirror is not None else 0,
         mean=[255 * m for m in spec.mean], std=[255 * s for s in spec.std])
+
+
+def decode_stage(source: ClipSource, device: str, parallel: bool = True, **pipe_kw):
+    """The source and the decode alone: the decoded clip (FHWC uint8 on ``device``) and the sample's
+    status, as the training and view graphs receive them (the loader's first stage, on its own)."""
+    from nvidia.dali import pipeline_def
+
+    @pipeline_def(enable_conditionals=True)
+    def pipe():
+        s, clip = source_outputs(source, device, parallel)
+        return clip, s.status
+
+    return pipe(**pipe_kw)
 
 
 def train_pipeline(source: ClipSource, spec: ClipSpec, device: str, parallel: bool = True, **pipe_kw):

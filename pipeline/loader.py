@@ -1,13 +1,16 @@
 """The loader: batches of one shard of a dataset through DALI, with every video either delivered or
 listed in ``VideoLoader.failures`` with its reason.
 
-Failures inside the source are flagged per sample; a failure inside DALI's decoder rebuilds the
-pipeline and retries that batch through PyAV. CPU outputs leave DALI with one copy, into one
-reused batch buffer where the caller allows it.
+Each file's decode route is decided up front from its probe (``routes``: DALI's decoder, or PyAV
+and why). Failures inside the source are flagged per sample; a failure inside DALI's decoder finds
+the file that caused it (each DALI-routed file of the batch decoded alone), sends that file to PyAV
+from then on, rebuilds the pipeline and runs the batch again. CPU outputs leave DALI with one copy,
+into one reused batch buffer where the caller allows it.
 """
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -17,11 +20,24 @@ import torch
 from models.card import ClipSpec
 
 from .data import VideoEntry
-from .graphs import AugmentSpec, train_pipeline, views_pipeline
-from .source import FAILED, OK, ClipSource
+from . import nvdec
+from .graphs import AugmentSpec, decode_alone, train_pipeline, views_pipeline
+from .source import FAILED, OK, ClipSource, start_method
+from .video import decode_route
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("dynamic", "pipelined")  # DALI's exec_dynamic=True / False
+
+
+def default_threads(cores: int | None = None, local_ranks: int | None = None) -> int:
+    """DALI's thread pool (which also runs the mixed video decoder's per-sample work): the cores this
+    process may use, shared among the ranks on this host (``LOCAL_WORLD_SIZE`` under torchrun), at
+    least 2."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    if local_ranks is None:
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
+    return max(2, cores // max(1, local_ranks))
 
 
 class Failure(NamedTuple):
@@ -61,7 +77,8 @@ class VideoLoader:
     batch_size: int = 8
     device: str = "cpu"
     device_id: int | None = None
-    num_threads: int = 2
+    #: DALI's thread pool; None: ``default_threads()`` (2 on a 2-core host, 16 on a 16-core GPU host)
+    num_threads: int | None = None
     #: DALI's source worker processes (PyAV decoding, file reads); 0: the source runs in this
     #: process, in the thread that runs the pipeline (no worker to start: for short-lived loaders, e.g. one per
     #: Ray task on a GPU, where workers would have to be spawned afresh each time)
@@ -88,6 +105,9 @@ class VideoLoader:
     #: with the largest share of a batch each RandAugment branch has seen (``apt-video bench loader``)
     executor: str = "dynamic"
     failures: list[Failure] = field(default_factory=list)
+    #: index into entries -> None (DALI's decoder reads it) or why PyAV does: decided from the probe
+    #: before DALI sees the file, and for a file that broke DALI's decoder, why
+    routes: dict[int, str | None] = field(default_factory=dict)
 
     def __post_init__(self):
         bad = [e for e in self.entries if not e.ok]
@@ -104,7 +124,16 @@ class VideoLoader:
             self.prefetch = 1 if self.device == "cpu" and self.mode == "train" else 2
         if self.group is None:
             self.group = 2 if self.device == "cpu" and self.mode == "train" else 1
-        self._force: set[int] = set()
+        if self.num_threads is None:
+            self.num_threads = default_threads()
+        limits = nvdec.host_limits(self.device_id) if self.device == "gpu" else None
+        self.routes = {k: decode_route(e, self.device, limits) for k, e in enumerate(self.entries)}
+        self._pyav = {k for k, why in self.routes.items() if why}
+        if self._pyav:
+            first = min(self._pyav)
+            log.info("%d of %d videos decode with PyAV, not DALI's %s decoder (first: %s: %s)", len(self._pyav),
+                     len(self.entries), "NVDEC" if self.device == "gpu" else "CPU", self.entries[first].path,
+                     self.routes[first])
         self._batch_buffer: torch.Tensor | None = None
         self._pipe = None
         self._iter = None
@@ -116,7 +145,7 @@ class VideoLoader:
 
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
         return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
-                          self.num_shards, self.seed, frozenset(self._force), start_epoch, start_batch, self.group,
+                          self.num_shards, self.seed, frozenset(self._pyav), start_epoch, start_batch, self.group,
                           self.augment, self._repeats)
 
     @property
@@ -126,18 +155,32 @@ class VideoLoader:
     def __len__(self) -> int:
         return self.source().batches(0)
 
+    def _pipeline_kwargs(self, start_epoch: int, start_batch: int) -> dict:
+        return dict(batch_size=self._dali_batch, num_threads=self.num_threads,
+                    device_id=self.device_id if self.device == "gpu" else None,
+                    parallel=self.num_workers > 0, py_num_workers=max(1, self.num_workers),
+                    py_start_method=start_method(self.device), prefetch_queue_depth=self.prefetch,
+                    exec_dynamic=self.device == "gpu" or self.executor == "dynamic",
+                    seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
+
+    def decode_stage(self):
+        """A built pipeline of this loader's source and decode alone, configured as the loader's own
+        (pool, workers, prefetch, routes): each ``run()`` decodes one DALI batch, FHWC uint8 on the
+        loader's device (never copied to the host), with each sample's status. For profiling the
+        loader stage by stage (``apt-video bench gpu``)."""
+        from .graphs import decode_stage
+
+        pipe = decode_stage(self.source(), self.device, **self._pipeline_kwargs(0, 0))
+        pipe.build()
+        return pipe
+
     def _build(self, start_epoch: int, start_batch: int):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         if self._pipe is not None:
             self.close()
         src = self.source(start_epoch, start_batch)
-        kw = dict(batch_size=self._dali_batch, num_threads=self.num_threads,
-                  device_id=self.device_id if self.device == "gpu" else None,
-                  parallel=self.num_workers > 0, py_num_workers=max(1, self.num_workers),
-                  py_start_method="spawn" if self.device == "gpu" else "fork",
-                  prefetch_queue_depth=self.prefetch, exec_dynamic=self.device == "gpu" or self.executor == "dynamic",
-                  seed=int(np.random.default_rng([self.seed, start_epoch, start_batch]).integers(2**31)))
+        kw = self._pipeline_kwargs(start_epoch, start_batch)
         if self.mode == "train":
             pipe = train_pipeline(src, self.spec, self.device, **kw)
         else:
@@ -176,14 +219,9 @@ class VideoLoader:
                 out = next(self._iter)[0]
             except StopIteration:
                 return
-            except RuntimeError as exc:  # DALI's decoder failed on a file: retry this batch via PyAV
-                ids = [k for k in self.source().order(epoch)[batch_no * self._dali_batch:
-                                                            (batch_no + 1) * self._dali_batch] if k >= 0]
-                log.warning("DALI failed on a batch (%s); decoding its %d videos with PyAV instead",
-                            str(exc).splitlines()[0][:200], len(ids))
-                if not ids or set(ids) <= self._force:
+            except RuntimeError as exc:  # DALI's decoder failed on a file: that file goes to PyAV
+                if not self._reroute(epoch, batch_no, exc):
                     raise
-                self._force.update(ids)
                 self._build(epoch, batch_no)
                 continue
             batch_no += 1
@@ -193,6 +231,34 @@ class VideoLoader:
                     yield batch
             else:
                 yield from self._deliver(out)
+
+    def _reroute(self, epoch: int, batch_no: int, exc: Exception) -> bool:
+        """After DALI's decoder failed on DALI batch ``batch_no`` of ``epoch``: decode each of its
+        DALI-routed files alone to find the one(s) that fail, and send those to PyAV from now on
+        (all of the batch's, if none fails alone). False when the batch had none left to send."""
+        src = self.source()
+        lo = batch_no * self._dali_batch
+        dali = [(pos, k) for pos, k in enumerate(src.order(epoch)[lo:lo + self._dali_batch], lo)
+                if k >= 0 and k not in self._pyav]
+        if not dali:
+            return False
+        self.close()  # the failed pipeline is unusable; each file is tried in a pipeline of its own
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        culprits = {}
+        for pos, k in dali:
+            why = decode_alone(self.entries[k].path, src.frame_indices(k, src.sample_rng(epoch, pos))[0],
+                               self.device, self.device_id)
+            if why:
+                culprits[k] = why
+        if not culprits:
+            log.warning("DALI failed on a batch (%s) and none of its %d files fails alone; decoding them with "
+                        "PyAV from now on", first, len(dali))
+            culprits = {k: first for _, k in dali}
+        for k, why in culprits.items():
+            self.routes[k] = f"DALI's decoder failed: {why}"
+            log.warning("%s: DALI's decoder failed (%s); decoded with PyAV from now on", self.entries[k].path, why)
+        self._pyav.update(culprits)
+        return True
 
     def _deliver(self, out) -> list[Batch]:
         """The ``group`` training (or validation) batches of one DALI batch. Every kept clip is

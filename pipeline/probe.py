@@ -13,11 +13,11 @@ from pathlib import Path
 from models.files import atomic_path
 
 from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_manifest
-from .source import die_with_parent
+from .source import die_with_parent, start_method
 from .video import CODECS, decode_frames, probe_video, write_video
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # 2: entries carry the display rotation
+CACHE_VERSION = 3  # 2: entries carry the display rotation; 3: and the pixel format
 
 
 def _cache_dir() -> Path:
@@ -79,9 +79,10 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
 
     bar = tqdm(total=len(todo), desc="probe", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:
-        # fork, as Python before 3.14 does by default: the workers' parent must be this process for
+        # fork (spawn once CUDA is up here): the workers' parent must be this process for
         # die_with_parent (a forkserver's children are the server's)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+        context = multiprocessing.get_context(start_method("cpu"))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             for i, entry in zip(todo, pool.map(_probe_one, args, chunksize=4)):
                 out[i] = entry

@@ -42,6 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+#: the RandAugment of VideoMAE's and APT's fine-tuning scripts (and of the HMDB51 preset)
+VIDEOMAE_RAND_AUGMENT = "rand-m7-n4-mstd0.5-inc1"
 #: magnitude bins per unit of magnitude: 3 bins per step gives a resolution of 1/3 for the noise
 BINS_PER_UNIT = 3
 FILL = 128  # fill of the geometric ops: VideoMAE's rand_augment.py _FILL (timm given no img_mean)

@@ -2,13 +2,15 @@
 
 ``ClipSource`` is the per-sample callback of DALI's parallel external source. It picks the videos
 of a shard and epoch (``order``), their frame indices (``pipeline.sampling``) and, per file, the
-decode route: DALI's own decoder where the device takes the codec (``pipeline.video.dali_can_decode``)
-or PyAV inside the source worker. A file that fails is flagged in its sample (status and reason),
-never dropped. Each sample is a ``Sample``: named fields, handed to DALI as its outputs in order.
+decode route, decided per file before DALI sees it (``pipeline.video.decode_route``): DALI's own
+decoder where the device takes the file, or PyAV inside the source worker. A file that fails is
+flagged in its sample (status and reason), never dropped. Each sample is a ``Sample``: named
+fields, handed to DALI as its outputs in order.
 """
 from __future__ import annotations
 
 import os
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +20,7 @@ from models.card import ClipSpec
 from .augment import AugmentSpec, plan
 from .data import VideoEntry, shard_bounds
 from .sampling import crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
-from .video import dali_can_decode, decode_frames
+from .video import decode_frames, decode_route
 
 OK, FAILED, PADDING = 0, 1, 2  # sample status
 MODES = ("train", "eval", "test")
@@ -57,18 +59,23 @@ class ClipSource:
     per-view resize size and crop anchors (views mode), label, sample id (index into ``entries``),
     status (OK / FAILED / PADDING), route (True = DALI decodes), error text (uint8, fixed size),
     and in training the ``num_sample`` augmentations of ``augment`` drawn for the sample.
+
+    ``pyav``: the entries PyAV decodes (default: those ``decode_route`` does not give DALI on
+    ``device``, with the Video Codec SDK's NVDEC limits); every other entry goes to DALI's decoder.
     """
 
     def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
                  device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
-                 force_pyav: frozenset[int] = frozenset(), start_epoch: int = 0,
+                 pyav: frozenset[int] | None = None, start_epoch: int = 0,
                  start_batch: int = 0, group: int = 1, augment: AugmentSpec | None = None, num_sample: int = 1):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; choose one of {', '.join(MODES)}")
         self.entries, self.spec, self.mode = entries, spec, mode
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.shard_id, self.num_shards = shard_id, num_shards
-        self.force_pyav, self.start_epoch, self.start_batch = force_pyav, start_epoch, start_batch
+        if pyav is None:
+            pyav = frozenset(k for k, e in enumerate(entries) if decode_route(e, device))
+        self.pyav, self.start_epoch, self.start_batch = pyav, start_epoch, start_batch
         self.group = group  # delivered batches per DALI batch (start_batch counts DALI batches)
         self.augment = augment if augment is not None else AugmentSpec()
         self.num_sample = num_sample  # training augmentations per decoded video
@@ -129,7 +136,7 @@ class ClipSource:
         if pos >= len(order):
             raise StopIteration
         k = order[pos]
-        rng = np.random.default_rng([self.seed, epoch, pos, self.shard_id])
+        rng = self.sample_rng(epoch, pos)
         if k < 0:
             return self._pack(None, -1, PADDING, "", rng)
         return self._sample(k, rng)
@@ -140,7 +147,9 @@ class ClipSource:
         return self._order_cache
 
     # -- one sample -----------------------------------------------------------------------------
-    def _sample(self, k: int, rng: np.random.Generator):
+    def frame_indices(self, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """The int32 frames entry ``k``'s sample decodes and, for test views, ``expand`` (view frame
+        -> decoded frame; None otherwise)."""
         e = self.entries[k]
         if self.mode == "train":
             segments = train_indices(self.spec, e.frames, rng)[None]
@@ -148,15 +157,21 @@ class ClipSource:
             segments = eval_indices(self.spec, e.frames)[None]
         else:
             segments = view_indices(self.spec, e.frames)
-        expand = None
         if self.mode == "test":
             # decode each frame once, in order (overlapping segments would make the decoder seek
             # back); ``expand`` maps the views' frames onto the decoded ones
             indices, expand = np.unique(segments.reshape(-1), return_inverse=True)
-            indices, expand = indices.astype(np.int32), expand.reshape(-1).astype(np.int32)
-        else:
-            indices = segments.reshape(-1).astype(np.int32)
-        use_dali = dali_can_decode(e, self.device) and k not in self.force_pyav
+            return indices.astype(np.int32), expand.reshape(-1).astype(np.int32)
+        return segments.reshape(-1).astype(np.int32), None
+
+    def sample_rng(self, epoch: int, pos: int) -> np.random.Generator:
+        """The generator of the sample at position ``pos`` of ``epoch``'s order (its frames, its augmentation)."""
+        return np.random.default_rng([self.seed, epoch, pos, self.shard_id])
+
+    def _sample(self, k: int, rng: np.random.Generator):
+        e = self.entries[k]
+        indices, expand = self.frame_indices(k, rng)
+        use_dali = k not in self.pyav
         try:
             if use_dali:
                 data, frames, size = np.fromfile(e.path, dtype=np.uint8), _EMPTY_FRAMES, (e.height, e.width)
@@ -195,6 +210,15 @@ class ClipSource:
                         np.array(k, np.int64), np.array(status, np.int32), np.array(use_dali, np.bool_), err, expand,
                         plans)
         return tuple(sample)  # DALI's workers rebuild the container with type(sample)(...): a plain tuple
+
+
+def start_method(device: str) -> str:
+    """How DALI starts the source workers: ``spawn`` for GPU pipelines and wherever CUDA is already
+    initialised in this process (a forked child cannot use it, and DALI refuses to fork then: a
+    CPU loader in a GPU training or scoring process), else ``fork`` (quicker to start)."""
+    torch = sys.modules.get("torch")
+    cuda_up = torch is not None and torch.cuda.is_initialized()
+    return "spawn" if device == "gpu" or cuda_up else "fork"
 
 
 def die_with_parent(parent: int) -> None:

@@ -1,18 +1,21 @@
 """Video files with PyAV: probing one file, decoding chosen frames, writing frames as a video, and
-which codecs DALI's decoder takes on each device (DALI's CPU build takes only VP8, VP9 and MJPEG;
-NVDEC adds H.264, HEVC, AV1 and MPEG-4)."""
+which route decodes each file on each device (``decode_route``): DALI's own decoder where it takes
+the file (DALI's CPU build: VP8, VP9 and MJPEG; on a GPU, what NVDEC takes: ``pipeline.nvdec``),
+else PyAV."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from . import nvdec
 from .data import VideoEntry
 
-#: codecs (FFmpeg names) that ``fn.decoders.video`` decodes, per DALI device
+#: codecs (FFmpeg names) that ``fn.decoders.video`` opens, per DALI device (on the GPU, NVDEC's
+#: limits decide per file)
 DALI_CODECS = {
     "cpu": frozenset({"vp8", "vp9", "mjpeg"}),
-    "gpu": frozenset({"vp8", "vp9", "mjpeg", "h264", "hevc", "av1", "mpeg4"}),
+    "gpu": frozenset(nvdec.CUVID_CODECS),
 }
 #: frames larger than this (longest side) are decoded by PyAV, which scales them while decoding,
 #: so that a batch of 4K clips never holds full-resolution frames
@@ -21,10 +24,24 @@ DALI_MAX_SIDE = 1920
 PYAV_MAX_SIDE = 640
 
 
-def dali_can_decode(entry: VideoEntry, device: str) -> bool:
+def decode_route(entry: VideoEntry, device: str, limits: dict | None = None) -> str | None:
+    """None when DALI's own decoder reads this file on ``device`` ('cpu' or 'gpu'), else why PyAV
+    decodes it instead (one line). ``limits``: NVDEC's, as ``pipeline.nvdec.host_limits`` reads
+    them from the driver (default: the Video Codec SDK's table)."""
+    if entry.damaged:
+        return "damaged: PyAV reads the frames that decode"
+    if entry.rotation:
+        return "rotated: PyAV turns the frames upright"
+    if max(entry.width, entry.height) > DALI_MAX_SIDE:
+        return f"longer than {DALI_MAX_SIDE} px: PyAV scales it down while decoding"
+    if device == "cpu":
+        return None if entry.codec in DALI_CODECS["cpu"] else f"DALI's CPU decoder has no {entry.codec} decoder"
+    return nvdec.refusal(entry.codec, entry.width, entry.height, entry.pix_fmt, limits)
+
+
+def dali_can_decode(entry: VideoEntry, device: str, limits: dict | None = None) -> bool:
     """True when DALI's own decoder should read this file on ``device`` ('cpu' or 'gpu')."""
-    return (entry.codec in DALI_CODECS[device] and max(entry.width, entry.height) <= DALI_MAX_SIDE
-            and not entry.damaged and not entry.rotation)
+    return decode_route(entry, device, limits) is None
 
 
 def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: bool = True) -> VideoEntry:
@@ -55,7 +72,7 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
             return _bad(e, "no-video-stream", "the container holds no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        e.codec = ctx.name if ctx is not None else ""
+        e.codec = ctx.codec.canonical_name if ctx is not None else ""  # av1, not the decoder's name (libdav1d)
         e.width, e.height = int(stream.width or 0), int(stream.height or 0)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         e.fps = float(rate) if rate else 0.0
@@ -66,6 +83,7 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
                 for frame in container.decode(stream):
                     if count == 0:
                         e.width, e.height, e.rotation = frame.width, frame.height, _rotation(frame)
+                        e.pix_fmt = frame.format.name
                     count += 1
             else:
                 for packet in container.demux(stream):
@@ -76,6 +94,7 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
                         if not frames:
                             continue
                         e.width, e.height, e.rotation = frames[0].width, frames[0].height, _rotation(frames[0])
+                        e.pix_fmt = frames[0].format.name
                     count += 1
         except av.error.DecoderNotFoundError:
             return _bad(e, "unsupported-codec", f"no decoder here for codec {e.codec or '?'}")
@@ -274,14 +293,16 @@ CODECS = {  # name -> (PyAV encoder, file extension, pixel format)
 
 
 def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: float = 25,
-                gop: int = 16, pts: list[int] | None = None) -> Path:
+                gop: int = 16, pts: list[int] | None = None, pix_fmt: str | None = None) -> Path:
     """Encode FHWC uint8 RGB ``frames`` with PyAV. ``gop`` is the keyframe interval; ``pts`` (in
-    1/1000 s) gives variable frame timing. Returns the path written."""
+    1/1000 s) gives variable frame timing; ``pix_fmt`` replaces the codec's usual pixel format
+    (``yuv444p``, ``yuv420p10le``, ...). Returns the path written."""
     from fractions import Fraction
 
     import av
 
     encoder, _, pix = CODECS[codec]
+    pix = pix_fmt or pix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:

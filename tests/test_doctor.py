@@ -51,3 +51,18 @@ def test_a_failing_check_fails_the_run_and_a_broken_one_is_reported(tmp_path):
     report = Report({}, results)
     assert report.exit_code == 1 and report.to_dict()["exit_code"] == 1
     assert Report({}, [results[0], results[3]]).exit_code == 0
+
+
+def test_the_doctors_test_videos_are_sizes_nvdec_takes_and_one_below(tmp_path):
+    """The first GPU run failed the doctor's decode check on its own 160x120 VP9 video (NVDEC's
+    minimum is 128x128): the decode checks use a size NVDEC takes in every codec, and one VP9 video
+    below the minimum must take the PyAV route."""
+    from apt_video.checks import BELOW_NVDEC
+    from pipeline.video import decode_route, probe_video
+
+    for codec in ("h264", "hevc", "vp9", "av1"):
+        e = probe_video(sample_video(tmp_path, codec))
+        assert e.ok and decode_route(e, "gpu") is None, (codec, decode_route(e, "gpu"))
+    codec, size = BELOW_NVDEC
+    e = probe_video(sample_video(tmp_path, codec, size=size))
+    assert "below NVDEC's vp9 minimum" in decode_route(e, "gpu") and decode_route(e, "cpu") is None

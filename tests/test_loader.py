@@ -140,6 +140,9 @@ def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, i
     assert ids == [0, 1, 3]
     assert sorted((f.index, f.path) for f in loader.failures) == [(2, broken[0].path), (4, broken[1].path)]
     assert all(f.reason for f in loader.failures)
+    # DALI's decoder failed on the batch [mjpeg, broken vp9]: only the broken file left DALI's route
+    assert loader.routes[1] is None and loader.routes[2].startswith("DALI's decoder failed")
+    assert loader.routes[0] is None and "no h264 decoder" in loader.routes[3]
 
 
 def test_training_with_rand_augment_on_regions_reports_broken_files_and_goes_on(tmp_path, index_videos):
@@ -373,3 +376,36 @@ def test_the_training_source_runs_past_the_epoch_end_into_the_next_epoch(index_v
         assert all(np.array_equal(a, b) for a, b in zip(got, want)), i
     with pytest.raises(StopIteration):  # test and validation passes still end
         ClipSource(entries, spec, "eval", batch_size=2)(SampleInfo(4, 0, 2, 0))
+
+
+def test_a_cpu_loader_spawns_its_workers_where_cuda_is_initialised(index_videos, monkeypatch):
+    """DALI refuses to fork once CUDA is up in the process (a CPU loader in a GPU training process):
+    the workers are spawned then, and deliver the same clips."""
+    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "h264"])]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
+
+    def batches():
+        loader = VideoLoader(entries, spec, batch_size=2, num_workers=1, seed=2)
+        out = [(b.video.clone(), b.ids) for b in loader.epoch(0)]
+        return out, loader._pipe._py_start_method
+
+    forked, method = batches()
+    assert method == "fork"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    spawned, method = batches()
+    assert method == "spawn"
+    assert [ids for _, ids in forked] == [ids for _, ids in spawned]
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(forked, spawned))
+
+
+def test_dali_threads_are_the_hosts_cores_per_local_rank(index_videos, monkeypatch):
+    from pipeline.loader import default_threads
+
+    assert default_threads(cores=2, local_ranks=1) == 2  # the build machines, as before
+    assert default_threads(cores=16, local_ranks=1) == 16 and default_threads(cores=16, local_ranks=4) == 4
+    assert default_threads(cores=2, local_ranks=4) == 2
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    e = probe_video(index_videos["vp9"])
+    assert VideoLoader([e], SPEC).num_threads == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert VideoLoader([e], SPEC).num_threads == 2 and VideoLoader([e], SPEC, num_threads=3).num_threads == 3
