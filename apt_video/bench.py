@@ -18,6 +18,7 @@ import torch
 import models
 
 from pipeline.data import VideoEntry
+from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 
 
 def machine() -> dict:
@@ -56,21 +57,25 @@ def rss_mb(pid: int | None = None) -> float:
     return total / 1024
 
 
-def bench_videos(folder: Path, codec: str, n: int, frames: int = 96, size=(320, 240)) -> list[VideoEntry]:
-    """``n`` synthetic motion videos of ``frames`` frames (made once per folder), probed."""
-    from pipeline.video import CODECS, write_video
+def bench_videos(folder: Path, codec: str, n: int, frames: int = 96, size=(320, 240),
+                 threads: int = 1) -> list[VideoEntry]:
+    """``n`` synthetic motion videos of ``frames`` frames (made once per folder, ``threads`` at a
+    time), probed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.video import CODECS, probe_video, write_video
 
     from .synth import motion_clip
-    from pipeline.video import probe_video
 
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        p = folder / f"{codec}_{i:03d}{CODECS[codec][1]}"
-        if not p.is_file():
-            write_video(p, motion_clip(90 * (i % 4), frames, size[0], size[1], rng), codec, gop=12)
-        out.append(probe_video(p, label=i % 4))
-    return out
+    def make(i: int) -> VideoEntry:
+        path = folder / f"{codec}_{i:03d}{CODECS[codec][1]}"
+        if not path.is_file():
+            clip = motion_clip(90 * (i % 4), frames, size[0], size[1], np.random.default_rng([0, i]))
+            write_video(path, clip, codec, gop=12)
+        return probe_video(path, label=i % 4)
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return list(pool.map(make, range(n)))
 
 
 def timed(batches, warmup: int, count: int, on_batch=None) -> tuple[float, int]:
@@ -102,7 +107,7 @@ def _loader_rate(loader, warmup: int, count: int) -> float:
 
 
 def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int = 2,
-                 rand_augment: str = "rand-m7-n4-mstd0.5-inc1", codecs: str = "vp9,h264", num_sample: int = 2,
+                 rand_augment: str = VIDEOMAE_RAND_AUGMENT, codecs: str = "vp9,h264", num_sample: int = 2,
                  interps: str = "bilinear,nearest", executors: str = "dynamic", regions: str = "frame") -> dict:
     """Training clips/s of apt-video's loader (once per RandAugment interpolation in ``interps``, DALI
     executor in ``executors`` and augmentation order in ``regions``; figures named by the

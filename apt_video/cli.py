@@ -27,7 +27,8 @@ SUBCOMMANDS = {
     "export": ("apt_video.commands.export", "fold prompts into a verified ONNX graph and a TensorRT engine"),
     "score": ("apt_video.commands.score", "score folders of videos with an exported engine, rows to CSV/JSONL"),
     "demo": ("apt_video.commands.demo", "the whole job on synthetic data: train, prompt-tune, export, score"),
-    "bench": ("apt_video.commands.bench", "benchmarks against named baselines (loader, infer, train, score)"),
+    "bench": ("apt_video.commands.bench", "benchmarks against named baselines (loader, infer, train, score), "
+                                          "and every GPU figure in one run (gpu)"),
     "plot": ("apt_video.commands.plot", "plot top-1, losses (top-5 past 5 classes) of runs against epoch"),
     "doctor": ("apt_video.commands.doctor", "what works on this host (GPU, NVDEC, DALI, ORT, TensorRT), how fast"),
 }

@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--batches", type=positive_int, default=30)
     s.add_argument("--videos", type=positive_int, default=16)
     s.add_argument("--workers", type=positive_int, default=2)
-    s.add_argument("--rand-augment", default="rand-m7-n4-mstd0.5-inc1")
+    s.add_argument("--rand-augment", default=None,
+                   help="timm RandAugment string (default: VideoMAE's, rand-m7-n4-mstd0.5-inc1)")
     s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
     s.add_argument("--num-sample", type=positive_int, default=2,
                    help="augmentations per decoded video (the presets: 2)")
@@ -49,10 +50,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ray: the Ray Data engine against the local one (default: local against VideoMAE's loop)")
 
 
+    s = sub.add_parser("gpu", parents=[common], help="every GPU figure in one run: loader, inference, training "
+                       "step and loop, scoring, each beside its anchor (about 6 minutes)")
+    s.add_argument("--stages", default="loader,infer,train,score",
+                   help="comma-separated, in order (rerun only the stage a change touches)")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.which == "gpu":
+        from apt_video.gpubench import run_gpu_command
+
+        return run_gpu_command(args.json, args.work, args.stages)
     from apt_video.bench import run_bench
 
-    kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")}
+    kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")
+          and not (k == "rand_augment" and v is None)}
     if "model" in kw:
         kw["model_name"] = kw.pop("model")
     if args.which == "train":
