@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv and install from setup.py (the
+# Two entry points: `make demo` and `make test`. Both create .venv and install from pyproject.toml (the
 # CPU flavour; on a GPU host use FLAVOUR=cu12 or FLAVOUR=cu13), with Ray for score --engine ray.
 PY ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ FLAVOUR ?= cpu
 
 .PHONY: demo test venv lint clean
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,ray,$(FLAVOUR)]'

@@ -1,17 +1,24 @@
-"""apt-video's application layer: the library functions the ``apt-video`` commands call, above
-``models`` (tensors), ``pipeline`` (videos) and ``export`` (graphs).
+"""apt-video: Attention Prompt Tuning of VideoMAE on NVIDIA's stack.
 
-- ``train(cfg, data_root, output, ...)``: prompt-tune a VideoMAE run (``apt_video.train``)
-- ``export_run(run, out, ...)``: a run to a verified ONNX/TensorRT package (``apt_video.exporting``)
-- ``score_videos(source, model, out, ...)``: one row per video, resumable (``apt_video.scoring``)
-- ``run_demo``, ``run_bench``, ``run_doctor``, ``plot_runs``, ``load_config``
+The layers, lowest first (each imports only those below it):
 
-Imported lazily, so that ``apt-video --help`` does not load PyTorch.
+- ``apt_video.models`` (the ``models/`` folder): tensors only: the VideoMAE ViT with attention
+  prompts, its registry, checkpoints, the model card
+- ``apt_video.pipeline`` (``pipeline/``): videos: datasets, probing, sampling, DALI graphs, the loader
+- ``apt_video.export`` (``export/``): graphs: ONNX export, verification, TensorRT, the runners
+- the jobs: ``train(cfg, data_root, output, ...)`` (``apt_video.train``), ``export_run(run, out, ...)``
+  (``apt_video.exporting``), ``score_videos(source, model, out, ...)`` (``apt_video.scoring``), with
+  ``config``, ``evaluate`` and ``distributed`` beside them
+- ``apt_video.tools``: bench, doctor, demo, synth, sweep, plot and the VideoMAE-style baselines
+- ``apt_video.cli`` and ``apt_video.commands``: the ``apt-video`` command, one module per subcommand
+
+The job functions below are imported lazily, so that ``import apt_video`` does not load PyTorch.
 """
 import importlib
 
 _EXPORTS = {"train": "train", "load_config": "config", "export_run": "exporting", "score_videos": "scoring",
-            "run_demo": "demo", "run_bench": "bench", "run_doctor": "doctor", "plot_runs": "plot"}
+            "run_demo": "tools.demo", "run_bench": "tools.bench", "run_doctor": "tools.doctor",
+            "plot_runs": "tools.plot"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -1,7 +1,7 @@
 """The ``apt-video`` command line: one entry point, one subcommand per job.
 
-Each subcommand lives in the module that owns the job; this file only wires arguments to them and
-imports the heavy modules lazily, so ``apt-video --help`` stays instant.
+Each subcommand is a module of ``apt_video.commands`` (``add_arguments`` and ``run``); this file only
+wires them up. The commands import the jobs inside ``run``, after the arguments are parsed.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .errors import UserError
 # DALI's own auto_aug module still calls operators by their deprecated experimental names
 warnings.filterwarnings("ignore", message=".*is now deprecated", category=DeprecationWarning)
 
-OUR_PACKAGES = ("apt_video", "pipeline", "models", "export")
+OUR_PACKAGES = ("apt_video",)  # its models, pipeline and export log under it
 # subcommand -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "models": ("apt_video.commands.models", "list the registered architectures with parameter counts"),

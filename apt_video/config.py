@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
+from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 
 # installed (pip install .): the presets ship as package data in apt_video/presets; in a source
 # checkout or an editable install they are read from the top-level configs/ folder
@@ -93,11 +93,11 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         import torch
 
-        from models import SAMPLERS, TRANSFER_TYPES, create_model, list_models
-        from models.vit import ATTN_IMPLS
-        from pipeline.graphs import AA_REGIONS
-        from pipeline.loader import EXECUTORS
-        from pipeline.randaug import INTERPOLATIONS, parse_rand_augment
+        from apt_video.models import SAMPLERS, TRANSFER_TYPES, create_model, list_models
+        from apt_video.models.vit import ATTN_IMPLS
+        from apt_video.pipeline.graphs import AA_REGIONS
+        from apt_video.pipeline.loader import EXECUTORS
+        from apt_video.pipeline.randaug import INTERPOLATIONS, parse_rand_augment
 
         def need(cond, key, allowed):
             if not cond:

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import torch
 
-import models
-from export import Package, export_package
-from pipeline.data import DataError
+from apt_video import models
+from apt_video.export import Package, export_package
+from apt_video.export.quantize import PRECISIONS as QUANTIZED
+from apt_video.pipeline.data import DataError
+from apt_video.pipeline.datasets import part_source
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.probe import load_manifest
 
 #: calibration clips of an int8/fp8 export: with 32 the demo model's held-out videos read 0.26 relative
 #: logit error (top-1 unchanged), with 48 0.16; TensorRT's guide calibrates on about 500 images
@@ -17,12 +21,10 @@ CALIB_CLIPS = 64
 
 def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
     """Where the run's validation and test videos are: ``(source, open_dataset keywords, root)``."""
-    from .train import data_source
-
     data = card.data or {}
     root = Path(data.get("root", ""))
     lists = {"val": data.get("val_list") or "", "test": data.get("test_list") or ""}
-    return [(*data_source(root, part, data.get("split"), data.get("splits"), lists), root)
+    return [(*part_source(root, part, data.get("split"), data.get("splits"), lists), root)
             for part in ("val", "test") if data.get("split") or lists[part]]
 
 
@@ -32,9 +34,6 @@ def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str |
     test views (``test``: up to ``n`` videos spread over the list, each giving an equal share of its
     views spread over its segments and crops, video after video), of ``source`` (a list, manifest or folder)
     or else of the run's own validation (then test) data. ``(None, None)`` when none is at hand."""
-    from pipeline.loader import VideoLoader
-    from pipeline.probe import load_manifest
-
     sources = [(Path(source), {}, Path(data_root) if data_root else None)] if source else _run_sources(card)
     for src, kw, root in sources:
         if not n or not src.exists():
@@ -81,7 +80,6 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
     real, _ = real_clips(card, verify_clips)
     if real is not None:
         clips["real"] = real
-    from export.quantize import PRECISIONS as QUANTIZED
 
     if options.get("precision") in QUANTIZED:
         calibration, where = real_clips(card, calib_clips or CALIB_CLIPS, mode="test", source=calib)

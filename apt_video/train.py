@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,19 +24,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-import models
-from models import CheckpointError, ClipSpec, ModelCard
-from models.files import atomic_path, atomic_write_text
+from apt_video import models
+from apt_video.models import CheckpointError, ClipSpec, ModelCard
+from apt_video.models.files import atomic_path, atomic_write_text
+from apt_video.pipeline.data import DataError, VideoEntry, class_names
+from apt_video.pipeline.datasets import PARTS, part_exists, part_source
+from apt_video.pipeline.graphs import AugmentSpec
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.probe import load_manifest
+from apt_video.pipeline.randaug import parse_rand_augment
 
 from .config import ConfigError, TrainConfig, dump_config
 from .distributed import Dist, setup_distributed
-from pipeline.data import DataError, VideoEntry
 from .evaluate import accuracy_report, merge_views, topk_correct
-from pipeline.graphs import AugmentSpec
-from pipeline.loader import VideoLoader
-from pipeline.probe import load_manifest
-from pipeline.randaug import parse_rand_augment
 
 log = logging.getLogger(__name__)
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "clips_per_s")
@@ -127,8 +130,6 @@ def optimizer_step(model, optimizer: torch.optim.Optimizer, scaler=None, clip_gr
 
 def train_one_epoch(model, loader: VideoLoader, optimizer, scaler, lr_values: np.ndarray, epoch: int,
                     cfg: TrainConfig, d: Dist, progress: bool = True) -> dict:
-    from tqdm import tqdm
-
     model.train()
     amp_dtype, _ = amp_settings(cfg.amp, d.device)
     steps = len(loader) // cfg.update_freq
@@ -246,29 +247,17 @@ def clip_spec(cfg: TrainConfig) -> ClipSpec:
                     sampler=cfg.sampler, test_num_segment=cfg.test_num_segment, test_num_crop=cfg.test_num_crop)
 
 
-#: the parts of a run's data: list file key of the config, part of an official layout
-PARTS = {"train": "train_list", "val": "val_list", "test": "test_list"}
-
-
-def data_source(root: Path, part: str, split: int | None, splits: str | None, lists: dict) -> tuple[Path, dict]:
-    """Where one part (train, val, test) of a run's data comes from: ``(source, open_dataset
-    keywords)``: split ``split`` of the official layout at ``root`` (its split files in ``splits``,
-    else found there), or the part's list file of ``lists``, relative to ``root``."""
-    if split:
-        return root, {"split": split, "part": part, "splits": splits or None}
-    return root / lists[part], {}
+def _lists(cfg: TrainConfig) -> dict[str, str]:
+    """The config's list file of each part of the data (``train_list``, ``val_list``, ``test_list``)."""
+    return {part: getattr(cfg, f"{part}_list") for part in PARTS}
 
 
 def _source(cfg: TrainConfig, data_root: Path, part: str) -> tuple[Path, dict]:
-    return data_source(data_root, part, cfg.split, cfg.splits, {p: getattr(cfg, key) for p, key in PARTS.items()})
+    return part_source(data_root, part, cfg.split, cfg.splits, _lists(cfg))
 
 
 def has_part(cfg: TrainConfig, data_root: Path, part: str) -> bool:
-    if cfg.split:
-        from pipeline.datasets import has_part as layout_has
-
-        return layout_has(data_root, cfg.split, part, cfg.splits or None)
-    return _source(cfg, data_root, part)[0].exists()
+    return part_exists(data_root, part, cfg.split, cfg.splits, _lists(cfg))
 
 
 def _split(cfg: TrainConfig, data_root: Path, part: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
@@ -338,7 +327,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
                         f"to 0 (the dataset's) or fix the class list")
     if not classes:
-        classes = [f"class_{i}" for i in range(num_classes)]
+        classes = class_names(num_classes)
     if not train_set:
         raise DataError(f"{_source(cfg, data_root, 'train')[0]}: no usable training video")
     unlabelled = [e.path for e in train_set + val_set if e.label < 0]
@@ -470,8 +459,6 @@ def _check_resumable(state: dict, cfg: TrainConfig) -> None:
 
 
 def _remove_run(run_dir: Path) -> None:
-    import shutil
-
     for name in RUN_OUTPUTS:
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():

@@ -13,7 +13,14 @@ if [ ! -f /tmp/gk/env.sh ]; then
 fi
 # shellcheck disable=SC1091
 source /tmp/gk/env.sh
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# the checkout as the installed package lays it out (models/, pipeline/, export/ and configs/ are
+# apt_video.models, .pipeline, .export and .presets): links, no install step on the offline host
+src=/tmp/apt-src
+rm -rf "$src" && mkdir -p "$src/apt_video"
+for f in apt_video/*; do ln -s "$PWD/$f" "$src/apt_video/"; done
+for p in models pipeline export; do ln -s "$PWD/$p" "$src/apt_video/$p"; done
+ln -s "$PWD/configs" "$src/apt_video/presets"
+export PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.csv" 2>&1
 if [ -z "${STAGES:-}" ]; then
   timeout 150 python3 -m apt_video.cli doctor --quick --json "$out/doctor.json" > "$out/doctor.log" 2>&1

@@ -6,14 +6,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import onnx
 import torch
+from safetensors.torch import save_file
 
-from models import ModelCard, sha256_file
+from apt_video.models import ModelCard, sha256_file
 
 from .graph import DTYPES, export_onnx, task_tensors
 from .opcheck import fused_attention_supported, unsupported_ops
 from .package import Package, write_package
 from .quantize import PRECISIONS as QUANTIZED
+from .quantize import quantize
+from .trt import build_engine, trt_missing, trt_version, verify_engine
 from .verify import verify_graph
 
 log = logging.getLogger(__name__)
@@ -31,8 +35,6 @@ def default_attention(opset: int, trt_version: str | None) -> str:
 
 def graph_opset(path: Path) -> int:
     """The ai.onnx opset the graph file declares (what was written, not what was asked)."""
-    import onnx
-
     proto = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
@@ -47,8 +49,6 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
     and where it went (``out``, or ``<out>.rejected`` when a check failed). ``int8``, ``fp8``: the graph is
     calibrated on the first three quarters of ``calibration`` (real clips, ``(N, 3, T, S, S)``) and
     verified on ``clips`` and on the last quarter, the hold-out."""
-    from .trt import build_engine, trt_missing, trt_version, verify_engine
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision in QUANTIZED and prompts_as_input:
@@ -71,7 +71,6 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
             # Gaussian noise lies outside the ranges calibrated on real video, so a quantized graph
             # is judged on real clips only: the verification clips and the calibration hold-out.
             sets.pop("random", None)
-            from .quantize import quantize
 
             cut = max(1, len(calibration) * 3 // 4)
             quantization = quantize(onnx_path, onnx_path, calibration[:cut].float().numpy(), precision)
@@ -81,8 +80,6 @@ def export_package(model: torch.nn.Module, card: ModelCard, out: str | Path, cli
         task = task_tensors(model) if prompts_as_input else None
         files = {"onnx": onnx_path.name}
         if task is not None:
-            from safetensors.torch import save_file
-
             save_file(task, str(folder / "task.safetensors"))
             files["task"] = "task.safetensors"
         verification = verify_graph(onnx_path, model, sets, precision, prompts=task["prompts"] if task else None)

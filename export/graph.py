@@ -17,11 +17,12 @@ import logging
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 import torch.nn as nn
 
-import models
-from models.files import atomic_path
+from apt_video import models
+from apt_video.models.files import atomic_path
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -81,8 +82,6 @@ def export_onnx(model: nn.Module, path: str | Path, *, precision: str = "fp32", 
                 attention: str | None = None, prompts_as_input: bool = False, max_batch: int = 256) -> Path:
     """Export ``model`` (an ``models.VideoVisionTransformer``) to ``path`` as one self-contained
     ONNX file. ``attention`` defaults to ``fused`` at opset >= 23, ``matmul`` below."""
-    import onnx
-
     attention = attention or ("fused" if opset >= 23 else "matmul")
     if attention == "fused" and opset < 23:
         raise ValueError(f"the fused Attention op needs opset >= 23 (got --opset {opset}); "
@@ -118,8 +117,6 @@ def export_onnx(model: nn.Module, path: str | Path, *, precision: str = "fp32", 
 
 def op_types(path: str | Path) -> dict[str, int]:
     """Op type -> count in the graph (functions inlined by the exporter's optimiser)."""
-    import onnx
-
     counts: dict[str, int] = {}
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1

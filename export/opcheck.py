@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
+
 _SUPPORTED = """
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast
 CastLike Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum
@@ -49,8 +51,6 @@ def fused_attention_supported(trt_version: str | None) -> bool:
 def unsupported_ops(path: str | Path, opset: int | None = None, trt_version: str | None = None) -> list[str]:
     """Problems found, one line per offending op type (empty when TensorRT can parse every node).
     ``trt_version``: the installed TensorRT, whose parser may predate an op (None: the current one)."""
-    import onnx
-
     proto = onnx.load(str(path), load_external_data=False)
     if opset is None:
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models import ModelCard, sha256_file
-from models.card import CardError
+from apt_video.models import ModelCard, sha256_file
+from apt_video.models.card import CardError
 
 FORMAT = "apt-video-export"
 VERSION = 2

@@ -31,9 +31,11 @@ and the head in float. So ONNX Runtime's quantizer, already a dependency, is the
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 #: what is quantized per precision (float8 Gemm becomes a QGemm node, which has no CPU kernel), and
 #: what never is
@@ -54,10 +56,14 @@ def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarra
              batch: int = 1) -> dict:
     """Write the ``precision`` (int8 or fp8) Q/DQ graph of ``fp32_path`` to ``out_path``, calibrated
     on ``calibration`` ``(N, 3, T, S, S)`` float32 normalised clips. Returns the facts for model.json."""
-    import onnx
     import onnxruntime
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     if precision not in QUANTIZED_OPS:
         raise ValueError(f"precision={precision!r}: quantized precisions are {', '.join(QUANTIZED_OPS)}")
@@ -98,8 +104,6 @@ def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarra
 
 def quantized_nodes(path: str | Path) -> dict[str, int]:
     """Op type -> how many of its nodes take a dequantized input (their inputs come through Q/DQ)."""
-    import onnx
-
     graph = onnx.load(str(path), load_external_data=False).graph
     dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     counts: dict[str, int] = {}
@@ -110,6 +114,4 @@ def quantized_nodes(path: str | Path) -> dict[str, int]:
 
 
 def _sha(a: np.ndarray) -> str:
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from models import ModelCard
+from apt_video.models import ModelCard
 
+from .graph import apply_task
 from .package import Package
-
 
 #: clips per engine call when nothing says otherwise: one video's 10x3 views
 PREFERRED_BATCH = 30
@@ -45,7 +45,6 @@ class Runner:
         outs = [self._run(views[i:i + self.max_batch]) for i in range(0, len(views), self.max_batch)]
         out = torch.cat(outs) if outs else torch.empty(0, len(self.classes))
         if self.task is not None:
-            from .graph import apply_task
             out = apply_task(out.float().cpu(), self.task)
         return out
 

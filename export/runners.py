@@ -10,12 +10,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
-from models import ModelCard, find_weights
+from apt_video import models
+from apt_video.models import ModelCard, find_weights
 
 from .package import Package, PackageError, check_files, check_io, read_package
 from .runner import BackendUnavailable, Runner, preferred_batch
+from .trt import TrtRunner, trt_missing
+from .verify import onnx_session
 
 __all__ = ["BACKENDS", "BackendUnavailable", "OrtRunner", "PackageError", "Runner", "TorchRunner", "load_runner"]
 
@@ -48,8 +54,6 @@ class OrtRunner(Runner):
 
     def __init__(self, onnx_path: str | Path, package: Package, providers: list[str] | None = None,
                  task: dict | None = None, device_id: int | None = None):
-        from .verify import onnx_session
-
         super().__init__(package.card, package.batch.get("max", 32), task, package)
         cuda = torch.cuda.is_available()
         self.device_id = (torch.cuda.current_device() if cuda else 0) if device_id is None else device_id
@@ -102,8 +106,6 @@ class OrtRunner(Runner):
 
     def _run_bound(self, chunk: torch.Tensor) -> torch.Tensor:
         """A CUDA batch run where it lies: input and output bound by device pointer (IOBinding)."""
-        import numpy as np
-
         video = chunk.float().contiguous()
         out = torch.empty((len(video), self.package.output["shape"][-1]), dtype=torch.float32, device=video.device)
         binding = self.session.io_binding()
@@ -122,9 +124,6 @@ TASK_KEYS = ("prompts", "head_norm.weight", "head_norm.bias", "head_norm.eps", "
 
 def load_task(path: str | Path) -> dict[str, torch.Tensor]:
     """One task's tensors for a prompts-as-input package (``export.graph.task_tensors``)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         task = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -143,8 +142,6 @@ def describe_model(model_path: str | Path) -> tuple[ModelCard, int]:
     p = Path(model_path)
     weights = find_weights(p)
     if weights is not None:
-        import models
-
         try:
             return models.read_card(weights), preferred_batch(None)
         except models.CheckpointError as exc:
@@ -167,7 +164,6 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
         if backend in ("trt", "ort"):
             raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) "
                                      f"to use {backend}")
-        import models
 
         try:
             model, card = models.build_from_trained(weights, pretrained)
@@ -185,8 +181,6 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
         task_tensors = load_task(task or folder / package.files["task"])
     plan = folder / package.files["plan"] if package.files.get("plan") else None
     if backend == "trt" or (backend == "auto" and plan is not None and plan.is_file()):
-        from .trt import TrtRunner, trt_missing
-
         missing = trt_missing()
         if missing is None and plan is not None and plan.is_file():
             check_files(package, folder, ("plan",))

@@ -9,6 +9,7 @@ import torch
 
 from .package import Package, check_io
 from .runner import BackendUnavailable, Runner
+from .verify import compare, judge, reference_outputs
 
 log = logging.getLogger(__name__)
 #: the GPU generation an engine of this precision needs (compute capability)
@@ -105,8 +106,6 @@ def verify_engine(plan: str | Path, package: Package, model: torch.nn.Module, cl
                   task: dict | None = None) -> dict:
     """Run the engine on the verification clips and judge it against the fp32 PyTorch model with
     the same thresholds as the ONNX graph."""
-    from .verify import compare, judge, reference_outputs
-
     runner = TrtRunner(plan, package)
     prompts = task["prompts"] if task is not None else None
     if prompts is not None:  # the engine's prompts input; the head is not applied: features are compared

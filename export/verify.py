@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from onnx.reference import ReferenceEvaluator
 
 #: per precision: max abs error of logits, max relative error (to the largest |logit|), top-1 agreement
 #: (int8: the demo model's calibration hold-out, videos the quantizer never saw, reads 0.16 relative
@@ -71,7 +72,6 @@ def verify_graph(path: str | Path, model: torch.nn.Module, clips: dict[str, torc
         session, used = onnx_session(path, providers, optimize=precision != "fp8")
         run = session.run
     except Exception as exc:  # noqa: BLE001  ORT lacks kernels for this graph on this host
-        from onnx.reference import ReferenceEvaluator
 
         evaluator = ReferenceEvaluator(str(path))
         reason = str(exc).splitlines()[0][:120]

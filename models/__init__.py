@@ -1,7 +1,7 @@
 """Networks of apt-video: the VideoMAE ViT with attention prompts, its registry, checkpoint
 reading and prompt folding. Tensors only: no video files, no CLI, no ONNX."""
 from . import vit as _vit  # noqa: F401  (registers the architectures)
-from .checkpoint import CheckpointError, LoadReport, convert_state_dict, load_pretrained, read_state_dict
+from .checkpoint import CheckpointError, LoadReport, convert_state_dict, read_state_dict
 from .prompts import TRANSFER_TYPES, fold_prompts, reparameterize
 from .registry import create_model, list_models, register_model
 from .vit import VideoVisionTransformer, count_parameters, flops_per_clip, sincos_position_table
@@ -16,6 +16,7 @@ from .artifact import (  # noqa: E402
     build_from_trained,
     find_weights,
     load_any,
+    load_pretrained,
     load_weights,
     read_card,
     save_trained,

@@ -13,15 +13,79 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .card import Backbone, CardError, ModelCard
+from .checkpoint import (
+    APT_FORMAT_KEY,
+    APT_PARTIAL,
+    TRAINED_PREFIXES,
+    CheckpointError,
+    LoadReport,
+    convert_state_dict,
+    read_state_dict,
+)
 from .files import atomic_path
 from .hub import resolve_weights
-from .checkpoint import APT_FORMAT_KEY, APT_PARTIAL, CheckpointError, LoadReport, load_pretrained
 from .registry import create_model
 
 log = logging.getLogger(__name__)
 META_KEY = "apt_video"
+
+
+def load_pretrained(model: torch.nn.Module, path: str | Path) -> LoadReport:
+    """Load a checkpoint of any supported format into ``model`` and say what happened.
+
+    - Every backbone tensor must be present with the right shape; otherwise ``CheckpointError``
+      names the key (apt-video's own "trained tensors only" files are exempt: they carry no backbone).
+    - A classifier head of another size is dropped with a message and stays at its init.
+    - Prompts of another shape are an error naming the key and both shapes.
+    - Trainable tensors the file lacks (head, head_norm, prompts) stay at their init.
+    """
+    path = resolve_weights(path)
+    raw, meta = read_state_dict(path)
+    sd, dropped, fmt = convert_state_dict(raw)
+    partial = meta.get(APT_FORMAT_KEY) == APT_PARTIAL
+    report = LoadReport(str(path), "apt-video (trained tensors)" if partial else fmt)
+    report.dropped += [f"{k} (no place in this architecture)" for k in dropped]
+    target = model.state_dict()
+    to_load: dict[str, torch.Tensor] = {}
+    # backbone first, so that an architecture mismatch is reported as such
+    for key, ref in sorted(target.items(), key=lambda kv: kv[0].startswith(TRAINED_PREFIXES)):
+        trained = key.startswith(TRAINED_PREFIXES)
+        if key not in sd:
+            if trained or partial:
+                report.fresh.append(key)
+                continue
+            raise CheckpointError(
+                f"{path}: backbone tensor {key!r} {tuple(ref.shape)} is missing from this {fmt} "
+                f"checkpoint: it was saved for another architecture, or is not a VideoMAE checkpoint")
+        value = sd.pop(key)
+        if value.shape != ref.shape:
+            if key.startswith("head."):
+                msg = (f"{key} {tuple(value.shape)} dropped: this model has {model.num_classes} "
+                       f"classes; the head stays at its init")
+                log.warning("%s: %s", path, msg)
+                report.dropped.append(msg)
+                continue
+            what = "prompt" if key.startswith("prompt_") else "backbone"
+            raise CheckpointError(
+                f"{path}: {what} tensor {key!r} has shape {tuple(value.shape)} in the checkpoint but "
+                f"{tuple(ref.shape)} in the model; check the architecture and its overrides "
+                f"(embed_dim, depth, num_frames, prompt_num_tokens, prompt_start/prompt_end)")
+        to_load[key] = value.to(ref.dtype)
+        report.loaded.append(key)
+    report.dropped += [f"{k} (not in this model)" for k in sd]
+    for key, value in to_load.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values: the file is damaged or "
+                                  f"comes from a run that diverged")
+    if fmt == "huggingface":
+        report.notes.append("Hugging Face fc_norm uses LayerNorm eps 1e-5; this model uses 1e-6")
+    model.load_state_dict(to_load, strict=False)
+    log.info("%s", report.summary())
+    return report
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -49,8 +113,6 @@ def trained_state(model: torch.nn.Module, full: bool = False) -> dict[str, torch
 
 def save_trained(model: torch.nn.Module, path: str | Path, card: ModelCard) -> None:
     """Write the trained tensors and the card atomically as one safetensors file."""
-    from safetensors.torch import save_file
-
     header = {META_KEY: json.dumps(card.to_dict()),
               APT_FORMAT_KEY: APT_PARTIAL if card.contents == "trained" else "full"}
     with atomic_path(path) as tmp:
@@ -73,8 +135,6 @@ def find_weights(path: str | Path) -> Path | None:
 
 
 def _header(path: str | Path) -> dict:
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}

@@ -4,7 +4,8 @@ Formats: VideoMAE pre-training (``encoder.`` prefix, decoder), VideoMAE fine-tun
 APT (``head_norm``, ``prompt_*``), apt-video's own safetensors, and Hugging Face transformers
 VideoMAE (v4 ``q_bias``/``v_bias`` and v5 ``query.bias``/``value.bias``). Files: ``.pth``, ``.pt``,
 ``.bin``, ``.ckpt`` (unpickled with ``weights_only=True``, never executing code) and ``.safetensors``.
-Conversion is a pure function on a state dict; ``load_pretrained`` is the one entry point.
+Conversion is a pure function on a state dict; ``models.artifact.load_pretrained`` loads any of
+them into a model.
 """
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from safetensors import SafetensorError, safe_open
 
 log = logging.getLogger(__name__)
 
 #: safetensors metadata key marking apt-video's own files, and the value for "trained tensors only"
 APT_FORMAT_KEY, APT_PARTIAL = "apt_video_contents", "trained"
 _WRAPPERS = ("model", "module", "state_dict", "model_state")
-_TRAINED_PREFIXES = ("head.", "head_norm.", "prompt_")
+#: the tensors a prompt-tuned or linear run trains (the rest is the frozen backbone)
+TRAINED_PREFIXES = ("head.", "head_norm.", "prompt_")
 
 
 class CheckpointError(ValueError):
@@ -65,7 +67,6 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"{path}: no such checkpoint file")
     meta: dict[str, str] = {}
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = dict(f.metadata() or {})
@@ -191,60 +192,3 @@ def _from_huggingface(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                                   f"{', '.join(sorted(missing))} weight")
         out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts["query"], parts["key"], parts["value"]])
     return out
-
-
-# -- loading into a model ---------------------------------------------------------------------------
-def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
-    """Load a checkpoint of any supported format into ``model`` and say what happened.
-
-    - Every backbone tensor must be present with the right shape; otherwise ``CheckpointError``
-      names the key (apt-video's own "trained tensors only" files are exempt: they carry no backbone).
-    - A classifier head of another size is dropped with a message and stays at its init.
-    - Prompts of another shape are an error naming the key and both shapes.
-    - Trainable tensors the file lacks (head, head_norm, prompts) stay at their init.
-    """
-    from .hub import resolve_weights
-
-    path = resolve_weights(path)
-    raw, meta = read_state_dict(path)
-    sd, dropped, fmt = convert_state_dict(raw)
-    partial = meta.get(APT_FORMAT_KEY) == APT_PARTIAL
-    report = LoadReport(str(path), "apt-video (trained tensors)" if partial else fmt)
-    report.dropped += [f"{k} (no place in this architecture)" for k in dropped]
-    target = model.state_dict()
-    to_load: dict[str, torch.Tensor] = {}
-    # backbone first, so that an architecture mismatch is reported as such
-    for key, ref in sorted(target.items(), key=lambda kv: kv[0].startswith(_TRAINED_PREFIXES)):
-        trained = key.startswith(_TRAINED_PREFIXES)
-        if key not in sd:
-            if trained or partial:
-                report.fresh.append(key)
-                continue
-            raise CheckpointError(
-                f"{path}: backbone tensor {key!r} {tuple(ref.shape)} is missing from this {fmt} "
-                f"checkpoint: it was saved for another architecture, or is not a VideoMAE checkpoint")
-        value = sd.pop(key)
-        if value.shape != ref.shape:
-            if key.startswith("head."):
-                msg = (f"{key} {tuple(value.shape)} dropped: this model has {model.num_classes} "
-                       f"classes; the head stays at its init")
-                log.warning("%s: %s", path, msg)
-                report.dropped.append(msg)
-                continue
-            what = "prompt" if key.startswith("prompt_") else "backbone"
-            raise CheckpointError(
-                f"{path}: {what} tensor {key!r} has shape {tuple(value.shape)} in the checkpoint but "
-                f"{tuple(ref.shape)} in the model; check the architecture and its overrides "
-                f"(embed_dim, depth, num_frames, prompt_num_tokens, prompt_start/prompt_end)")
-        to_load[key] = value.to(ref.dtype)
-        report.loaded.append(key)
-    report.dropped += [f"{k} (not in this model)" for k in sd]
-    for key, value in to_load.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values: the file is damaged or "
-                                  f"comes from a run that diverged")
-    if fmt == "huggingface":
-        report.notes.append("Hugging Face fc_norm uses LayerNorm eps 1e-5; this model uses 1e-6")
-    model.load_state_dict(to_load, strict=False)
-    log.info("%s", report.summary())
-    return report

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.files import TEXT, atomic_write_text  # noqa: F401  (re-exported for the data layer's users)
+from apt_video.models.files import TEXT, atomic_write_text  # noqa: F401  (re-exported for the data layer's users)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
                     ".ogv", ".3gp", ".ts")
@@ -92,7 +94,6 @@ def shard_bounds(n: int, shard: int, num_shards: int) -> tuple[int, int]:
 
 
 def write_manifest(path: str | Path, entries: list[VideoEntry]) -> None:
-    import io
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS)
     w.writeheader()
@@ -122,6 +123,11 @@ def is_manifest(path: Path) -> bool:
 
 
 # -- class names ---------------------------------------------------------------------------------------
+def class_names(n: int) -> list[str]:
+    """The names of ``n`` classes that no file names: ``class_0``, ``class_1``, ..."""
+    return [f"class_{i}" for i in range(n)]
+
+
 def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name per line, line i is label i."""
     names = [ln.strip() for ln in read_text_file(path, "class list").splitlines() if ln.strip()]
@@ -217,8 +223,6 @@ def scan_folder(folder: str | Path, labelled: bool = True) -> tuple[list[VideoEn
 
 
 def _report(problems: list[str]) -> None:
-    import logging
-
     for problem in problems:
         logging.getLogger(__name__).warning("%s", problem)
 
@@ -246,53 +250,3 @@ def find_classes_file(start: Path) -> Path | None:
         if (d / "classes.txt").is_file():
             return d / "classes.txt"
     return None
-
-
-def open_dataset(source: str | Path, data_root: str | Path | None = None, classes: list[str] | None = None,
-                 split: int | None = None, part: str = "train", splits: str | Path | None = None) -> Dataset:
-    """A dataset from a list file, a manifest, a class-folder tree, a plain folder of videos, one
-    video, or (``split`` given) part ``part`` of split ``split`` of an official dataset layout at
-    ``source`` (``pipeline.datasets``: UCF101, HMDB51, Kinetics; ``splits``: their split files).
-
-    Class names come from ``classes``, else a ``classes.txt`` beside the list (or its parents), else
-    the sub-folder names; failing all of these, ``class_<i>``.
-    """
-    if split:
-        from .datasets import open_layout
-
-        return open_layout(source, split, part, splits)
-    source = Path(source)
-    if not source.exists() and not source.is_symlink():
-        raise DataError(f"{source}: no such file or folder")
-    if source.suffix.lower() in VIDEO_EXTENSIONS and not source.is_dir():  # one video
-        return Dataset([VideoEntry(path=os.path.abspath(source))], classes or [], str(source))
-    if source.suffix == ".json":  # SSv2: a split file, its labels file beside it, videos in data_root
-        labels = [p for p in sorted(source.parent.glob("*labels*.json")) if p != source]
-        if not labels:
-            raise DataError(f"{source}: SSv2 split file without a labels file (*labels*.json) beside it")
-        return read_ssv2(labels[0], source, data_root or source.parent)
-    if source.is_dir():
-        entries, names = scan_folder(source, labelled=_has_class_folders(source))
-        if not entries:
-            raise DataError(f"{source}: no video files found (looked for {', '.join(VIDEO_EXTENSIONS)})")
-        if not names and (cf := find_classes_file(source)):
-            names = read_classes(cf)
-        return Dataset(entries, classes or names, str(source))
-    entries = read_manifest(source) if is_manifest(source) else read_list_file(source, data_root)
-    if classes is None:
-        cf = find_classes_file(source.parent)
-        if cf is None and data_root:
-            cf = find_classes_file(Path(data_root))
-        classes = read_classes(cf) if cf else []
-    top = max((e.label for e in entries), default=-1)
-    if classes and top >= len(classes):
-        raise DataError(f"{source}: label {top} is out of range for {len(classes)} classes")
-    if not classes and top >= 0:
-        classes = [f"class_{i}" for i in range(top + 1)]
-    return Dataset(entries, classes, str(source))
-
-
-def _has_class_folders(folder: Path) -> bool:
-    subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
-    return bool(subdirs) and not loose

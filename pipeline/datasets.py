@@ -19,6 +19,9 @@
 The parts are ``train``, ``val`` and ``test``; as VideoMAE's lists do, UCF101's and HMDB51's ``val``
 is the split's test list (they have no other), Kinetics' ``val`` is ``validate.csv``. SSv2 needs no
 reader here: its split JSON files are read as list files are (``pipeline.data``).
+
+``open_dataset`` opens any source (list file, manifest, folder, one video, SSv2 JSON, or a part of
+one of these layouts); ``part_source`` says where a run's train, val or test part comes from.
 """
 from __future__ import annotations
 
@@ -27,7 +30,22 @@ import os
 import re
 from pathlib import Path
 
-from .data import DataError, Dataset, VideoEntry, read_text_file, walk_videos
+from .data import (
+    VIDEO_EXTENSIONS,
+    DataError,
+    Dataset,
+    VideoEntry,
+    class_names,
+    find_classes_file,
+    is_manifest,
+    read_classes,
+    read_list_file,
+    read_manifest,
+    read_ssv2,
+    read_text_file,
+    scan_folder,
+    walk_videos,
+)
 
 LAYOUTS = ("ucf101", "hmdb51", "kinetics")
 PARTS = ("train", "val", "test")
@@ -91,6 +109,25 @@ def has_part(root: str | Path, split: int, part: str, splits: str | Path | None 
     """Whether the layout has ``part`` (Kinetics' test annotations are not always there)."""
     layout, folder = find_splits(root, splits)
     return layout != "kinetics" or (folder / KINETICS_FILES[part]).is_file()
+
+
+def part_source(root: str | Path, part: str, split: int | None = None, splits: str | Path | None = None,
+                lists: dict[str, str] | None = None) -> tuple[Path, dict]:
+    """Where one part (train, val, test) of a run's data comes from: ``(source, open_dataset
+    keywords)``: split ``split`` of the official layout at ``root`` (its split files in ``splits``,
+    else found there), or the part's list file in ``lists`` (part -> file), relative to ``root``."""
+    root = Path(root)
+    if split:
+        return root, {"split": split, "part": part, "splits": splits or None}
+    return root / (lists or {}).get(part, ""), {}
+
+
+def part_exists(root: str | Path, part: str, split: int | None = None, splits: str | Path | None = None,
+                lists: dict[str, str] | None = None) -> bool:
+    """Whether a run's data has ``part``: the layout's (``has_part``), or a list file named for it that exists."""
+    if split:
+        return has_part(root, split, part, splits or None)
+    return bool((lists or {}).get(part)) and part_source(root, part, split, splits, lists)[0].exists()
 
 
 def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
@@ -199,3 +236,52 @@ def _kinetics_rows(path: Path, labelled: bool) -> list[tuple[int, str, str]]:
             raise DataError(f"{path}:{n}: no label; every row of the training annotations names its class")
         rows.append((n, stem, label))
     return rows
+
+
+# -- any source ---------------------------------------------------------------------------------------
+def open_dataset(source: str | Path, data_root: str | Path | None = None, classes: list[str] | None = None,
+                 split: int | None = None, part: str = "train", splits: str | Path | None = None) -> Dataset:
+    """A dataset from a list file, a manifest, a class-folder tree, a plain folder of videos, one
+    video, or (``split`` given) part ``part`` of split ``split`` of an official dataset layout at
+    ``source`` (``pipeline.datasets``: UCF101, HMDB51, Kinetics; ``splits``: their split files).
+
+    Class names come from ``classes``, else a ``classes.txt`` beside the list (or its parents), else
+    the sub-folder names; failing all of these, ``class_<i>``.
+    """
+    if split:
+        return open_layout(source, split, part, splits)
+    source = Path(source)
+    if not source.exists() and not source.is_symlink():
+        raise DataError(f"{source}: no such file or folder")
+    if source.suffix.lower() in VIDEO_EXTENSIONS and not source.is_dir():  # one video
+        return Dataset([VideoEntry(path=os.path.abspath(source))], classes or [], str(source))
+    if source.suffix == ".json":  # SSv2: a split file, its labels file beside it, videos in data_root
+        labels = [p for p in sorted(source.parent.glob("*labels*.json")) if p != source]
+        if not labels:
+            raise DataError(f"{source}: SSv2 split file without a labels file (*labels*.json) beside it")
+        return read_ssv2(labels[0], source, data_root or source.parent)
+    if source.is_dir():
+        entries, names = scan_folder(source, labelled=_has_class_folders(source))
+        if not entries:
+            raise DataError(f"{source}: no video files found (looked for {', '.join(VIDEO_EXTENSIONS)})")
+        if not names and (cf := find_classes_file(source)):
+            names = read_classes(cf)
+        return Dataset(entries, classes or names, str(source))
+    entries = read_manifest(source) if is_manifest(source) else read_list_file(source, data_root)
+    if classes is None:
+        cf = find_classes_file(source.parent)
+        if cf is None and data_root:
+            cf = find_classes_file(Path(data_root))
+        classes = read_classes(cf) if cf else []
+    top = max((e.label for e in entries), default=-1)
+    if classes and top >= len(classes):
+        raise DataError(f"{source}: label {top} is out of range for {len(classes)} classes")
+    if not classes and top >= 0:
+        classes = class_names(top + 1)
+    return Dataset(entries, classes, str(source))
+
+
+def _has_class_folders(folder: Path) -> bool:
+    subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    return bool(subdirs) and not loose

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from models.card import ClipSpec
+from apt_video.models.card import ClipSpec
 
 from .data import VideoEntry
+from .graphs import AugmentSpec, train_pipeline, views_pipeline
 from .randaug import VIDEOMAE_RAND_AUGMENT, parse_rand_augment
+from .source import ClipSource
 
 #: operator -> positional inputs (by index) that should be CPU data when the operator runs on the GPU
 CPU_INPUTS = {"Slice": (1, 2)}
@@ -51,9 +53,6 @@ def gpu_graphs(spec: ClipSpec | None = None, aa: str = VIDEOMAE_RAND_AUGMENT, de
     """``(name, define)`` pairs: one per graph the GPU runs (training with the RandAugment suite in
     both augmentation orders, and without it; test views; validation). A RandAugment graph defines
     every op of the suite as a branch, whichever ops a run then draws."""
-    from .graphs import AugmentSpec, train_pipeline, views_pipeline
-    from .source import ClipSource
-
     spec = spec or ClipSpec()
     entries = [VideoEntry("graph-definition-only.webm", 0, 64, 25.0, "vp9", 320, 240, 2.56, "ok")]
     kw = dict(batch_size=2, num_threads=1, device_id=device_id, py_num_workers=1, py_start_method="spawn")

@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 
-from models.card import ClipSpec
+from apt_video.models.card import ClipSpec
 
 from .augment import AA_REGIONS, FIRST_REGION, HEAD, LAST_CORNER, PER_OP, WINDOW, AugmentSpec
+from .randaug import FILL, Step, rand_augment
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 
 __all__ = ["AA_REGIONS", "AugmentSpec", "decode_alone", "decode_stage", "file_decoder", "source_outputs",
@@ -118,7 +119,6 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
     whole levels)."""
     from nvidia.dali import fn, types
 
-    from .randaug import FILL, Step, rand_augment
 
     def steps():
         ints = fn.cast(plan, dtype=types.INT32)  # op, bin, sign: one cast for all steps

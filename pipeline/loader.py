@@ -17,11 +17,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from models.card import ClipSpec
+from apt_video.models.card import ClipSpec
 
-from .data import VideoEntry
 from . import nvdec
-from .graphs import AugmentSpec, decode_alone, train_pipeline, views_pipeline
+from .data import VideoEntry
+from .graphs import AugmentSpec, decode_alone, decode_stage, train_pipeline, views_pipeline
 from .source import FAILED, OK, ClipSource, start_method
 from .video import decode_route
 
@@ -168,8 +168,6 @@ class VideoLoader:
         (pool, workers, prefetch, routes): each ``run()`` decodes one DALI batch, FHWC uint8 on the
         loader's device (never copied to the host), with each sample's status. For profiling the
         loader stage by stage (``apt-video bench gpu``)."""
-        from .graphs import decode_stage
-
         pipe = decode_stage(self.source(), self.device, **self._pipeline_kwargs(0, 0))
         pipe.build()
         return pipe

@@ -10,9 +10,13 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from models.files import atomic_path
+import numpy as np
+from tqdm import tqdm
 
-from .data import Dataset, VideoEntry, atomic_write_text, open_dataset, write_manifest
+from apt_video.models.files import atomic_path
+
+from .data import Dataset, VideoEntry, atomic_write_text, write_manifest
+from .datasets import open_dataset
 from .source import die_with_parent, start_method
 from .video import CODECS, decode_frames, probe_video, write_video
 
@@ -75,7 +79,6 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
         else:
             todo.append(i)
     args = [(ds.entries[i].path, ds.entries[i].label, clip_frames, full) for i in todo]
-    from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="probe", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:
@@ -135,8 +138,6 @@ def transcode_dataset(ds: Dataset, out: Path, codec: str, root: Path, gop: int =
     """Re-encode the usable videos of ``ds`` under ``out`` (same relative layout, constant frame
     rate, a keyframe every ``gop`` frames), with list files and classes.txt. Existing outputs are kept
     (a re-run resumes). Returns the new entries."""
-    import numpy as np
-
     ext = CODECS[codec][1]
     new = []
     lines = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.card import ClipSpec
+from apt_video.models.card import ClipSpec
 
 
 def dense_indices(num_frames: int, clip_len: int, rate: int, rng: np.random.Generator) -> np.ndarray:

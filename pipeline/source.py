@@ -9,13 +9,15 @@ fields, handed to DALI as its outputs in order.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from models.card import ClipSpec
+from apt_video.models.card import ClipSpec
 
 from .augment import AugmentSpec, plan
 from .data import VideoEntry, shard_bounds
@@ -225,9 +227,6 @@ def die_with_parent(parent: int) -> None:
     """In a worker process (DALI's source workers, the probe's pool): be killed when the process
     that started it dies (even by SIGKILL, which leaves no chance to clean up), instead of running on
     as an orphan holding memory."""
-    import ctypes
-    import signal
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)

@@ -4,8 +4,10 @@ the file (DALI's CPU build: VP8, VP9 and MJPEG; on a GPU, what NVDEC takes: ``pi
 else PyAV."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from . import nvdec
@@ -51,8 +53,6 @@ def probe_video(path: str | Path, label: int = -1, clip_frames: int = 16, full: 
     order too) and finds truncated or corrupt streams; otherwise packets are only demuxed and the
     first frame decoded.
     """
-    import av
-
     e = VideoEntry(path=str(path), label=label)
     p = Path(path)
     if not p.is_file():
@@ -156,8 +156,6 @@ def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE, fram
     ``threads``: FFmpeg's frame and slice threads (for one decode at a time; a loader whose workers
     already fill the cores decodes without them: about 20% less CPU per clip).
     """
-    import av
-
     indices = [int(i) for i in indices]
     wanted, last = set(indices), max(indices)
 
@@ -195,8 +193,6 @@ class _Unindexed(Exception):
 def _collect(frames, wanted: set[int], last: int, rgb) -> tuple[dict, object, int]:
     """The wanted ones of ``(index, frame)`` pairs as RGB, the last frame seen and its index, up to
     index ``last`` or the first decoding error (a damaged tail: the frames so far are used)."""
-    import av
-
     got, last_frame, last_i = {}, None, -1
     try:
         for i, frame in frames:
@@ -213,8 +209,6 @@ def _collect(frames, wanted: set[int], last: int, rgb) -> tuple[dict, object, in
 def _from_keyframe(container, stream, pts: np.ndarray, start: int):
     """``(index, frame)`` from the keyframe at timestamp ``start`` on, checking that every frame
     comes, in order, with the index its timestamp has in ``pts``; raises ``_Unindexed`` if not."""
-    import av
-
     first = expected = int(np.searchsorted(pts, start))
     try:  # an error here is the seek's (the file decodes whole from its start)
         container.seek(start, stream=stream, backward=True, any_frame=False)
@@ -297,10 +291,6 @@ def write_video(path: str | Path, frames: np.ndarray, codec: str = "vp9", fps: f
     """Encode FHWC uint8 RGB ``frames`` with PyAV. ``gop`` is the keyframe interval; ``pts`` (in
     1/1000 s) gives variable frame timing; ``pix_fmt`` replaces the codec's usual pixel format
     (``yuv444p``, ``yuv420p10le``, ...). Returns the path written."""
-    from fractions import Fraction
-
-    import av
-
     encoder, _, pix = CODECS[codec]
     pix = pix_fmt or pix
     path = Path(path)

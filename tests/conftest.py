@@ -7,6 +7,13 @@ import time
 import warnings
 
 import pytest
+from videos import index_frames
+
+from apt_video.cli import main
+from apt_video.config import load_config
+from apt_video.pipeline.video import CODECS, write_video
+from apt_video.tools.synth import make_motion_dataset
+from apt_video.train import train
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="apt-video-test-cache-")  # probe caches of scoring
@@ -16,9 +23,6 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 @pytest.fixture(scope="session")
 def index_videos(tmp_path_factory):
     """One 70-frame video per codec, of different sizes (portrait, landscape, square, odd)."""
-    from pipeline.video import CODECS, write_video
-    from videos import index_frames
-
     root = tmp_path_factory.mktemp("index_videos")
     sizes = {"vp9": (160, 120), "vp8": (96, 128), "mjpeg": (120, 160), "h264": (200, 112),
              "hevc": (98, 66), "mpeg4": (96, 96)}
@@ -29,17 +33,12 @@ def index_videos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def motion_data(tmp_path_factory):
     """A 4-class synthetic motion dataset: 12 videos per class, 24 frames, 64x48, VP9."""
-    from apt_video.synth import make_motion_dataset
-
     root = tmp_path_factory.mktemp("motion")
     make_motion_dataset(root, classes=4, per_class=12, frames=24, size=(64, 48), codec="vp9", seed=0)
     return root
 
 
 def _train(data, out, sets, finetune=None, preset="demo"):
-    from apt_video.config import load_config
-    from apt_video.train import train
-
     cfg = load_config(preset, sets=["num_workers=1"] + sets)
     return train(cfg, data, out, finetune=finetune, progress=False)
 
@@ -47,8 +46,6 @@ def _train(data, out, sets, finetune=None, preset="demo"):
 @pytest.fixture(scope="session")
 def task_data(tmp_path_factory):
     """Two motion tasks: A (right/down/left/up) and B (the four diagonals), 40 videos per class."""
-    from apt_video.synth import make_motion_dataset
-
     root = tmp_path_factory.mktemp("tasks")
     make_motion_dataset(root / "A", classes=4, per_class=40, frames=24, size=(64, 48), seed=1)
     make_motion_dataset(root / "B", classes=4, per_class=40, frames=24, size=(64, 48), offset_deg=45, seed=2)
@@ -75,8 +72,6 @@ def prompt_run(task_data, backbone_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def exported(prompt_run, tmp_path_factory):
     """The prompt-tuned model of task B exported to ONNX (fp32)."""
-    from apt_video.cli import main
-
     out = tmp_path_factory.mktemp("export") / "B"
     assert main(["export", str(prompt_run[0]), "-o", str(out), "--onnx-only"]) == 0
     return out

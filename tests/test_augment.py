@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-
-from models.card import ClipSpec
-from pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, plan, regions
-from pipeline.randaug import OP_NAMES, parse_rand_augment
-
 from reference import ref_spatial_crop
+
+from apt_video.models.card import ClipSpec
+from apt_video.pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, plan, regions
+from apt_video.pipeline.graphs import _augment
+from apt_video.pipeline.randaug import OP_NAMES, parse_rand_augment
 
 
 class _PythonRandom:
@@ -63,7 +63,6 @@ def _augment_both(frames, spec, augment, seeds, size=32):
     """``_augment`` of ``frames`` under each seed's plan, with the regions cut and uncut."""
     from nvidia.dali import fn, pipeline_def
 
-    from pipeline.graphs import _augment
 
     h, w = frames.shape[1:3]
     rows = {cut: [plan(augment, h, w, size, np.random.default_rng(s), cut=cut) for s in seeds] for cut in (True, False)}

@@ -1,13 +1,17 @@
 """Checkpoint formats round-trip from files written here; wrong files give named errors."""
+import importlib
+import json
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, safe_open, save_file
 
-import models
-from models import CheckpointError, load_pretrained
+from apt_video import models
+from apt_video.models import CheckpointError, load_pretrained
+from apt_video.models.artifact import META_KEY, backbone_record, load_any, save_trained
+from apt_video.models.hub import is_hub_id, resolve_weights
 
 GEOM = dict(img_size=32, num_frames=4, embed_dim=64, depth=2, num_heads=2, num_classes=3)
 
@@ -196,8 +200,6 @@ def test_state_dict_not_found_names_top_keys(tmp_path):
 def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkeypatch):
     """``--finetune org/name``: read from a Hugging Face cache built here (no network), as
     huggingface_hub lays it out; with HF_HUB_OFFLINE set a missing id is a clear error."""
-    from models.artifact import load_any
-
     cache = tmp_path / "hub"
     commit = "0123456789abcdef0123456789abcdef01234567"
     snapshot = cache / "models--tiny-org--videomae-tiny" / "snapshots" / commit
@@ -206,7 +208,6 @@ def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkey
     (cache / "models--tiny-org--videomae-tiny" / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import importlib
 
     import huggingface_hub.constants as hc
     importlib.reload(hc)  # the cache location and offline flag are read at import
@@ -226,8 +227,6 @@ def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkey
 
 
 def test_a_mistyped_weights_path_is_a_missing_file_not_a_hub_id(tmp_path):
-    from models.hub import is_hub_id, resolve_weights
-
     assert is_hub_id("MCG-NJU/videomae-base") and is_hub_id("org/name@main")
     for typo in ("runs/best.safetensors", "ckpt/vitb.pth", "a/b.bin"):
         assert not is_hub_id(typo)
@@ -238,10 +237,6 @@ def test_a_trained_tensors_file_whose_card_names_no_backbone_is_not_taken_for_wh
     """A prompt-tuning file written before cards recorded the backbone: its header says it holds
     only the trained tensors, its card names no backbone. Loading it needs the backbone, given
     with ``pretrained``; without one it is refused, never run on a random backbone."""
-    import json
-
-    from models.artifact import META_KEY, backbone_record, save_trained
-
     pre = tmp_path / "pretrained.pth"
     torch.save(backbone(randomize(make()).state_dict()), pre)
     tuned = make(transfer_type="prompt", prompt_num_tokens=4)
@@ -252,7 +247,6 @@ def test_a_trained_tensors_file_whose_card_names_no_backbone_is_not_taken_for_wh
                             ["a", "b", "c"], "prompt", pretrained=backbone_record(pre))
     new = tmp_path / "new.safetensors"
     save_trained(tuned, new, card)
-    from safetensors.torch import load_file, safe_open
 
     with safe_open(str(new), framework="pt") as f:
         header = f.metadata()

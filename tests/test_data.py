@@ -4,15 +4,18 @@ import json
 import os
 import shutil
 
+import av
 import numpy as np
 import pytest
+from videos import index_frames, read_index
 
 from apt_video.cli import main
-from pipeline.data import DataError, open_dataset, read_list_file, read_manifest, read_ssv2
-from pipeline.probe import default_paths, probe_dataset
-from pipeline.video import decode_frames, write_video
-from videos import index_frames
-from pipeline.video import probe_video
+from apt_video.pipeline import video
+from apt_video.pipeline.data import DataError, read_list_file, read_manifest, read_ssv2, write_manifest
+from apt_video.pipeline.datasets import open_dataset
+from apt_video.pipeline.probe import default_paths, probe_dataset
+from apt_video.pipeline.video import decode_frames, probe_video, write_video
+from apt_video.tools.synth import motion_clip
 
 
 @pytest.fixture
@@ -27,7 +30,6 @@ def bad_files(tmp_path, index_videos):
     mp4 = index_videos["h264"].read_bytes()
     (d / "truncated.mp4").write_bytes(mp4[: len(mp4) // 2])  # index at the end: cannot open
     write_video(d / "short.webm", index_frames(5, 32, 32), "vp9")
-    import av
     with av.open(str(d / "audio.mka"), "w") as c:  # a container with no video stream
         s = c.add_stream("pcm_s16le", rate=8000)
         frame = av.AudioFrame(format="s16", layout="mono", samples=800)
@@ -166,8 +168,6 @@ def test_list_files_reject_negative_labels_and_other_encodings_but_take_a_bom(tm
 
 
 def test_manifest_columns_in_any_order(tmp_path, index_videos):
-    from pipeline.data import write_manifest
-
     entries = [probe_video(index_videos["vp9"], label=2)]
     write_manifest(tmp_path / "m.csv", entries)
     rows = list(csv.reader(open(tmp_path / "m.csv")))
@@ -197,10 +197,6 @@ def test_links_loops_and_folders_named_like_videos_in_a_class_tree(tmp_path, ind
 
 
 def test_rotated_video_is_decoded_upright(tmp_path):
-    import av
-
-    from pipeline.video import decode_frames
-
     frame = np.zeros((48, 64, 3), np.uint8)
     frame[:8, :8] = 255  # a white top-left corner
     path = tmp_path / "phone.mp4"
@@ -222,8 +218,6 @@ def test_rotated_video_is_decoded_upright(tmp_path):
 
 def _h264_with_b_frames(path, frames, gop):
     """x264 at its medium preset: B-frames, so packets come in another order than the frames show."""
-    import av
-
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt, s.gop_size = frames.shape[2], frames.shape[1], "yuv420p", gop
@@ -238,9 +232,6 @@ def _h264_with_b_frames(path, frames, gop):
 
 @pytest.mark.parametrize("kind", ["h264 b-frames", "h264", "hevc", "mpeg4", "h264 vfr"])
 def test_decoding_from_a_keyframe_gives_the_frames_of_decoding_from_the_start(tmp_path, kind):
-    from pipeline import video
-    from videos import read_index
-
     n, frames = 60, index_frames(60, 64, 48)
     if kind == "h264 b-frames":
         path = _h264_with_b_frames(tmp_path / "b.mp4", frames, gop=8)
@@ -263,8 +254,6 @@ def test_decoding_from_a_keyframe_gives_the_frames_of_decoding_from_the_start(tm
 
 
 def test_the_timestamp_index_keeps_to_its_budget(tmp_path, monkeypatch):
-    from pipeline import video
-
     monkeypatch.setattr(video, "_INDEX", {})
     monkeypatch.setattr(video, "_indexed", 0)
     monkeypatch.setattr(video, "_INDEX_BUDGET", 100)
@@ -277,8 +266,6 @@ def test_the_timestamp_index_keeps_to_its_budget(tmp_path, monkeypatch):
 
 
 def test_a_keyframe_seek_that_lands_off_the_index_decodes_from_the_start(tmp_path):
-    from pipeline import video
-
     n = 60
     path = _h264_with_b_frames(tmp_path / "b.mp4", index_frames(n, 64, 48), gop=8)
     decode_frames(path, [30], frames=n)
@@ -297,8 +284,6 @@ def test_synth_refuses_zero(tmp_path, capsys, args, message):
 
 
 def test_reversing_motion_returns_to_its_start():
-    from apt_video.synth import motion_clip
-
     rng = np.random.default_rng(0)
     there_and_back = motion_clip(0.0, 24, 64, 48, rng, reverse=True)
     onward = motion_clip(0.0, 24, 64, 48, np.random.default_rng(0))
@@ -314,8 +299,6 @@ def _shift(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def test_distractor_videos_move_their_class_on_top_and_any_direction_below(tmp_path, capsys):
-    from apt_video.synth import motion_clip
-
     clip = motion_clip(0.0, 6, 96, 64, np.random.default_rng(0), bottom_deg=180.0)
     top, bottom = clip[:, 4:28], clip[:, 36:60]
     assert _shift(top[2], top[4]) > 0 > _shift(bottom[2], bottom[4])  # right on top, left below

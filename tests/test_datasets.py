@@ -4,15 +4,21 @@ hand-written expectation, one epoch of training and a labelled scoring run on ea
 layouts."""
 import csv
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from apt_video import models
 from apt_video.cli import main
-from apt_video.synth import motion_clip
-from pipeline.data import DataError, open_dataset
-from pipeline.datasets import find_splits, open_layout
-from pipeline.video import write_video
+from apt_video.exporting import real_clips
+from apt_video.pipeline.data import DataError
+from apt_video.pipeline.datasets import find_splits, has_part, open_dataset, open_layout
+from apt_video.pipeline.probe import probe_dataset
+from apt_video.pipeline.video import write_video
+from apt_video.tools.synth import motion_clip
 
 ANGLES = {0: 0.0, 1: 90.0, 2: 180.0}
 
@@ -98,7 +104,6 @@ def test_class_indices_follow_each_datasets_convention(ucf101, hmdb51, kinetics)
     ds = open_layout(kinetics, 1, "train")
     assert ds.classes == ["abseiling", "bowling", "surfing water"] and len(ds.entries) == 12
     assert [e.label for e in open_layout(kinetics, 1, "val").entries] == [0, 1, 2]
-    from pipeline.datasets import has_part
     assert has_part(kinetics, 1, "test") and has_part(ucf101, 1, "test")
     assert open_dataset(ucf101, split=1, part="test").entries == test.entries  # what every command calls
 
@@ -106,12 +111,6 @@ def test_class_indices_follow_each_datasets_convention(ucf101, hmdb51, kinetics)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51", "kinetics"])
 def test_one_epoch_and_a_labelled_score_on_each(tmp_path, request, name, capsys, monkeypatch):
-    import os
-    from pathlib import Path
-
-    import models
-    from apt_video.exporting import real_clips
-
     root = request.getfixturevalue(name)
     run = tmp_path / "run"
     sets = ["--set", "epochs=1", "--set", "num_workers=1", "--set", "batch_size=4", "--set", "val_batch_size=4"]
@@ -139,8 +138,6 @@ def test_one_epoch_and_a_labelled_score_on_each(tmp_path, request, name, capsys,
 
 
 def test_bad_layouts_are_named(tmp_path, ucf101, hmdb51):
-    import shutil
-
     with pytest.raises(DataError, match="UCF101 has splits 1 \\(--split\\)"):
         open_layout(ucf101, 4, "train")
     with pytest.raises(DataError, match="HMDB51 has splits 1"):
@@ -152,7 +149,6 @@ def test_bad_layouts_are_named(tmp_path, ucf101, hmdb51):
         open_layout(ucf101, 1, "train", splits=lists)
     (lists / "trainlist01.txt").write_text("JumpRope/v_JumpRope_g09_c01.avi 3\n")  # listed, not there
     ds = open_layout(ucf101, 1, "train", splits=lists)
-    from pipeline.probe import probe_dataset
     entries, _ = probe_dataset(ds, None, progress=False)
     assert [e.status for e in entries] == ["missing"]  # a row to skip, not a crash
     mixed = tmp_path / "mixed"
@@ -168,8 +164,6 @@ def test_bad_layouts_are_named(tmp_path, ucf101, hmdb51):
 
 
 def test_split_files_inside_the_hmdb51_folder_are_not_a_class(tmp_path, hmdb51):
-    import shutil
-
     root = tmp_path / "hmdb51_org"
     shutil.copytree(hmdb51, root)
     shutil.copytree(hmdb51.parent / "testTrainMulti_7030_splits", root / "testTrainMulti_7030_splits")
@@ -178,8 +172,6 @@ def test_split_files_inside_the_hmdb51_folder_are_not_a_class(tmp_path, hmdb51):
 
 def test_malformed_lines_are_named(tmp_path, ucf101, hmdb51, kinetics):
     """Each malformed line of a split, class or annotation file is one DataError naming file:line."""
-    import shutil
-
     lists = tmp_path / "ucf"
     shutil.copytree(ucf101.parent / "ucfTrainTestlist", lists)
     for text, error in [("JumpRope/v_JumpRope_g02_c01.avi three\n", "trainlist01.txt:1: expected '<Class>/"),
@@ -225,8 +217,6 @@ def test_malformed_lines_are_named(tmp_path, ucf101, hmdb51, kinetics):
 
 def test_hmdb51_classes_come_from_the_split_files(tmp_path, hmdb51):
     """Folders that are not classes (a stray download, a cache) do not renumber the classes."""
-    import shutil
-
     root = tmp_path / "hmdb51_org"
     shutil.copytree(hmdb51, root)
     (root / "brush_hair_extra").mkdir()

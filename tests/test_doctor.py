@@ -4,16 +4,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from apt_video.cli import main
-from apt_video.checks import decode_check, sample_video
-from apt_video.doctor import FAIL, PASS, SKIP, Check, Context, Report, run_checks
+from apt_video.pipeline.video import decode_frames, decode_route, probe_video
+from apt_video.tools.checks import BELOW_NVDEC, FAIL, PASS, SKIP, Check, Context, decode_check, sample_video
+from apt_video.tools.doctor import Report, run_checks
 
 
 @pytest.mark.slow
 def test_doctor_on_a_host_without_a_gpu(tmp_path, capsys):
-    import torch
-
     assert main(["doctor", "--quick", "--json", str(tmp_path / "d.json"), "--work", str(tmp_path / "w")]) == 0
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "d.json").read_text())
@@ -31,8 +31,6 @@ def test_doctor_on_a_host_without_a_gpu(tmp_path, capsys):
 
 
 def test_a_failing_check_fails_the_run_and_a_broken_one_is_reported(tmp_path):
-    from pipeline.video import decode_frames
-
     video = sample_video(tmp_path, "vp9")
     ok, _, figures = decode_check(video, "cpu")
     assert ok and figures["mean_abs_diff"] <= 2.0
@@ -57,9 +55,6 @@ def test_the_doctors_test_videos_are_sizes_nvdec_takes_and_one_below(tmp_path):
     """The first GPU run failed the doctor's decode check on its own 160x120 VP9 video (NVDEC's
     minimum is 128x128): the decode checks use a size NVDEC takes in every codec, and one VP9 video
     below the minimum must take the PyAV route."""
-    from apt_video.checks import BELOW_NVDEC
-    from pipeline.video import decode_route, probe_video
-
     for codec in ("h264", "hevc", "vp9", "av1"):
         e = probe_video(sample_video(tmp_path, codec))
         assert e.ok and decode_route(e, "gpu") is None, (codec, decode_route(e, "gpu"))

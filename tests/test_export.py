@@ -1,27 +1,45 @@
 """Export: folded graphs in every precision and attention form, verified in ONNX Runtime; op check;
 metadata; runners and their errors; TensorRT where present."""
+import errno
 import itertools
 import json
+import shutil
+import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-import models
-from export import (
+from apt_video import models
+from apt_video.cli import main
+from apt_video.export import (
     BackendUnavailable,
+    OrtRunner,
+    PackageError,
     apply_task,
+    default_attention,
     export_onnx,
+    export_package,
+    fused_attention_supported,
     load_runner,
     op_types,
     read_package,
     task_tensors,
     unsupported_ops,
+    verify,
     verify_graph,
+    write_package,
 )
-from export.trt import trt_missing
-from apt_video.cli import main
+from apt_video.export.package import _tidy
+from apt_video.export.quantize import FLOAT_OPS, quantized_nodes
+from apt_video.export.runners import load_task
+from apt_video.export.trt import config_flags, trt_missing
+from apt_video.exporting import export_run, real_clips
+from apt_video.scoring import score_videos
 
 
 def tiny(seed=0, **kw):
@@ -172,8 +190,6 @@ def test_runner_errors_are_one_line(tmp_path, prompt_run):
 
 
 def test_partial_weights_need_their_backbone(tmp_path, prompt_run):
-    import shutil
-
     run, _ = prompt_run
     shutil.copy(run / "checkpoints" / "last.safetensors", tmp_path / "w.safetensors")
     card = models.read_card(tmp_path / "w.safetensors")
@@ -210,10 +226,6 @@ def _edit_model_json(folder, change):
 
 
 def test_a_package_that_does_not_match_its_graph_is_refused(tmp_path, exported):
-    import shutil
-
-    from export import PackageError
-
     fewer = tmp_path / "fewer"
     shutil.copytree(exported, fewer)
     _edit_model_json(fewer, lambda d: d["card"].update(classes=d["card"]["classes"][:2]))
@@ -248,7 +260,6 @@ def test_re_export_replaces_the_folder_whole_and_a_failure_keeps_the_old_one(tmp
     assert not (out / "stale.txt").exists() and (out / "model.json").read_bytes() != first
     assert not list(tmp_path.glob(".exp.*"))  # no temporary or old folder left
     kept = (out / "model.json").read_bytes()
-    from export import verify
 
     verify.THRESHOLDS["fp32"] = (-1.0, -1.0, 2.0)  # a verification nothing can pass
     try:
@@ -275,9 +286,6 @@ def test_opset_is_checked_and_recorded_as_written(tmp_path, prompt_run, capsys):
 
 
 def test_nan_weights_are_named(tmp_path, prompt_run, capsys):
-    from safetensors.torch import load_file, save_file
-    from safetensors import safe_open
-
     src = prompt_run[0] / "checkpoints" / "last.safetensors"
     tensors = load_file(str(src))
     with safe_open(str(src), "pt") as f:
@@ -289,8 +297,6 @@ def test_nan_weights_are_named(tmp_path, prompt_run, capsys):
 
 
 def test_tensorrt_version_gates_the_fused_attention_op(tmp_path):
-    from export import default_attention, fused_attention_supported
-
     path = export_onnx(tiny(), tmp_path / "f.onnx", opset=23, attention="fused")
     assert unsupported_ops(path, trt_version="10.13.3") == [
         next(p for p in unsupported_ops(path, trt_version="10.13.3") if "Attention" in p)]
@@ -302,10 +308,6 @@ def test_tensorrt_version_gates_the_fused_attention_op(tmp_path):
 
 
 def test_fp32_engines_are_built_without_tf32():
-    from types import SimpleNamespace
-
-    from export.trt import config_flags
-
     class Config:
         def __init__(self):
             self.cleared = []
@@ -321,8 +323,6 @@ def test_fp32_engines_are_built_without_tf32():
 
 
 def test_a_gpu_host_without_a_working_cuda_provider_is_refused(tmp_path, exported):
-    from export import OrtRunner, read_package
-
     package, folder = read_package(exported)
     with pytest.raises(BackendUnavailable, match="cannot use this host's GPU"):
         OrtRunner(folder / "model.onnx", package, providers=[("CUDAExecutionProvider", {"device_id": 0}),
@@ -332,10 +332,6 @@ def test_a_gpu_host_without_a_working_cuda_provider_is_refused(tmp_path, exporte
 
 
 def test_a_failed_build_leaves_nothing_behind(tmp_path):
-    import errno
-
-    from export import write_package
-
     def full_disk(folder):
         (folder / "model.onnx").write_bytes(b"half a graph")
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "model.onnx"))
@@ -349,7 +345,6 @@ def test_task_files_are_checked(tmp_path, exported):
     (tmp_path / "junk.safetensors").write_bytes(b"not a task")
     with pytest.raises(BackendUnavailable, match="not a prompts-as-input export"):
         load_runner(exported, task=tmp_path / "junk.safetensors")
-    from export.runners import load_task
 
     with pytest.raises(BackendUnavailable, match="not a readable task file"):
         load_task(tmp_path / "junk.safetensors")
@@ -357,10 +352,6 @@ def test_task_files_are_checked(tmp_path, exported):
 
 def test_an_export_killed_between_its_renames_is_put_back(tmp_path):
     """The folders of a killed export are put back or removed; those of one still running are not."""
-    import subprocess
-
-    from export.package import _tidy
-
     finished = [subprocess.Popen(["true"]) for _ in range(2)]
     dead = [p.pid for p in finished if p.wait() == 0]
     running = subprocess.Popen(["sleep", "60"])
@@ -380,10 +371,6 @@ def test_an_export_killed_between_its_renames_is_put_back(tmp_path):
 
 # -- int8 -------------------------------------------------------------------------------------------------
 def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_run, task_data):
-    from apt_video.exporting import export_run
-    from apt_video.scoring import score_videos
-    from export.quantize import FLOAT_OPS, quantized_nodes
-
     run, _ = prompt_run
     package, where = export_run(run, tmp_path / "int8", precision="int8", tensorrt=False, calib_clips=48)
     assert package.passed and where == tmp_path / "int8", json.dumps(package.verification, default=str)
@@ -394,7 +381,6 @@ def test_int8_graph_calibrated_on_real_clips_agrees_with_fp32(tmp_path, prompt_r
     nodes = quantized_nodes(where / "model.onnx")
     assert nodes.get("MatMul", 0) >= 4 * 4 and nodes.get("Conv") == 1 and nodes.get("Gemm", 0) + nodes.get("MatMul", 0)
     assert not any(op in nodes for op in FLOAT_OPS)  # LayerNorm, softmax and attention stay in float
-    import onnx
 
     graph = onnx.load(str(where / "model.onnx"), load_external_data=False).graph
     made_by = {o: n.op_type for n in graph.node for o in n.output}
@@ -415,12 +401,6 @@ def test_fp8_graph_calibrated_on_real_clips_is_verified_and_kept_off_the_cpu(tmp
                                                                               capsys):
     """FP8 (E4M3) Q/DQ on the matrix products and the patch embedding, verified through ONNX Runtime's
     Q/DQ simulation; scoring it on the CPU is refused (it is TensorRT's, on sm 8.9+)."""
-    import onnx
-
-    from apt_video.cli import main
-    from apt_video.exporting import export_run
-    from export.quantize import FLOAT_OPS, quantized_nodes
-
     run, _ = prompt_run
     package, where = export_run(run, tmp_path / "fp8", precision="fp8", tensorrt=False, calib_clips=24)
     assert package.passed and where == tmp_path / "fp8", json.dumps(package.verification, default=str)
@@ -444,11 +424,8 @@ def test_fp8_graph_calibrated_on_real_clips_is_verified_and_kept_off_the_cpu(tmp
 
 @pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_quantized_graphs_calibrated_on_blank_clips_fail_verification(tmp_path, prompt_run, precision):
-    from export import export_package
-
     run, _ = prompt_run
     model, card = models.build_from_trained(run / "checkpoints" / "best.safetensors")
-    from apt_video.exporting import real_clips
 
     real, _ = real_clips(card, 8)
     blank = torch.zeros(16, 3, 8, 112, 112)  # every activation range collapses

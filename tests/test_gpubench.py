@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from apt_video.cli import main
-from apt_video.gpubench import Deadline, Plan, Stage, measurements, run_gpu_bench, run_stages
+from apt_video.tools.bench.gpu import run_gpu_bench
+from apt_video.tools.bench.gpu_runner import Deadline, Plan, Stage, measurements, run_stages
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU: the bench would run")
 

@@ -1,7 +1,7 @@
 """Every GPU graph is defined here without a GPU; definition errors and misplaced inputs are caught."""
 import numpy as np
 
-from pipeline.graphcheck import check_gpu_graphs, gpu_graphs
+from apt_video.pipeline.graphcheck import check_gpu_graphs, gpu_graphs
 
 
 def test_every_gpu_graph_defines_with_inputs_where_they_belong():

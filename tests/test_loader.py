@@ -1,16 +1,25 @@
 """DALI training and test pipelines on real files: exact frames, crops, padding, bad files."""
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 import torch
-
-from models.card import ClipSpec
-from pipeline.graphs import AugmentSpec
-from pipeline.loader import VideoLoader
-from pipeline.randaug import parse_rand_augment
-from pipeline.sampling import crop_offsets, dense_view_indices, resize_short_side
-from pipeline.video import write_video
 from videos import index_frames, read_index
-from pipeline.video import DALI_CODECS, dali_can_decode, probe_video
+
+from apt_video import models
+from apt_video.config import load_config
+from apt_video.models.card import ClipSpec
+from apt_video.pipeline.data import VideoEntry
+from apt_video.pipeline.datasets import open_dataset
+from apt_video.pipeline.graphs import AugmentSpec
+from apt_video.pipeline.loader import VideoLoader, default_threads
+from apt_video.pipeline.probe import probe_dataset
+from apt_video.pipeline.randaug import parse_rand_augment
+from apt_video.pipeline.sampling import crop_offsets, dense_view_indices, resize_short_side
+from apt_video.pipeline.source import ClipSource
+from apt_video.pipeline.video import DALI_CODECS, dali_can_decode, probe_video, write_video
+from apt_video.train import forward_backward
 
 SPEC = ClipSpec(num_frames=8, sampling_rate=2, input_size=48, test_num_segment=3, test_num_crop=3)
 
@@ -93,9 +102,6 @@ def test_training_clips_follow_the_dense_sampler_and_cover_every_video(index_vid
 
 
 def test_repeated_augmentation_and_sharding(motion_data):
-    from pipeline.data import open_dataset
-    from pipeline.probe import probe_dataset
-
     ds = open_dataset(motion_data / "train.csv")
     entries, _ = probe_dataset(ds, None, progress=False)
     spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
@@ -125,8 +131,6 @@ def test_repeated_augmentation_decodes_once_and_augments_twice(index_videos):
 
 
 def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, index_videos):
-    import shutil
-
     ok = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
     broken = []
     for codec in ("vp9", "h264"):  # DALI route and PyAV route
@@ -149,10 +153,6 @@ def test_training_with_rand_augment_on_regions_reports_broken_files_and_goes_on(
     """Training clips with every RandAugment op drawn (each planned on the regions its crop needs):
     broken files on both decode routes are reported, the placeholders of the failed samples (8x8)
     go through the same plan, and every good video is delivered."""
-    import shutil
-
-    from pipeline.randaug import parse_rand_augment
-
     ok = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
     broken = []
     for codec in ("vp9", "h264"):
@@ -193,8 +193,6 @@ def test_4k_frames_are_scaled_while_decoding(tmp_path):
 
 
 def test_loader_refuses_unprobed_or_bad_entries(tmp_path):
-    from pipeline.data import VideoEntry
-
     with pytest.raises(ValueError, match="not usable .*nope.webm: file not found"):
         VideoLoader([probe_video(tmp_path / "nope.webm")], SPEC)
     with pytest.raises(ValueError, match="no videos"):
@@ -260,8 +258,6 @@ def test_rand_augment_sees_the_whole_frame_as_videomae(tmp_path, region):
     """VideoMAE runs RandAugment on the decoded frames, then crops. A frame whose mid-grey ramp
     (100..150) has a black and a white corner block is left as it is by a whole-frame AutoContrast
     (min 0, max 255); the same op on a small crop that misses a corner stretches the ramp to 0..255."""
-    import dataclasses
-
     h, w = 72, 96
     frame = np.broadcast_to(np.linspace(100, 150, w)[None, :, None], (h, w, 3)).astype(np.uint8).copy()
     frame[:12, :12], frame[-12:, -12:] = 0, 255
@@ -280,11 +276,6 @@ def test_rand_augment_sees_the_whole_frame_as_videomae(tmp_path, region):
 
 
 def test_an_empty_shard_yields_nothing_and_an_all_failed_batch_keeps_ranks_in_step(tmp_path, index_videos):
-    import shutil
-
-    from apt_video.config import load_config
-    from apt_video.train import forward_backward
-
     spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
     e = probe_video(index_videos["vp9"], label=1)
     # three ranks, one video: ranks 1 and 2 have no sample (the DALI iterator is never built for them)
@@ -300,7 +291,6 @@ def test_an_empty_shard_yields_nothing_and_an_all_failed_batch_keeps_ranks_in_st
                          augment=AugmentSpec(flip=False))
     (batch,) = list(loader.epoch(0))  # every sample failed: a placeholder batch of weight 0, not nothing
     assert batch.weight is not None and float(batch.weight.abs().sum()) == 0 and len(loader.failures) == 1
-    import models
     model = models.create_model("vit_micro_patch16_112", img_size=32, num_classes=2, prompt_num_tokens=2)
     loss = forward_backward(model, batch.video, batch.labels, load_config("demo"), weight=batch.weight)
     assert float(loss) == 0.0
@@ -362,7 +352,6 @@ def test_the_training_source_runs_past_the_epoch_end_into_the_next_epoch(index_v
     # what DALI asks after an epoch's last sample is the next epoch's first, not an end of data
     from nvidia.dali.types import SampleInfo
 
-    from pipeline.source import ClipSource
 
     entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
     spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
@@ -399,8 +388,6 @@ def test_a_cpu_loader_spawns_its_workers_where_cuda_is_initialised(index_videos,
 
 
 def test_dali_threads_are_the_hosts_cores_per_local_rank(index_videos, monkeypatch):
-    from pipeline.loader import default_threads
-
     assert default_threads(cores=2, local_ranks=1) == 2  # the build machines, as before
     assert default_threads(cores=16, local_ranks=1) == 16 and default_threads(cores=16, local_ranks=4) == 4
     assert default_threads(cores=2, local_ranks=4) == 2

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from reference import ref_apt_logits, ref_label_smoothing_ce
 
-import models
-from models.vit import Attention
+from apt_video import models
+from apt_video.models.vit import Attention
 
 
 def tiny(**kw):

@@ -8,11 +8,11 @@ import ctypes
 import itertools
 
 import pytest
-
-from pipeline import nvdec
-from pipeline.data import VideoEntry
-from pipeline.video import decode_route, probe_video, write_video
 from videos import index_frames
+
+from apt_video.pipeline import nvdec
+from apt_video.pipeline.data import VideoEntry
+from apt_video.pipeline.video import decode_route, probe_video, write_video
 
 # codec -> (min w, min h, max w, max h, accepted (chroma, depth)), from the SDK's table
 SDK = {

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_installed_copy_finds_its_presets(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("setup.py", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
     for name in ("models", "pipeline", "export", "apt_video", "configs"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -31,3 +31,20 @@ def test_installed_copy_finds_its_presets(tmp_path):
     where, values = out.stdout.split("\n")[:2]
     assert Path(where) == site / "apt_video" / "presets"
     assert values == "vit_base_patch16_224 rand-m7-n4-mstd0.5-inc1"
+
+
+def test_models_pipeline_or_export_in_the_working_directory_change_nothing(tmp_path):
+    """The layers install as apt_video.models, apt_video.pipeline and apt_video.export: a YOLOv5-style
+    models/ package, or a pipeline.py, where the command runs (``python -m`` and ``torchrun -m`` put
+    the working directory first on the path) is never imported."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("raise SystemExit('imported the wrong models')\n")
+    for name in ("pipeline", "export"):
+        (tmp_path / f"{name}.py").write_text(f"raise SystemExit('imported the wrong {name}')\n")
+    out = subprocess.run([sys.executable, "-m", "apt_video.cli", "models"], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert "vit_base_patch16_224" in out.stdout and "wrong" not in out.stdout + out.stderr
+    code = "import apt_video.pipeline.loader, apt_video.export.runners, apt_video.models.vit; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

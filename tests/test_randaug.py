@@ -1,8 +1,20 @@
 """RandAugment in DALI follows the timm string and applies one op per clip to all its frames."""
+import dataclasses
+
 import numpy as np
 import pytest
 
-from pipeline.randaug import FILL, OP_NAMES, parse_rand_augment, rand_augment
+from apt_video.pipeline.augment import SKIPPED, draw_ops, op_block, op_param
+from apt_video.pipeline.randaug import (
+    FILL,
+    OP_NAMES,
+    Step,
+    _build_ops,
+    _translate,
+    _warp,
+    parse_rand_augment,
+    rand_augment,
+)
 
 BASE = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 32, 40, 3), dtype=np.uint8), 4, axis=0)
 
@@ -13,8 +25,6 @@ def run(spec, batches=8, batch_size=64, seed=5, base=BASE):
     records of (op index or -1 when skipped, magnitude bin)."""
     from nvidia.dali import fn, pipeline_def
 
-    from pipeline.augment import SKIPPED, draw_ops, op_block
-    from pipeline.randaug import Step
 
     rng = np.random.default_rng(seed)
     draws = [[draw_ops(spec, rng) for _ in range(batch_size)] for _ in range(batches)]
@@ -132,7 +142,6 @@ def test_tone_ops_follow_pil_per_frame(name, expect):
 def test_auto_contrast_keeps_flat_channels():
     from nvidia.dali import fn, pipeline_def
 
-    from pipeline.randaug import _build_ops
 
     flat = BASE.copy()
     flat[..., 1] = 77
@@ -156,8 +165,6 @@ def test_fast_geometric_ops_match_a_filling_warp(interp):
     ``warp_affine`` of the same transform built with DALI's own transforms."""
     from nvidia.dali import fn, pipeline_def, types
 
-    from pipeline.augment import op_block, op_param
-    from pipeline.randaug import FILL, _translate, _warp
 
     spec = parse_rand_augment("rand-m9-n1-mstd0-inc1", interp)
     interp_type = types.INTERP_NN if interp == "nearest" else types.INTERP_LINEAR
@@ -212,7 +219,6 @@ def test_gpu_forms_of_tone_ops_follow_pil_too(portable, name):
     result as the CPU forms do; run here on the CPU."""
     from nvidia.dali import fn, pipeline_def
 
-    from pipeline.randaug import _build_ops
 
     rng = np.random.default_rng(1)
     base = np.stack([rng.integers(lo, lo + 90, (32, 40, 3)) for lo in (0, 40, 100, 160)]).astype(np.uint8)
@@ -240,7 +246,6 @@ def test_gpu_forms_of_tone_ops_follow_pil_too(portable, name):
 
 def test_only_restricts_the_drawn_ops():
     spec = parse_rand_augment("rand-m7-n2-mstd0-p1")
-    import dataclasses
     _, recs = run(dataclasses.replace(spec, only=("Invert", "Equalize")), batches=1)
     assert set(recs[..., 0].ravel().tolist()) == {OP_NAMES.index("Invert"), OP_NAMES.index("Equalize")}
     with pytest.raises(ValueError, match="RandAugment op 'Blur'"):

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import write_broken_videos
 
 from apt_video.cli import main
-from apt_video.synth import make_motion_dataset, motion_clip
-from pipeline.video import write_video
-from videos import write_broken_videos
+from apt_video.export import describe_model
+from apt_video.pipeline.video import write_video
+from apt_video.scoring.ray_engine import ViewDecoder, ViewScorer
+from apt_video.tools.synth import make_motion_dataset, motion_clip
 
 pytest.importorskip("ray.data", reason="the ray extra (make test installs it)")
 pytestmark = pytest.mark.slow
@@ -126,7 +128,8 @@ def test_actors_killed_mid_job_are_replaced_and_their_videos_scored(tmp_path, ma
     proc = subprocess.Popen(_cmd(many, exported, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        assert _wait(lambda: _rows_in(out) >= 2 or proc.poll() is not None)
+        both = lambda: _ray_workers("ViewScorer") and _ray_workers("ViewDecoder")  # noqa: E731
+        assert _wait(lambda: (_rows_in(out) >= 2 and both()) or proc.poll() is not None)
         victims = _ray_workers("ViewScorer") + _ray_workers("ViewDecoder")
         assert proc.poll() is None and len(victims) >= 2, "the job ended before its actors could be killed"
         for pid in victims:  # as an OOM kill or a lost node would
@@ -231,9 +234,6 @@ def test_a_model_the_actors_cannot_load_is_refused_before_any_row(tmp_path, vide
 def test_the_gpu_plan_decoding_in_the_scoring_actor_gives_the_same_rows(videos, exported):
     """With GPUs the scoring actor decodes its videos itself (``decode=True``): here its stage code
     runs on the CPU, in this process, against the two-stage plan's (decoder, then scorer)."""
-    from apt_video.rayscore import ViewDecoder, ViewScorer
-    from export import describe_model
-
     card, _ = describe_model(exported)
     paths = np.array(sorted(str(p) for p in (videos / "videos").rglob("*") if p.is_file())[-7:], dtype=object)
     batch = {"pos": np.arange(len(paths)), "path": paths}

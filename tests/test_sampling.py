@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from reference import ref_crop_starts, ref_kinetics_test, ref_kinetics_train, ref_resize, ref_ssv2_test, ref_ssv2_train
 
-from models.card import ClipSpec
-from pipeline.sampling import (
+from apt_video.models.card import ClipSpec
+from apt_video.pipeline.sampling import (
     crop_offsets,
     dense_indices,
     dense_view_indices,

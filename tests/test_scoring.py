@@ -1,20 +1,30 @@
 """Scoring folders: one row per video in input order, errors reported, predictions equal to
 PyTorch on the same views, resume after a kill, labels, formats, torchrun shards, the demo."""
 import csv
+import dataclasses
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
-
-from apt_video.cli import main
-from apt_video.synth import make_motion_dataset
-from pipeline.data import DataError
-from pipeline.video import write_video
 from videos import write_broken_videos
+
+from apt_video import models
+from apt_video.cli import main
+from apt_video.pipeline.data import DataError
+from apt_video.pipeline.datasets import open_dataset
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.probe import probe_dataset
+from apt_video.pipeline.video import write_video
+from apt_video.scoring.rows import OutputLock, Resume, Row, RowWriter, choose_format, read_rows
+from apt_video.tools.demo import QUICK, compare_ways, make_data, run_ablation, run_demo
+from apt_video.tools.synth import make_motion_dataset, motion_clip
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -25,7 +35,6 @@ def folder(tmp_path_factory, index_videos):
     root = tmp_path_factory.mktemp("score")
     make_motion_dataset(root / "ds", classes=4, per_class=3, frames=30, size=(80, 60), offset_deg=45,
                         split=(0, 0, 1), seed=7)
-    from apt_video.synth import motion_clip
     rng = np.random.default_rng(3)
     write_video(root / "ds" / "videos" / "extra" / "diag_h264.mp4", motion_clip(45, 30, 96, 64, rng), "h264")
     write_video(root / "ds" / "videos" / "extra" / "diag_mjpeg.avi", motion_clip(135, 30, 72, 96, rng), "mjpeg")
@@ -61,11 +70,6 @@ def test_folder_rows_in_order_with_statuses(tmp_path, folder, exported, capsys):
 
 
 def test_predictions_equal_pytorch_on_the_same_views(tmp_path, folder, exported, prompt_run):
-    import models
-    from pipeline.data import open_dataset
-    from pipeline.loader import VideoLoader
-    from pipeline.probe import probe_dataset
-
     out = tmp_path / "t.csv"
     main(["score", str(folder / "test.csv"), "--model", str(prompt_run[0]), "-o", str(out), "--backend", "torch",
           "--no-progress", "--batch", "7"])
@@ -171,10 +175,6 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
     """The reduced demo end to end (its task A and backbone are the session's: the same videos and
     preset), then task B on a second seed: APT leads the linear probe by at least 10 points on
     both, close to end2end with a few percent of its trainable parameters."""
-    import shutil
-
-    from apt_video.demo import QUICK, compare_ways, make_data, run_demo
-
     work, second = tmp_path / "demo", tmp_path / "seed1"
     for folder in (work, second):
         shutil.copytree(task_data / "A", folder / "taskA")
@@ -202,9 +202,6 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
     assert ways["prompt"].trainable < 0.05 * ways["end2end"].trainable
     assert ways["end2end"].top1 >= ways["prompt"].top1 - 15
 
-    import dataclasses
-
-    from apt_video.demo import run_ablation
 
     figure = run_ablation(work, dataclasses.replace(QUICK, epochs=1), progress=False, say=lambda _: None)
     assert figure == work / "ablation" / "sweep.png" and figure.is_file()
@@ -215,8 +212,6 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
 def test_demo_refuses_a_work_folder_of_another_task_b(tmp_path):
     """Task B made with another seed or held-out count is refused, not trained on (its runs would
     be of another task); the refusal is one line, exit 2."""
-    from apt_video.demo import QUICK, make_data
-
     (tmp_path / "taskA").mkdir()
     (tmp_path / "taskA" / "classes.txt").write_text("a\n")
     (tmp_path / "lines").mkdir()
@@ -234,8 +229,6 @@ def _score(*args):
 def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, exported, capsys):
     """A video listed twice that fails at decode (after its probe was cached) used to stop every
     later row, with exit 0 and '1 ok, 0 failed'."""
-    from apt_video.synth import motion_clip
-
     rng = np.random.default_rng(0)
     for name in ("a", "bad", "c", "d"):
         write_video(tmp_path / f"{name}.webm", motion_clip(45, 24, 64, 48, rng), "vp9")
@@ -254,8 +247,6 @@ def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, 
 
 
 def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, exported):
-    from apt_video.synth import motion_clip
-
     write_video(tmp_path / "v" / "real.webm", motion_clip(0, 24, 64, 48, np.random.default_rng(0)), "vp9")
     (tmp_path / "v" / "link.webm").symlink_to("real.webm")
     (tmp_path / "v" / "gone.webm").symlink_to("nowhere.webm")
@@ -271,8 +262,6 @@ def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, export
 
 @pytest.mark.parametrize("name", [b"caf\xe9.webm", b"two\rlines.webm", b"comma, \"quote\".webm"])
 def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, name):
-    from apt_video.synth import motion_clip
-
     folder = tmp_path / "v"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -280,7 +269,6 @@ def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, na
         write_video(os.fsdecode(os.path.join(os.fsencode(folder), n)), motion_clip(0, 24, 64, 48, rng), "vp9")
     out = tmp_path / "o.csv"
     assert _score(folder, "--model", exported, "-o", out) == 0
-    from apt_video.rows import read_rows
     videos = [r["video"] for r in read_rows(out)]
     assert os.fsencode(videos[1]) == name and len(videos) == 3
     data = out.read_bytes()
@@ -302,8 +290,6 @@ def test_resume_refuses_rows_of_another_input(tmp_path, folder, exported, capsys
 
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path, folder, exported, capsys):
-    from apt_video.rows import OutputLock
-
     out = tmp_path / "o.csv"
     with OutputLock(out):
         assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 2
@@ -356,8 +342,6 @@ def test_a_single_video_is_scored(tmp_path, folder, exported):
 
 
 def test_class_names_with_separators_survive_the_top_k_column(tmp_path):
-    from apt_video.rows import Row, RowWriter, read_rows
-
     out = tmp_path / "r.csv"
     w = RowWriter(out, "csv", ["v"])
     w.put(0, Row("v", "ok", "a;b:c", 0.75, [("a;b:c", 0.75), ('x,"y"', 0.25)]))
@@ -367,9 +351,6 @@ def test_class_names_with_separators_survive_the_top_k_column(tmp_path):
 
 
 def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
-    import signal
-    import time
-
     data = tmp_path / "many"
     make_motion_dataset(data, classes=4, per_class=6, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=5)
     proc = subprocess.Popen([sys.executable, "-m", "apt_video.cli", "score", str(data / "videos"), "--model",
@@ -408,8 +389,6 @@ def test_labels_are_read_before_any_scoring(tmp_path, folder, exported, capsys):
 
 
 def test_a_jsonl_output_torn_in_its_first_row_resumes(tmp_path, folder, exported):
-    from apt_video.rows import Resume, choose_format
-
     out = tmp_path / "o.jsonl"
     out.write_text('{"video": "videos/move_045.0deg/mo')
     assert choose_format(out, None) == "jsonl"

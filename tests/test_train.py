@@ -1,7 +1,9 @@
 """Training: schedule, optimiser groups, configs, learning, frozen backbone, resume, torchrun, plots."""
 import csv
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +12,28 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
+from safetensors import safe_open
 
-import models
+from apt_video import models
 from apt_video.cli import main
 from apt_video.config import ConfigError, load_config
-from apt_video.train import build_optimizer, cosine_schedule, forward_backward, optimizer_step, param_groups, set_lr
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.probe import load_manifest
+from apt_video.tools.plot import choose_panels, plot_runs, run_labels
+from apt_video.train import (
+    Dist,
+    build_optimizer,
+    clip_spec,
+    cosine_schedule,
+    forward_backward,
+    optimizer_step,
+    param_groups,
+    set_lr,
+    train,
+    train_one_epoch,
+)
 
 APT = [sys.executable, "-m", "apt_video.cli"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -188,11 +206,9 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
     assert card.pretrained.sha256 == models.sha256_file(backbone_run[0] / "checkpoints" / "last.safetensors")
     assert (card.clip.num_frames, card.clip.input_size, card.clip.test_num_segment) == (8, 112, 2)
     assert card.epoch == 7 and card.contents == "trained"
-    from safetensors import safe_open
     with safe_open(str(run / "checkpoints" / "last.safetensors"), "pt") as f:
         assert set(f.keys()) == {"prompt_embeddings_k", "prompt_embeddings_v", "prompt_scale", "head.weight",
                                  "head.bias", "head_norm.weight", "head_norm.bias"}
-    import json
     test = json.loads((run / "test_metrics.json").read_text())
     assert len(test["confusion_matrix"]) == 4 and sum(map(sum, test["confusion_matrix"])) == test["videos"]
     assert set(test["per_class"]) == set(card.classes) and test["views"] == "2x3"
@@ -200,11 +216,6 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
 
 
 def test_only_trainable_tensors_change(task_data, backbone_run):
-    from apt_video.config import load_config
-    from pipeline.loader import VideoLoader
-    from pipeline.probe import load_manifest
-    from apt_video.train import Dist, build_optimizer, clip_spec, cosine_schedule, train_one_epoch
-
     cfg = load_config("demo", sets=["num_workers=1"])
     model = models.create_model(cfg.model, **cfg.model_overrides(4))
     models.load_pretrained(model, backbone_run[0] / "checkpoints" / "last.safetensors")
@@ -248,16 +259,11 @@ def test_two_process_gloo_torchrun(tmp_path, task_data):
     # the lr scales with the global batch: 2 ranks x 8 clips
     warm_end = single.lr * 16 / 256
     assert float(rows(run)[0]["lr"]) == pytest.approx(warm_end, rel=1e-6)
-    import json
     test = json.loads((run / "test_metrics.json").read_text())
     assert test["videos"] == 32  # every test video scored once across the two ranks
 
 
 def test_plot_chooses_panels_from_the_data_and_labels_runs_by_difference(tmp_path, prompt_run, backbone_run):
-    from PIL import Image
-
-    from apt_video.plot import choose_panels, plot_runs, run_labels
-
     fig = plot_runs([backbone_run[0], prompt_run[0]], tmp_path / "fig.png")
     # 4 classes: top-5 would be a flat 100%, so the training loss takes its place
     assert [a.get_ylabel() for a in fig.axes] == ["top-1 (%)", "training loss", "validation loss"]
@@ -292,11 +298,6 @@ def test_sweep_runs_each_value_then_plots(tmp_path, task_data, backbone_run, cap
 def test_resume_reloads_the_backbone_the_run_was_trained_on(tmp_path, prompt_run, task_data, backbone_run):
     """A prompt run's state holds only what it trained: resuming without --finetune takes the
     backbone from the run's record (checked by sha256), not a random one."""
-    import shutil
-
-    from apt_video.config import load_config
-    from apt_video.train import train
-
     run = tmp_path / "B"
     shutil.copytree(prompt_run[0], run)
     cfg = load_config("demo", sets=["epochs=9", "num_workers=1", "final_test=false"])

@@ -1,5 +1,7 @@
 """Test videos whose frames carry their own index, so that a test can read back which frame and
 which pixels a pipeline delivered."""
+import os
+
 import numpy as np
 
 
@@ -30,8 +32,6 @@ def read_index(frame: np.ndarray) -> int:
 def write_broken_videos(folder, mp4: bytes) -> list[str]:
     """Files that fail at each stage of probing, in ``folder``: an empty file, text named like a
     video, an MP4 cut in half (``mp4``: a whole one's bytes) and random bytes. Returns their names."""
-    import os
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "zero.webm").write_bytes(b"")
     (folder / "notes.mp4").write_text("not a video\n")

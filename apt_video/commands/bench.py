@@ -58,10 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.which == "gpu":
-        from apt_video.gpubench import run_gpu_command
+        from apt_video.tools.bench.gpu import run_gpu_command
 
         return run_gpu_command(args.json, args.work, args.stages)
-    from apt_video.bench import run_bench
+    from apt_video.tools.bench import run_bench
 
     kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")
           and not (k == "rand_augment" and v is None)}

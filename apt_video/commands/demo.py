@@ -1,4 +1,4 @@
-"""``apt-video demo``: the whole job on built-in synthetic data, CPU only (``apt_video.demo``)."""
+"""``apt-video demo``: the whole job on built-in synthetic data, CPU only (``apt_video.tools.demo``)."""
 from __future__ import annotations
 
 import argparse
@@ -14,9 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.demo import run_demo
     from apt_video.errors import UserError
-    from pipeline.data import DataError
+    from apt_video.pipeline.data import DataError
+    from apt_video.tools.demo import run_demo
 
     try:
         run_demo(args.work, quick=args.quick, progress=not args.no_progress, seed=args.seed, ablation=args.ablation)

@@ -1,5 +1,5 @@
 """``apt-video doctor``: the environment, then every check PASS, FAIL or SKIP with its reason and
-figures (``apt_video.doctor``); exit status 1 only when a check that could run failed."""
+figures (``apt_video.tools.doctor``); exit status 1 only when a check that could run failed."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.doctor import run_doctor
+    from apt_video.tools.doctor import run_doctor
 
     return run_doctor(quick=args.quick, json_path=args.json, work=args.work).exit_code

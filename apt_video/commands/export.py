@@ -35,11 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import models
+    from apt_video import models
     from apt_video.errors import UserError
+    from apt_video.export import BackendUnavailable, PackageError
+    from apt_video.export.trt import trt_missing
     from apt_video.exporting import export_run
-    from export import BackendUnavailable, PackageError
-    from export.trt import trt_missing
 
     try:
         package, where = export_run(

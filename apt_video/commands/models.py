@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    import models
+    from apt_video import models
 
     print(f"{'model':<26}{'frames':>7}{'size':>6}{'total params':>15}{'prompt-tuned':>14}{'linear':>10}"
           f"{'GFLOP/clip':>12}")

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
-    from apt_video.plot import plot_runs
+    from apt_video.tools.plot import plot_runs
 
     try:
         plot_runs(args.runs, args.out, args.title)

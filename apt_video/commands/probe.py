@@ -26,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
-    from pipeline.data import DataError, Dataset, open_dataset, write_manifest
-    from pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
+    from apt_video.pipeline.data import DataError, Dataset, write_manifest
+    from apt_video.pipeline.datasets import open_dataset
+    from apt_video.pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
 
     source, layout = Path(args.data), layout_of(args)
     try:

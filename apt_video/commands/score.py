@@ -50,11 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
-    from apt_video.scoring import score_videos
-    from export import BackendUnavailable, PackageError
-    from pipeline.data import DataError
-
-    from apt_video.rayscore import RayOptions
+    from apt_video.export import BackendUnavailable, PackageError
+    from apt_video.pipeline.data import DataError
+    from apt_video.scoring import RayOptions, score_videos
 
     try:
         layout = layout_of(args)
@@ -68,14 +66,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if report is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    r, secs = report.result, max(report.result.seconds, 1e-9)
-    if args.engine == "ray":
-        print(f"ray: first row after {r.startup:.1f} s (cluster and actors starting)")
-    print(f"scored {r.total} videos: {r.ok} ok, {r.failed} failed, {r.skipped} already done; {r.ok / secs:.2f} "
-          f"videos/s, {r.clips / secs:.1f} clips/s; backend {report.backend}; views "
-          f"{report.spec.test_num_segment}x{report.spec.test_num_crop}; wrote {report.out}")
-    if report.metrics:
-        m = report.metrics
-        print(f"labels: top-1 {m['top1']:.2f}, top-5 {m['top5']:.2f} over {m['videos']} videos; "
-              f"wrote {report.metrics_path}")
+    print("\n".join(report.summary(args.engine)))
     return 0 if report.all_ok else 1

@@ -23,11 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import models
+    from apt_video import models
     from apt_video.config import ConfigError
     from apt_video.errors import UserError
-    from apt_video.sweep import sweep
-    from pipeline.data import DataError
+    from apt_video.pipeline.data import DataError
+    from apt_video.tools.sweep import sweep
 
     try:
         fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config,

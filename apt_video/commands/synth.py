@@ -17,7 +17,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.video import CODECS
+    from apt_video.pipeline.video import CODECS
 
     p.add_argument("out", help="folder to write (videos/, train.csv, val.csv, test.csv, classes.txt)")
     p.add_argument("--classes", type=positive_int, default=4, help="motion directions (default 4)")
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
-    from apt_video.synth import make_motion_dataset
+    from apt_video.tools.synth import make_motion_dataset
 
     if args.axis and (args.reverse or args.distractor):
         raise UserError("--axis: the class is a line of motion, either way along it; it does not combine with "

@@ -26,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.errors import UserError
-    import models
+    from apt_video import models
     from apt_video.config import ConfigError, load_config
-    from pipeline.data import DataError
+    from apt_video.errors import UserError
+    from apt_video.pipeline.data import DataError
     from apt_video.train import train
 
     try:

@@ -15,10 +15,12 @@ import random
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from timm.data.auto_augment import rand_augment_transform
 
-from models.card import ClipSpec
-from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
-from pipeline.sampling import crop_offsets, dense_indices, dense_view_indices, resize_short_side
+from apt_video.models.card import ClipSpec
+from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
+from apt_video.pipeline.sampling import crop_offsets, dense_indices, dense_view_indices, resize_short_side
 
 
 # -- training loader --------------------------------------------------------------------------------
@@ -27,8 +29,6 @@ class VideoRandAugment:
     of its PIL frames, as VideoMAE's video RandAugment does."""
 
     def __init__(self, config: str = VIDEOMAE_RAND_AUGMENT):
-        from timm.data.auto_augment import rand_augment_transform
-
         self.ra = rand_augment_transform(config, {"translate_const": 100, "img_mean": (124, 116, 104)})
 
     def __call__(self, frames):
@@ -60,7 +60,6 @@ class DecordClips(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         import decord
-        from PIL import Image
 
         vr = decord.VideoReader(self.paths[i], num_threads=1)
         idx = dense_indices(len(vr), self.spec.num_frames, self.spec.sampling_rate, np.random.default_rng())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.video import CODECS, write_video
+from apt_video.pipeline.video import CODECS, write_video
 
 
 def motion_clip(direction_deg: float, frames: int, width: int, height: int, rng: np.random.Generator,

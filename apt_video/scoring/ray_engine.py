@@ -23,15 +23,20 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from models.card import ClipSpec
-from pipeline.data import VideoEntry
+from apt_video.evaluate import merge_views
+from apt_video.export import BackendUnavailable, PackageError, load_runner
+from apt_video.models.card import ClipSpec
+from apt_video.pipeline.data import DataError
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.video import probe_video
 
-from .rows import Row, open_writer
+from .job import ScoreJob, ScoreResult, decode_error, finish, prediction_row, unusable_error
+from .rows import Row, open_writer, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +99,7 @@ class _Quiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         if "Ignoring this exception" in text and record.exc_info:  # its cause in one line, not the traceback
-            record.msg = f"{text} ({_first_line(record.exc_info[1])})"
+            record.msg = f"{text} ({_cause(record.exc_info[1])})"
             record.exc_info, record.exc_text = None, None
         return not text.startswith(self.NOTICES)
 
@@ -121,11 +126,6 @@ def decode_views(paths: list[str], spec: ClipSpec, device: str = "cpu", workers:
     short call beats starting worker processes: 0.28 against 0.37 s a video here). Returns
     ``(views or None, error text)`` per path; never raises for a bad file. A call that fails as a
     whole is retried video by video."""
-    from pipeline.loader import VideoLoader
-    from pipeline.video import probe_video
-
-    from .scoring import decode_error, unusable_error
-
     entries = [probe_video(p, -1, spec.num_frames) for p in paths]
     out: list = [(None, unusable_error(e)) if not e.ok else None for e in entries]
     usable = [k for k, e in enumerate(entries) if e.ok]
@@ -142,7 +142,7 @@ def decode_views(paths: list[str], spec: ClipSpec, device: str = "cpu", workers:
         loader.close()
     except Exception as exc:  # noqa: BLE001  DALI gave up on the batch: one video at a time finds the culprit
         if len(usable) == 1:
-            out[usable[0]] = (None, decode_error(_first_line(exc)[:200]))
+            out[usable[0]] = (None, decode_error(_cause(exc)[:200]))
         else:
             for k in usable:
                 out[k] = decode_views([paths[k]], spec, device, workers)[0]
@@ -171,8 +171,6 @@ class ViewScorer:
 
     def __init__(self, model: str, backend: str, pretrained: str | None, task: str | None, spec: ClipSpec,
                  batch: int, decode: bool, gpu: bool = False):
-        from export import load_runner
-
         if not gpu:  # Ray leaves a zero-GPU actor every GPU of its node: it must not use them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self.device = "gpu" if gpu and torch.cuda.is_available() else "cpu"
@@ -182,8 +180,6 @@ class ViewScorer:
         self.spec, self.batch, self.decode = spec, batch, decode
 
     def __call__(self, batch: dict) -> dict:
-        from .evaluate import merge_views
-
         if self.decode:
             decoded = decode_views([str(p) for p in batch["path"]], self.spec, self.device)
             views, errors = [v for v, _ in decoded], [e for _, e in decoded]
@@ -202,9 +198,9 @@ class ViewScorer:
                                     for i in range(0, len(clips), self.batch)])
                 probs[ok] = merge_views(logits.view(len(ok), self.spec.num_views, -1)).numpy()
             except Exception as exc:  # noqa: BLE001  the engine failed on this batch (out of memory, ...)
-                log.error("the engine failed on a batch of %d videos: %s", len(ok), _first_line(exc))
+                log.error("the engine failed on a batch of %d videos: %s", len(ok), _cause(exc))
                 for k in ok:  # their rows say why; the job goes on
-                    errors[k] = f"inference: {self.runner.name} failed ({_first_line(exc)})"
+                    errors[k] = f"inference: {self.runner.name} failed ({_cause(exc)})"
         return {"pos": batch["pos"], "error": np.array(errors, dtype=object), "probs": probs}
 
 
@@ -212,8 +208,6 @@ class ViewScorer:
 def check_model(model: str, backend: str, pretrained: str | None, task: str | None, gpu: bool) -> tuple[str, str]:
     """``(runner name, "")`` when ``load_runner`` can run ``model`` where this runs (a Ray task with a
     scoring actor's resources), else ``("", the one-line reason)``."""
-    from export import BackendUnavailable, PackageError, load_runner
-
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -228,35 +222,23 @@ def check_model(model: str, backend: str, pretrained: str | None, task: str | No
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
 
-def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, spec: ClipSpec, classes: list[str],
-                 out: Path, fmt: str = "csv", batch: int = 30, top_k: int = 5, resume: bool = False,
-                 backend: str = "auto", pretrained: str | None = None, task: str | None = None,
-                 options: RayOptions | None = None, progress: bool = True):
-    """Score ``entries`` into ``out`` on Ray Data: one row per entry, in input order (the local
-    ``scoring.score``'s contract and rows). The plan is checked before anything is written: the
-    cluster must hold it and the scoring actors must be able to load the model. Returns
-    ``scoring.ScoreResult``; raises ``DataError`` (one line) when Ray cannot run the job, keeping
-    the rows written (``--resume`` goes on after them)."""
-    from pipeline.data import DataError
-
-    from .rows import Resume
-
+def score_on_ray(job: ScoreJob, options: RayOptions | None = None) -> ScoreResult:
+    """Score ``job`` on Ray Data: one row per entry, in input order (the local engine's contract and
+    rows). The plan is checked before anything is written: the cluster must hold it and the scoring
+    actors must be able to load the model. Raises ``DataError`` (one line) when Ray cannot run the
+    job, keeping the rows written (``--resume`` goes on after them)."""
     opts = options or RayOptions()
     missing = ray_missing()
     if missing:
         raise DataError(missing)
     t_start = time.perf_counter()
+    out = job.out
     created = not out.exists()
     was_empty = out.is_file() and out.stat().st_size == 0  # a file the user made: emptied again, kept
-    done = 0
-    if resume and not created and not was_empty:
-        previous = Resume.read(out, fmt)
-        previous.check(out, ids)
-        done = len(previous.videos)
-    if done == len(entries):  # nothing left: no cluster
-        writer = open_writer(out, fmt, ids, resume)
-        writer.close()
-        return _result(writer, done, 0, t_start, f"ray ({backend})")
+    done = len(resume_point(out, job.fmt, job.ids).videos) if job.resume and not created and not was_empty else 0
+    if done == len(job.entries):  # nothing left: no cluster
+        writer = open_writer(out, job.fmt, job.ids, job.resume)
+        return finish(writer, done, 0, t_start, f"ray ({job.backend})", "")
     ray, started = connect(opts.address)
     try:
         have = ray.cluster_resources()
@@ -266,15 +248,14 @@ def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, s
         _check_fits(have, opts, gpus)
         try:
             name, problem = ray.get(ray.remote(num_cpus=0, num_gpus=gpus, max_retries=0)(check_model).remote(
-                str(model), backend, pretrained, task, bool(gpus)))
+                str(job.model), job.backend, job.pretrained, job.task, bool(gpus)))
         except Exception as exc:  # noqa: BLE001  the check's own process failed
-            raise DataError(f"a Ray worker could not load {model} ({_first_line(exc)})") from None
+            raise DataError(f"a Ray worker could not load {job.model} ({_cause(exc)})") from None
         if problem:
             raise DataError(problem)
-        writer = open_writer(out, fmt, ids, resume)
+        writer = open_writer(out, job.fmt, job.ids, job.resume)
         try:
-            return _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task,
-                        opts, gpus, progress, t_start, f"ray ({name})")
+            return _run(ray, writer, job, opts, gpus, t_start, f"ray ({name})")
         except BaseException:  # an interrupt too
             writer.close()
             if not writer.times:  # no row of this run's: leave no header-only file behind
@@ -290,17 +271,11 @@ def score_on_ray(entries: list[VideoEntry], ids: list[str], model: str | Path, s
             ray.shutdown()
 
 
-def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend, pretrained, task, opts, gpus,
-         progress, t_start, name):
-    from tqdm import tqdm
-
-    from pipeline.data import DataError
-
-    from .scoring import prediction_row
-
+def _run(ray, writer, job: ScoreJob, opts: RayOptions, gpus: float, t_start: float, name: str) -> ScoreResult:
+    spec, ids = job.spec, job.ids
     done = writer.next
-    todo = list(range(done, len(entries)))
-    bar = tqdm(total=len(todo), unit="video", desc="score (ray)", disable=not progress)
+    todo = list(range(done, len(job.entries)))
+    bar = tqdm(total=len(todo), unit="video", desc="score (ray)", disable=not job.progress)
     clips = 0
     ctx = ray.data.DataContext.get_current()
     # a batch whose actor died RETRIES + 1 times (a file that kills the decoder process) becomes an
@@ -308,7 +283,7 @@ def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend,
     # dataset keeps a copy of the context: the caller's is restored once the dataset exists.
     errored, ctx.max_errored_blocks = ctx.max_errored_blocks, max(10, len(todo) // 100)
     try:
-        ds = ray.data.from_items([{"pos": i, "path": entries[i].path} for i in todo],
+        ds = ray.data.from_items([{"pos": i, "path": job.entries[i].path} for i in todo],
                                  override_num_blocks=max(1, -(-len(todo) // opts.videos_per_task)))
     finally:
         ctx.max_errored_blocks = errored
@@ -316,8 +291,8 @@ def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend,
         ds = ds.map_batches(_bound(ViewDecoder, spec=spec), batch_size=opts.videos_per_task,
                             compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,
                             zero_copy_batch=True, max_task_retries=RETRIES)
-    scorer = _bound(ViewScorer, model=str(model), backend=backend, pretrained=pretrained, task=task, spec=spec,
-                    batch=batch, decode=bool(gpus), gpu=bool(gpus))
+    scorer = _bound(ViewScorer, model=str(job.model), backend=job.backend, pretrained=job.pretrained, task=job.task,
+                    spec=spec, batch=job.batch, decode=bool(gpus), gpu=bool(gpus))
     ds = ds.map_batches(scorer, batch_size=opts.videos_per_task, compute=ray.data.ActorPoolStrategy(size=opts.actors),
                         num_cpus=0 if gpus else 1, num_gpus=gpus, zero_copy_batch=True, max_task_retries=RETRIES)
     try:
@@ -330,40 +305,29 @@ def _run(ray, writer, entries, ids, model, spec, classes, batch, top_k, backend,
                 if error:
                     writer.put(i, Row(ids[i], "error", error=str(error)))
                 else:
-                    writer.put(i, prediction_row(ids[i], probs, classes, top_k))
+                    writer.put(i, prediction_row(ids[i], probs, job.classes, job.top_k))
                     clips += spec.num_views
                 bar.update()
     except (OSError, DataError):
         raise
     except Exception as exc:  # noqa: BLE001  Ray's own failure: one line; the rows written stay
-        raise DataError(f"Ray Data stopped the job ({_first_line(exc)}); the rows written are kept: run again "
+        raise DataError(f"Ray Data stopped the job ({_cause(exc)}); the rows written are kept: run again "
                         f"with --resume") from None
-    for k in writer.missing():  # its batch failed RETRIES + 1 times (counted in max_errored_blocks)
-        log.error("%s: not scored: its Ray task failed %d times", ids[k], RETRIES + 1)
-        writer.put(k, Row(ids[k], "error", error=f"not scored: the process decoding or scoring it died {RETRIES + 1} "
-                                                  f"times (a file that crashes the decoder, or too little memory)"))
     bar.close()
-    return _result(writer, done, clips, t_start, name)
+    # a row still missing: its batch failed RETRIES + 1 times (counted in max_errored_blocks)
+    return finish(writer, done, clips, t_start, name, f"not scored: the process decoding or scoring it died "
+                                                      f"{RETRIES + 1} times (a file that crashes the decoder, or "
+                                                      f"too little memory)")
 
 
-def _result(writer, done: int, clips: int, t_start: float, name: str):
-    from .scoring import ScoreResult
-
-    rows, end = writer.written, time.perf_counter()
-    return ScoreResult(rows, sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows), done,
-                       clips, end - t_start, name, startup=(writer.first_at or end) - t_start, times=writer.times)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The last line of what Ray says (its wrapped error's own message), or the type's name."""
+def _cause(exc: BaseException) -> str:
+    """The cause Ray reports: the last line of what it says (its wrapped error's own message), or the type's name."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def _check_fits(have: dict, opts: RayOptions, gpus: float) -> None:
     """Refuse a plan the cluster cannot hold (Ray Data would wait for it forever)."""
-    from pipeline.data import DataError
-
     if gpus and opts.actors * gpus > have.get("GPU", 0):
         raise DataError(f"--actors {opts.actors} x --gpus-per-actor {gpus:g} needs {opts.actors * gpus:g} GPUs; the "
                         f"cluster has {have.get('GPU', 0):g}: ask for fewer, or --gpus-per-actor 0 for CPU actors")

@@ -6,50 +6,31 @@ features); then the checks, each PASS, FAIL or SKIP with its reason and its figu
 needs what the host lacks (a GPU, TensorRT, a second GPU for NCCL) is a SKIP saying so; the run
 fails (exit status 1) only when a check that could run failed.
 
-The checks themselves are in ``apt_video.checks``; each compares against a reference computed in
-the same run.
+The checks themselves, and their types, are in ``apt_video.tools.checks``; each compares against a
+reference computed in the same run.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import onnx
 import torch
+from onnx import TensorProto, helper
 
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+from apt_video.export.trt import trt_missing, trt_version
 
-
-class Skip(Exception):
-    """Raised by a check that cannot run here; the message says why."""
-
-
-@dataclass
-class Result:
-    name: str
-    status: str
-    detail: str
-    figures: dict = field(default_factory=dict)
-
-
-@dataclass
-class Context:
-    work: Path
-    quick: bool
-    gpu: bool
-
-
-@dataclass
-class Check:
-    name: str
-    run: Callable[[Context], tuple[bool, str, dict]]  # (passed, detail, figures), or raises Skip
-    needs_gpu: bool = False
+from .bench.common import dist_version
+from .checks import CHECKS, FAIL, PASS, SKIP, Check, Context, Result, Skip
 
 
 @dataclass
@@ -81,15 +62,6 @@ def cpu_info() -> dict:
     return {"model": model, "cores": os.cpu_count(), "simd": simd}
 
 
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def ort_providers() -> dict:
     """Providers ONNX Runtime lists, and those a session really gets (a listed CUDA provider whose
     libraries do not load falls back to the CPU)."""
@@ -97,8 +69,6 @@ def ort_providers() -> dict:
         import onnxruntime as ort
     except ImportError as exc:
         return {"error": str(exc)}
-    import onnx
-    from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -124,8 +94,6 @@ class _quiet:
     """Silence file descriptors 1 and 2 (native libraries write there directly)."""
 
     def __enter__(self):
-        import sys
-
         sys.stdout.flush()
         sys.stderr.flush()
         self.saved = [os.dup(1), os.dup(2)]
@@ -141,10 +109,6 @@ class _quiet:
 
 
 def environment() -> dict:
-    import ctypes
-
-    from export.trt import trt_missing, trt_version
-
     env = {"cpu": cpu_info(), "python": platform.python_version(), "torch": torch.__version__,
            "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available()}
     if torch.cuda.is_available():
@@ -159,7 +123,7 @@ def environment() -> dict:
                                            capture_output=True, text=True, timeout=20).stdout.split("\n")[0]
         except (OSError, subprocess.SubprocessError):
             env["driver"] = None
-    dali = {flavour: _version(f"nvidia-dali-{flavour}") for flavour in ("cuda120", "cuda130")}
+    dali = {flavour: dist_version(f"nvidia-dali-{flavour}") for flavour in ("cuda120", "cuda130")}
     env["dali"] = {k: v for k, v in dali.items() if v} or None
     try:
         ctypes.CDLL("libnvcuvid.so.1")
@@ -224,9 +188,7 @@ def run_doctor(quick: bool = False, json_path: str | Path | None = None, work: s
     with tempfile.TemporaryDirectory(prefix="apt-video-doctor-") as tmp:
         ctx = Context(Path(work or tmp), quick, torch.cuda.is_available())
         ctx.work.mkdir(parents=True, exist_ok=True)
-        if checks is None:
-            from .checks import CHECKS as checks
-        results = run_checks(checks, ctx, say)
+        results = run_checks(CHECKS if checks is None else checks, ctx, say)
     report = Report(env, results)
     counts = {s: sum(r.status == s for r in results) for s in (PASS, FAIL, SKIP)}
     say(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")

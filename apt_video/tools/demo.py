@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.data import DataError
+from apt_video.config import load_config
+from apt_video.exporting import export_run
+from apt_video.pipeline.data import DataError
+from apt_video.scoring import score_videos
+from apt_video.train import train
+
+from .plot import plot_runs
+from .sweep import sweep
+from .synth import make_motion_dataset
 
 #: the three ways of learning task B: the linear probe and APT with the same settings, end2end with
 #: the backbone's own optimiser settings (the prompts' lr would wreck a full model)
@@ -74,8 +82,6 @@ def make_data(work: Path, sizes: Sizes, seed: int = 0) -> Path:
     (``lines/heldout``, also B's test list), each written once; returns B's folder. ``seed`` varies
     B only. B's folder is complete once its ``made.txt`` (written last) names the seed and the
     held-out count; a folder made with others is refused (its runs would be of another task)."""
-    from .synth import make_motion_dataset
-
     if not (work / "taskA" / "classes.txt").is_file():
         make_motion_dataset(work / "taskA", 4, sizes.per_class, 24, (64, 48), seed=1)
     b, made = work / "lines", f"seed {seed}, {sizes.held} held-out videos per class"
@@ -100,9 +106,6 @@ def backbone_path(work: Path) -> Path:
 
 def train_backbone(work: Path, sizes: Sizes, progress: bool = True) -> float:
     """Train (or finish) the task-A backbone; returns its last validation top-1."""
-    from .config import load_config
-    from .train import train
-
     cfg = load_config("demo_backbone", sets=[f"epochs={sizes.backbone_epochs}", "final_test=false"])
     a = train(cfg, work / "taskA", work / "runs" / "backbone", resume="auto", progress=progress)
     return a["history"][-1].get("val_top1", float("nan"))
@@ -112,9 +115,6 @@ def compare_ways(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
                  transfers: tuple[str, ...] = tuple(t for _, t in WAYS)) -> list[Way]:
     """Learn task B the ``WAYS`` named in ``transfers`` from the task-A backbone (same data, epochs
     and seed), each tested on B's held-out videos with 10x3 views. Runs already there are resumed."""
-    from .config import load_config
-    from .train import train
-
     backbone = load_config("demo_backbone")
     ways = []
     for name, transfer in (w for w in WAYS if w[1] in transfers):
@@ -142,8 +142,6 @@ def ways_table(ways: list[Way], videos: int, classes: int = 4) -> str:
 def run_ablation(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
                  say: Callable[[str], None] = print) -> Path:
     """Prompt dropout 0, 0.1 and 0.2 on task B (the paper's Figure 1 in miniature); returns the figure."""
-    from .sweep import sweep
-
     return sweep(["prompt_dropout=0.0,0.1,0.2"], work / "lines", work / "ablation", preset="demo",
                  sets=TASK_B + [f"epochs={sizes.epochs}", f"seed={seed}", "final_test=false"],
                  finetune=str(backbone_path(work)), progress=progress, say=say)
@@ -151,10 +149,6 @@ def run_ablation(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
 
 def run_demo(work: str | Path = "demo-work", quick: bool = False, progress: bool = True, seed: int = 0,
              ablation: bool = False, say: Callable[[str], None] = print) -> DemoResult:
-    from .exporting import export_run
-    from .plot import plot_runs
-    from .scoring import score_videos
-
     work = Path(work).resolve()
     sizes = QUICK if quick else FULL
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The checks of ``apt-video doctor`` (``apt_video.doctor`` runs them and reports).
+"""The checks of ``apt-video doctor`` (``apt_video.tools.doctor`` runs them and reports).
 
 Every check compares against a reference computed here in the same run: PyAV's frames for DALI's
 decoders, the CPU pipeline for the GPU one, the fp32 CPU step and model for CUDA and bf16, ONNX
@@ -6,18 +6,65 @@ Runtime for TensorRT. Each returns ``(passed, detail, figures)`` or raises ``Ski
 """
 from __future__ import annotations
 
+import dataclasses as dc
 import datetime
 import logging
 import os
+import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
-from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
+from apt_video import models
+from apt_video.config import load_config
+from apt_video.export import THRESHOLDS, compare, export_onnx, export_package, load_runner, onnx_session
+from apt_video.export.trt import trt_missing
+from apt_video.pipeline.graphcheck import check_gpu_graphs as define_all
+from apt_video.pipeline.graphs import AugmentSpec, file_decoder
+from apt_video.pipeline.loader import VideoLoader
+from apt_video.pipeline.randaug import OP_NAMES, VIDEOMAE_RAND_AUGMENT, parse_rand_augment
+from apt_video.pipeline.video import CODECS, decode_frames, probe_video, write_video
+from apt_video.scoring import score_videos
+from apt_video.train import forward_backward
 
-from .doctor import Check, Context, Skip
+from .baselines import decord_loader
+from .bench.common import bench_videos, cycle, loader_rate, timed
+from .synth import motion_clip
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run here; the message says why."""
+
+
+@dataclass
+class Result:
+    name: str
+    status: str
+    detail: str
+    figures: dict = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    work: Path
+    quick: bool
+    gpu: bool
+
+
+@dataclass
+class Check:
+    name: str
+    run: Callable[[Context], tuple[bool, str, dict]]  # (passed, detail, figures), or raises Skip
+    needs_gpu: bool = False
+
 
 #: the size of the test videos: one NVDEC takes in every codec (``pipeline.nvdec``), as real data is
 NVDEC_SIZE = (320, 240)
@@ -28,10 +75,6 @@ BELOW_NVDEC = ("vp9", (160, 120))
 # -- helpers ---------------------------------------------------------------------------------------------
 def sample_video(work: Path, codec: str, frames: int = 48, size=NVDEC_SIZE, seed: int = 0) -> Path:
     """A synthetic moving-texture video, made once per folder."""
-    from pipeline.video import CODECS, write_video
-
-    from .synth import motion_clip
-
     path = work / f"doctor_{codec}_{size[0]}x{size[1]}_{seed}{CODECS[codec][1]}"
     if not path.is_file():
         write_video(path, motion_clip(30.0, frames, size[0], size[1], np.random.default_rng(seed)), codec, gop=12)
@@ -49,8 +92,6 @@ def frames_agree(ours: np.ndarray, reference: np.ndarray, mean_tol: float, max_t
 
 def dali_decode(path: Path, indices: np.ndarray, device: str, reps: int = 1) -> tuple[np.ndarray, float]:
     """Frames ``indices`` of ``path`` through DALI's video decoder (``cpu`` or ``gpu``: NVDEC) and clips/s."""
-    from pipeline.graphs import file_decoder
-
     p = file_decoder(np.fromfile(path, np.uint8), indices, device)
     out = p.run()[0]
     t0 = time.perf_counter()
@@ -63,8 +104,6 @@ def dali_decode(path: Path, indices: np.ndarray, device: str, reps: int = 1) -> 
 
 def decode_check(path: Path, device: str, reference: np.ndarray | None = None, reps: int = 3) -> tuple[bool, str, dict]:
     """DALI's decoder against PyAV (or the ``reference`` given) on 16 frames of ``path``."""
-    from pipeline.video import decode_frames
-
     indices = np.arange(0, 32, 2)
     reference = decode_frames(path, indices) if reference is None else reference
     ours, rate = dali_decode(path, indices, device, reps)
@@ -75,8 +114,6 @@ def decode_check(path: Path, device: str, reference: np.ndarray | None = None, r
 
 # -- the checks ---------------------------------------------------------------------------------------------
 def check_gpu_graphs(ctx: Context):
-    from pipeline.graphcheck import check_gpu_graphs as define_all
-
     results = define_all()
     bad = [f"{name}: {problem}" for name, problem in results if problem]
     return not bad, "; ".join(bad) or f"{len(results)} GPU graphs define, inputs where DALI wants them", \
@@ -91,8 +128,6 @@ def check_decode_cpu(ctx: Context):
 def check_decode_gpu(ctx: Context):
     """NVDEC against PyAV per codec at a size NVDEC takes; and a video below NVDEC's minimum through
     the GPU loader, which must route it to PyAV before DALI sees it and deliver what the CPU loader does."""
-    from pipeline.video import CODECS
-
     figures, details, ok = {}, [], True
     for codec in ("h264", "hevc", "vp9", "av1"):
         if codec not in CODECS:
@@ -115,10 +150,6 @@ def check_decode_gpu(ctx: Context):
 
 def below_minimum_check(work: Path) -> tuple[bool, str, dict]:
     """The ``BELOW_NVDEC`` video through the GPU loader (validation clip) against the CPU loader."""
-    import models
-    from pipeline.loader import VideoLoader
-    from pipeline.video import probe_video
-
     codec, size = BELOW_NVDEC
     e = probe_video(sample_video(work, codec, size=size), label=0)
     spec = models.ClipSpec(num_frames=8, sampling_rate=2, input_size=112)
@@ -135,9 +166,6 @@ def below_minimum_check(work: Path) -> tuple[bool, str, dict]:
 
 
 def _step(model, video, labels, device, dtype):
-    from .config import load_config
-    from .train import forward_backward
-
     cfg = load_config("demo")
     model = model.to(device)
     model.zero_grad(set_to_none=True)
@@ -147,8 +175,6 @@ def _step(model, video, labels, device, dtype):
 
 
 def _tiny_model(transfer: str):
-    import models
-
     torch.manual_seed(0)
     return models.create_model("vit_micro_patch16_112", num_classes=5, prompt_num_tokens=8, prompt_end=3,
                                transfer_type=transfer, init_scale=1.0)
@@ -189,8 +215,6 @@ def check_train_cuda(ctx: Context):
 
 
 def _ddp_child(rank: int, world: int, port: int, same_gpu: bool, results) -> None:
-    import torch.distributed as dist
-
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
         torch.cuda.set_device(0 if same_gpu else rank)
@@ -204,10 +228,6 @@ def _ddp_child(rank: int, world: int, port: int, same_gpu: bool, results) -> Non
 
 
 def check_ddp_nccl(ctx: Context):
-    import socket
-
-    import torch.multiprocessing as mp
-
     same_gpu = torch.cuda.device_count() < 2
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,9 +245,6 @@ def check_ddp_nccl(ctx: Context):
 
 
 def _export_model(ctx: Context, name: str, precision: str = "fp32"):
-    import models
-    from export import export_onnx
-
     torch.manual_seed(0)
     model = models.create_model(name, num_classes=400, prompt_num_tokens=200, init_scale=1.0).eval()
     path = ctx.work / f"doctor_{name}_{precision}.onnx"
@@ -249,8 +266,6 @@ def _rate(fn, x, reps: int) -> float:
 
 
 def check_inference_cpu(ctx: Context):
-    from export import THRESHOLDS, compare, onnx_session
-
     model, path = _export_model(ctx, "vit_micro_patch16_112")
     x = torch.randn(4, 3, 8, 112, 112)
     with torch.no_grad():
@@ -263,9 +278,6 @@ def check_inference_cpu(ctx: Context):
 
 
 def check_inference_gpu(ctx: Context):
-    import models
-    from export import THRESHOLDS, compare, onnx_session
-
     name = "vit_small_patch16_224" if ctx.quick else "vit_base_patch16_224"
     model, path = _export_model(ctx, name)
     x = torch.randn(4, 3, 16, 224, 224)
@@ -298,13 +310,9 @@ def check_inference_gpu(ctx: Context):
 
 
 def check_tensorrt(ctx: Context):
-    from export.trt import trt_missing
-
     missing = trt_missing()
     if missing:
         raise Skip(missing)
-    import models
-    from export import compare, export_package, onnx_session
 
     torch.manual_seed(0)
     model = models.create_model("vit_small_patch16_224", num_classes=4, prompt_num_tokens=8, init_scale=1.0).eval()
@@ -315,7 +323,6 @@ def check_tensorrt(ctx: Context):
                                     batch=(1, 8, 16))
     if not package.tensorrt:
         return False, f"no engine was built (package in {where})", {}
-    from export import load_runner
 
     runner = load_runner(where, "trt")
     session, _ = onnx_session(where / "model.onnx")
@@ -328,14 +335,6 @@ def check_tensorrt(ctx: Context):
 def check_gpu_loader(ctx: Context):
     """Each RandAugment op forced, the same draws on the CPU and the GPU graph (whole-frame crop, no
     flip: nothing random but the op's own magnitude and sign, drawn by the source for both)."""
-    import dataclasses as dc
-
-    import models
-    from pipeline.graphs import AugmentSpec
-    from pipeline.loader import VideoLoader
-    from pipeline.randaug import OP_NAMES, parse_rand_augment
-    from pipeline.video import probe_video
-
     e = probe_video(sample_video(ctx.work, "vp9"), label=0)
     spec = models.ClipSpec(num_frames=8, sampling_rate=2, input_size=112)
     suite = parse_rand_augment("rand-m7-n1-mstd0-p1")
@@ -354,28 +353,21 @@ def check_gpu_loader(ctx: Context):
             failures.append(f"{op} {diff:.3f}")
     figures = {"mean_abs_diff_by_op": worst}
     if not ctx.quick:
-        figures["loader"] = gpu_loader_rate(ctx.work)
+        figures["loader"] = gpuloader_rate(ctx.work)
     return not failures, "GPU pipeline vs CPU pipeline per RandAugment op" + (
         f": differ for {', '.join(failures)}" if failures else ""), figures
 
 
-def gpu_loader_rate(work: Path, batches: int = 20) -> dict:
+def gpuloader_rate(work: Path, batches: int = 20) -> dict:
     """Training clips/s of the GPU loader (the presets' clip: 16 frames, 224 px, num_sample 2,
     VideoMAE's RandAugment; 320x240 VP9 through NVDEC) and, where decord is installed, of
     VideoMAE's decord + PIL loader on the same videos in the same run."""
-    import models
-    from pipeline.graphs import AugmentSpec
-    from pipeline.loader import VideoLoader
-    from pipeline.randaug import parse_rand_augment
-
-    from .bench import _cycle, _loader_rate, bench_videos, timed
-
     entries = bench_videos(work, "vp9", 16)
     spec = models.ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
     aa = VIDEOMAE_RAND_AUGMENT
     loader = VideoLoader(entries, spec, batch_size=8, num_sample=2, device="gpu", reuse=True,
                          augment=AugmentSpec(rand_augment=parse_rand_augment(aa)))
-    secs, clips = timed(_cycle(loader.epoch), 2, batches)
+    secs, clips = timed(cycle(loader.epoch), 2, batches)
     loader.close()
     out = {"gpu_clips_per_s": round(clips / secs, 1)}
     try:
@@ -383,9 +375,8 @@ def gpu_loader_rate(work: Path, batches: int = 20) -> dict:
     except ImportError:
         out["baseline"] = "decord not installed: no baseline (pip install decord)"
         return out
-    from .baselines import decord_loader
 
-    base = _loader_rate(decord_loader([e.path for e in entries], spec, aa, num_sample=2), 2, batches)
+    base = loader_rate(decord_loader([e.path for e in entries], spec, aa, num_sample=2), 2, batches)
     out.update(baseline_clips_per_s=round(base, 1), ratio=round(clips / secs / base, 2))
     return out
 
@@ -393,11 +384,6 @@ def gpu_loader_rate(work: Path, batches: int = 20) -> dict:
 def check_score(ctx: Context):
     """Scoring a folder of VP9 videos at a size NVDEC takes and one below its minimum: every video
     scored, and on a GPU not one batch decoded twice (DALI's decoder never fails on a file)."""
-    import models
-    from export import export_package
-
-    from .scoring import score_videos
-
     folder = ctx.work / "doctor_score"
     n = 6 if ctx.quick else 20
     for i in range(n - 1):

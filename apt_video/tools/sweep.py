@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .config import ConfigError, load_config
+from apt_video.config import ConfigError, load_config
+from apt_video.train import train
+
+from .plot import plot_runs
 
 
 def parse_vary(items: list[str]) -> list[list[tuple[str, str]]]:
@@ -26,9 +29,6 @@ def sweep(vary: list[str], data_root: str | Path, output: str | Path, *, preset:
           progress: bool = True, say: Callable[[str], None] = print) -> Path:
     """Validate every combination first, then train each into ``output/<key=value_...>`` (resuming
     runs already there) and plot them; returns the plot's path."""
-    from .plot import plot_runs
-    from .train import train
-
     combos = list(itertools.product(*parse_vary(vary)))
     configs = [load_config(preset, config, (sets or []) + [f"{k}={v}" for k, v in combo]) for combo in combos]
     out, runs = Path(output), []

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from apt_video.models.artifact import read_card
+from apt_video.models.checkpoint import CheckpointError
+
 TOP1, TOP5, VAL_LOSS, TRAIN_LOSS, LR = (("val_top1", "top-1 (%)"), ("val_top5", "top-5 (%)"),
                                        ("val_loss", "validation loss"), ("train_loss", "training loss"),
                                        ("lr", "learning rate"))
@@ -24,9 +27,6 @@ def read_run(run: Path) -> tuple[dict, list[dict]]:
 
 def run_classes(run: Path) -> int | None:
     """How many classes the run's model has (from its weights' card), or None if it has no weights."""
-    from models.artifact import read_card
-    from models.checkpoint import CheckpointError
-
     weights = run / "checkpoints" / "last.safetensors"
     try:
         return len(read_card(weights).classes) if weights.is_file() else None

@@ -20,292 +20,38 @@ every stage, so a lent GPU that goes away mid-run still leaves the stages done s
   after the model is loaded, the steady videos/s, and their share of the runner's inference-only rate.
 
 ``Plan`` holds every size; ``Plan.micro()`` runs the same code on the CPU in seconds (the tests).
+The runner (time boxes, JSON, NVML) is ``tools.bench.gpu_runner``.
 """
 from __future__ import annotations
 
-import ctypes
-import dataclasses
-import json
 import os
-import signal
-import threading
+import tempfile
 import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-import models
-from models.files import atomic_write_text
+from apt_video import models
+from apt_video.config import load_config
+from apt_video.errors import UserError
+from apt_video.export import load_runner
+from apt_video.export.trt import trt_missing
+from apt_video.exporting import export_run
+from apt_video.pipeline.graphs import AugmentSpec
+from apt_video.pipeline.loader import VideoLoader, default_threads
+from apt_video.pipeline.randaug import parse_rand_augment
+from apt_video.scoring import score_videos
+from apt_video.tools.baselines import decord_loader
+from apt_video.train import amp_settings, build_optimizer, forward_backward, optimizer_step
 
-from pipeline.randaug import VIDEOMAE_RAND_AUGMENT
-
-#: seconds per stage: the whole command fits in six minutes of a lent GPU
-STAGE_SECONDS = {"loader": 150, "infer": 90, "train": 60, "score": 60}
-STAGES = tuple(STAGE_SECONDS)
-
-
-@dataclass
-class Plan:
-    """The sizes of one run (defaults: the GPU run the speed issue measures against)."""
-
-    device: str = "gpu"
-    codecs: tuple[str, ...] = ("h264", "vp9")
-    videos: int = 32
-    video_frames: int = 96
-    video_size: tuple[int, int] = (320, 240)
-    batches: tuple[int, ...] = (8, 32)  # videos per loader batch (clips: x num_sample)
-    pools: tuple[int, ...] = (2, 0)  # DALI threads; 0: the loader's default (the host's cores per rank)
-    source_workers: int = 4
-    timed_batches: int = 8  # per loader variant, after two
-    num_frames: int = 16
-    sampling_rate: int = 4
-    input_size: int = 224
-    num_sample: int = 2
-    rand_augment: str = VIDEOMAE_RAND_AUGMENT
-    infer_models: tuple[str, ...] = ("vit_base_patch16_224", "vit_small_patch16_224")
-    prompts: int = 200
-    infer_batch: int = 30
-    train_model: str = "vit_base_patch16_224"
-    train_batches: tuple[int, ...] = (8, 32)  # clips per step
-    train_steps: int = 10
-    loop_steps: int = 30
-    score_videos: int = 24
-    score_frames: int = 160
-    score_model: str = "vit_base_patch16_224"
-    views: tuple[int, int] = (10, 3)
-    seconds: dict = field(default_factory=lambda: dict(STAGE_SECONDS))
-
-    @classmethod
-    def micro(cls) -> Plan:
-        """The same stages at toy sizes, on the CPU: seconds instead of minutes (for the tests)."""
-        return cls(device="cpu", codecs=("vp9",), videos=4, video_frames=24, video_size=(64, 48), batches=(2,),
-                   pools=(2,), source_workers=1, timed_batches=2, num_frames=8, sampling_rate=2, input_size=112,
-                   infer_models=("vit_micro_patch16_112",), prompts=8, infer_batch=2,
-                   train_model="vit_micro_patch16_112",
-                   train_batches=(2,), train_steps=2, loop_steps=2, score_videos=2, score_frames=24,
-                   score_model="vit_micro_patch16_112", views=(2, 1), seconds={s: 120 for s in STAGES})
-
-    @property
-    def spec(self) -> models.ClipSpec:
-        return models.ClipSpec(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
-                               input_size=self.input_size, test_num_segment=self.views[0], test_num_crop=self.views[1])
-
-
-class Deadline:
-    """A stage's time box: measurements check it between themselves; the ones it cuts are recorded."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.end = seconds, time.perf_counter() + seconds
-
-    def left(self) -> float:
-        return self.end - time.perf_counter()
-
-    def over(self) -> bool:
-        return self.left() <= 0
-
-
-class StageTimeout(Exception):
-    """A stage ran past its time box and its grace period (a measurement that hung)."""
-
-
-@dataclass
-class Stage:
-    name: str
-    run: Callable[[Plan, Path, Deadline, dict], dict]  # (plan, work folder, deadline, shared state) -> figures
-
-
-def measurements(items: list[tuple[str, Callable[[], dict]]], deadline: Deadline, say=print) -> dict:
-    """Run ``(name, fn)`` in order while the deadline allows; a measurement that raises is recorded
-    with its error and the next one runs; those the deadline cut say so."""
-    out = {}
-    for name, fn in items:
-        if name in out:  # the same measurement asked twice (a plan with one batch size or pool)
-            continue
-        if deadline.over():
-            out[name] = {"skipped": f"the stage's {deadline.seconds:.0f} s were spent"}
-            continue
-        try:
-            out[name] = fn()
-        except StageTimeout:
-            raise
-        except Exception as exc:  # noqa: BLE001  one measurement failing leaves the others
-            traceback.print_exc()
-            out[name] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-                         if str(exc).strip() else type(exc).__name__}
-        say(f"  {name}: {_brief(out[name])}")
-    return out
-
-
-def _brief(figures: dict) -> str:
-    keys = [k for k in figures if k.endswith("_per_s") or k in ("error", "skipped", "share", "fraction_of_floor")]
-    return ", ".join(f"{k} {figures[k]:.1f}" if isinstance(figures[k], float) else f"{k} {figures[k]}"
-                     for k in keys) or json.dumps(figures, default=str)[:160]
-
-
-def run_stages(stages: list[Stage], plan: Plan, work: Path, json_path: str | Path | None,
-               say: Callable[[str], None] = print) -> dict:
-    """Run each stage in its time box; write the JSON (atomically) after every stage."""
-    from .bench import machine
-
-    result = {"bench": "gpu", "machine": {**machine(), **gpu_facts()}, "plan": dataclasses.asdict(plan),
-              "stages": {}}
-    state: dict = {}
-    for stage in stages:
-        budget = plan.seconds.get(stage.name, 60)
-        say(f"stage {stage.name} ({budget} s)")
-        t0 = time.perf_counter()
-        try:
-            with _alarm(budget + 60):
-                figures, status = stage.run(plan, work, Deadline(budget), state), "ok"
-        except Exception as exc:  # noqa: BLE001  a stage that breaks is reported; the next one runs
-            traceback.print_exc()
-            figures = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-                       if str(exc).strip() else type(exc).__name__, "traceback": traceback.format_exc()[-4000:]}
-            status = "failed"
-        result["stages"][stage.name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), **figures}
-        if json_path:
-            atomic_write_text(json_path, json.dumps(result, indent=1, default=str))
-    for line in table(result):
-        say(line)
-    return result
-
-
-class _alarm:
-    """Raise ``StageTimeout`` in the main thread after ``seconds`` (where signals can be used)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.armed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-
-    def __enter__(self):
-        if self.armed:
-            def fire(signum, frame):
-                raise StageTimeout(f"the stage ran {self.seconds:.0f} s, past its time box")
-
-            self.previous = signal.signal(signal.SIGALRM, fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        if self.armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
-
-
-def table(result: dict) -> list[str]:
-    """The run's figures as one table: stage, measurement, figure."""
-    lines = [f"{'stage':8s} {'measurement':34s} figures"]
-    for name, stage in result["stages"].items():
-        if stage["status"] != "ok":
-            lines.append(f"{name:8s} {'(failed)':34s} {stage.get('error', '')}")
-            continue
-        for key, value in stage.items():
-            if isinstance(value, dict):
-                lines.append(f"{name:8s} {key:34s} {_brief(value)}")
-    return lines
-
-
-# -- the GPU's counters (NVML) -------------------------------------------------------------------------
-def _nvml():
-    try:
-        lib = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return None
-    if lib.nvmlInit_v2() != 0:
-        return None
-    return lib
-
-
-class Busy:
-    """The GPU's and NVDEC's busy share (NVML's utilisation, percent) sampled every 50 ms while the
-    block runs; ``figures()`` is empty where NVML is absent (no GPU, or the CPU plan)."""
-
-    def __init__(self, device_id: int = 0):
-        self.lib, self.samples = _nvml(), []
-        self.handle = ctypes.c_void_p()
-        if self.lib is not None and self.lib.nvmlDeviceGetHandleByIndex_v2(device_id, ctypes.byref(self.handle)):
-            self.lib = None
-        self._stop = threading.Event()
-
-    def _sample(self):
-        class Util(ctypes.Structure):
-            _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
-
-        util, dec, period = Util(), ctypes.c_uint(), ctypes.c_uint()
-        while not self._stop.is_set():
-            if self.lib.nvmlDeviceGetUtilizationRates(self.handle, ctypes.byref(util)) == 0 and \
-                    self.lib.nvmlDeviceGetDecoderUtilization(self.handle, ctypes.byref(dec), ctypes.byref(period)) == 0:
-                self.samples.append((util.gpu, dec.value))
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Busy:
-        if self.lib is not None:
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.lib is not None:
-            self._stop.set()
-            self._thread.join()
-
-    def figures(self) -> dict:
-        if not self.samples:
-            return {}
-        gpu, dec = np.mean([s[0] for s in self.samples]), np.mean([s[1] for s in self.samples])
-        return {"gpu_busy_share": round(float(gpu) / 100, 3), "nvdec_busy_share": round(float(dec) / 100, 3)}
-
-
-def gpu_facts() -> dict:
-    """The GPU, its driver and the versions the figures depend on."""
-    from .doctor import _version
-
-    facts = {"torch_cuda": torch.version.cuda,
-             "dali": _version("nvidia-dali-cuda130") or _version("nvidia-dali-cuda120"),
-             "onnxruntime": _version("onnxruntime-gpu") or _version("onnxruntime"), "tensorrt": _version("tensorrt")}
-    if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
-        facts.update(gpu_name=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1),
-                     compute_capability=f"{p.major}.{p.minor}")
-        lib = _nvml()
-        if lib is not None:
-            buf = ctypes.create_string_buffer(96)
-            if lib.nvmlSystemGetDriverVersion(buf, 96) == 0:
-                facts["driver"] = buf.value.decode()
-    return facts
-
-
-def _sync(device: str) -> None:
-    if device == "gpu":
-        torch.cuda.synchronize()
-
-
-def matmul_tflops(device: str) -> float:
-    """The bf16 matmul rate (TFLOP/s): ten 8192^3 products after three (on the CPU plan, fp32 at 1024)."""
-    if device != "gpu":
-        from .bench import matmul_gflops
-
-        return matmul_gflops(1024, 3) / 1e3
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(10):
-        a @ b
-    torch.cuda.synchronize()
-    return 2 * 8192 ** 3 * 10 / (time.perf_counter() - t0) / 1e12
+from .common import bench_videos, cycle, loader_rate, timed
+from .gpu_runner import STAGES, Busy, Deadline, Plan, Stage, matmul_tflops, measurements, run_stages, sync
 
 
 # -- loader ------------------------------------------------------------------------------------------------
 def _videos(plan: Plan, work: Path, codec: str, n: int | None = None, frames: int | None = None):
-    from .bench import bench_videos
-
     n, frames = n or plan.videos, frames or plan.video_frames
     folder = work / f"{codec}_{n}x{frames}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -313,21 +59,15 @@ def _videos(plan: Plan, work: Path, codec: str, n: int | None = None, frames: in
 
 
 def _loader(plan: Plan, entries, batch: int, pool: int, rand_augment: bool = True):
-    from pipeline.graphs import AugmentSpec
-    from pipeline.loader import VideoLoader
-    from pipeline.randaug import parse_rand_augment
-
     augment = AugmentSpec(rand_augment=parse_rand_augment(plan.rand_augment) if rand_augment else None)
     return VideoLoader(entries, plan.spec, batch_size=batch, num_workers=plan.source_workers, device=plan.device,
                        num_sample=plan.num_sample, num_threads=pool or None, reuse=True, augment=augment)
 
 
 def _time_loader(plan: Plan, loader) -> dict:
-    from .bench import _cycle, timed
-
     with Busy() as busy:
-        secs, clips = timed(_cycle(loader.epoch), 2, plan.timed_batches)
-        _sync(plan.device)
+        secs, clips = timed(cycle(loader.epoch), 2, plan.timed_batches)
+        sync(plan.device)
     loader.close()
     return {"clips_per_s": clips / secs, "threads": loader.num_threads, **busy.figures(),
             "routes": _routes(loader)}
@@ -346,7 +86,7 @@ def _time_runs(plan: Plan, pipe) -> tuple[float, dict]:
         t0 = time.perf_counter()
         for _ in range(plan.timed_batches):
             pipe.run()
-        _sync(plan.device)
+        sync(plan.device)
         secs = time.perf_counter() - t0
     return secs, busy.figures()
 
@@ -366,8 +106,6 @@ def _time_dali_reader(plan: Plan, entries, batch: int) -> dict:
     if plan.device != "gpu":
         return {"skipped": "fn.readers.video runs on the GPU only"}
     from nvidia.dali import fn, pipeline_def, types
-
-    from pipeline.loader import default_threads
 
     spec = plan.spec
 
@@ -393,11 +131,8 @@ def _time_videomae(plan: Plan, entries, batch: int) -> dict:
         import decord  # noqa: F401  (the baseline's decoder: the dev extra)
     except ImportError:
         return {"skipped": "decord is not installed (pip install decord)"}
-    from .baselines import decord_loader
-    from .bench import _loader_rate
-
     workers = os.cpu_count() or 1
-    rate = _loader_rate(decord_loader([e.path for e in entries], plan.spec, plan.rand_augment, batch_size=batch,
+    rate = loader_rate(decord_loader([e.path for e in entries], plan.spec, plan.rand_augment, batch_size=batch,
                                       workers=workers, num_sample=plan.num_sample), 2, plan.timed_batches)
     return {"clips_per_s": rate, "workers": workers}
 
@@ -458,10 +193,6 @@ def bench_model(plan: Plan, work: Path, name: str, state: dict):
 
 def exported(plan: Plan, work: Path, name: str, precision: str, state: dict) -> Path:
     """The export package of ``bench_model(name)`` at ``precision`` (TensorRT where present; once per run)."""
-    from export.trt import trt_missing
-
-    from .exporting import export_run
-
     key = (name, precision)
     if key not in state.setdefault("packages", {}):
         _, _, weights = bench_model(plan, work, name, state)
@@ -475,13 +206,13 @@ def exported(plan: Plan, work: Path, name: str, precision: str, state: dict) -> 
 def _time_runner(plan: Plan, runner, x: torch.Tensor, flop: float, tflops: float) -> dict:
     runner(x)
     runner(x)
-    _sync(plan.device)
+    sync(plan.device)
     reps = 10 if plan.device == "gpu" else 2
     with Busy() as busy:
         t0 = time.perf_counter()
         for _ in range(reps):
             runner(x)
-        _sync(plan.device)
+        sync(plan.device)
         secs = time.perf_counter() - t0
     rate = reps * len(x) / secs
     return {"clips_per_s": rate, "fraction_of_floor": rate * flop / (tflops * 1e12), "backend": runner.name,
@@ -489,8 +220,6 @@ def _time_runner(plan: Plan, runner, x: torch.Tensor, flop: float, tflops: float
 
 
 def stage_infer(plan: Plan, work: Path, deadline: Deadline, state: dict) -> dict:
-    from export import load_runner
-
     tflops = state["matmul_tflops"] = matmul_tflops(plan.device)
     res = {"matmul": {"tflops_bf16" if plan.device == "gpu" else "tflops_fp32": tflops}}
     items = []
@@ -518,9 +247,6 @@ def _torch_precision(plan: Plan) -> str:
 
 
 def _time_trt(plan: Plan, work: Path, name: str, x, flop: float, tflops: float, state: dict) -> dict:
-    from export import load_runner
-    from export.trt import trt_missing
-
     missing = trt_missing()
     if missing or plan.device != "gpu":
         return {"skipped": missing or "TensorRT runs on the GPU"}
@@ -529,9 +255,6 @@ def _time_trt(plan: Plan, work: Path, name: str, x, flop: float, tflops: float, 
 
 # -- training ---------------------------------------------------------------------------------------------
 def _step_model(plan: Plan, transfer: str):
-    from .config import load_config
-    from .train import build_optimizer
-
     torch.manual_seed(0)
     model = models.create_model(plan.train_model, num_classes=51, transfer_type=transfer,
                                 prompt_num_tokens=plan.prompts)
@@ -543,8 +266,6 @@ def _step_model(plan: Plan, transfer: str):
 
 def _time_step(plan: Plan, transfer: str, batch: int) -> dict:
     """The library's training step on one batch again and again (bf16 on the GPU)."""
-    from .train import amp_settings, forward_backward, optimizer_step
-
     model, opt, cfg, dev = _step_model(plan, transfer)
     x = torch.randn(batch, 3, plan.num_frames, plan.input_size, plan.input_size, device=dev)
     y = torch.randint(0, 51, (batch,), device=dev)
@@ -556,7 +277,7 @@ def _time_step(plan: Plan, transfer: str, batch: int) -> dict:
         t0 = time.perf_counter()
         forward_backward(model, x, y, cfg, amp_dtype=amp_dtype)
         optimizer_step(model, opt)
-        _sync(plan.device)
+        sync(plan.device)
         if i >= 2:
             times.append(time.perf_counter() - t0)
     step = float(np.median(times))
@@ -568,18 +289,15 @@ def _time_step(plan: Plan, transfer: str, batch: int) -> dict:
 def _time_loop(plan: Plan, work: Path, step: dict | None) -> dict:
     """The training loop: the GPU loader (the presets' clip, the largest batch) feeding the library's
     step for ``plan.loop_steps`` steps; clips/s and the share of the step's own rate it reaches."""
-    from .bench import _cycle
-    from .train import amp_settings, forward_backward, optimizer_step
-
     batch = max(plan.train_batches)
     entries = _videos(plan, work, plan.codecs[0])
     loader = _loader(plan, entries, max(1, batch // plan.num_sample), plan.pools[-1])
     model, opt, cfg, dev = _step_model(plan, "prompt")
     amp_dtype, _ = amp_settings("bf16", dev)
-    batches, clips, memory = _cycle(loader.epoch), 0, {}
+    batches, clips, memory = cycle(loader.epoch), 0, {}
     for i in range(plan.loop_steps + 3):
         if i == 3:
-            _sync(plan.device)
+            sync(plan.device)
             t0, clips = time.perf_counter(), 0
         b = next(batches)
         forward_backward(model, b.video.to(dev, non_blocking=True), b.labels.to(dev, non_blocking=True) % 51, cfg,
@@ -588,7 +306,7 @@ def _time_loop(plan: Plan, work: Path, step: dict | None) -> dict:
         clips += len(b.video)
         if dev.type == "cuda" and i in (10, plan.loop_steps + 2):
             memory[i] = round(torch.cuda.memory_allocated() / 2**30, 3)
-    _sync(plan.device)
+    sync(plan.device)
     secs = time.perf_counter() - t0
     loader.close()
     rate = clips / secs
@@ -611,8 +329,6 @@ def stage_train(plan: Plan, work: Path, deadline: Deadline, state: dict) -> dict
 
 # -- scoring ------------------------------------------------------------------------------------------------
 def _time_score(plan: Plan, work: Path, folder: Path, model: Path, backend: str, inference: dict | None) -> dict:
-    from .scoring import score_videos
-
     out = work / f"scores_{backend}_{model.name}.csv"
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -648,10 +364,6 @@ STAGE_FUNCTIONS = {"loader": stage_loader, "infer": stage_infer, "train": stage_
 def run_gpu_command(json_path: str | None, work: str | None, stages: str) -> int:
     """The command: refused in one line (exit 2) where no GPU is visible, or for a bad stage name or
     JSON path, before anything runs; else every stage asked for, in order."""
-    import tempfile
-
-    from .errors import UserError
-
     names = tuple(s.strip() for s in stages.split(",") if s.strip())
     bad = [s for s in names if s not in STAGE_FUNCTIONS]
     if bad or not names:

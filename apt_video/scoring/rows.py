@@ -13,6 +13,7 @@ File names are bytes on Linux: a name that is not UTF-8 is written back as the s
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -20,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.files import TEXT
-from pipeline.data import DataError
+from apt_video.models.files import TEXT
+from apt_video.pipeline.data import DataError
 
 COLUMNS = ("video", "status", "pred", "prob", "top_k", "error")
 FORMATS = ("csv", "jsonl")
@@ -236,15 +237,20 @@ class RowWriter:
         self.file.close()
 
 
+def resume_point(out: Path, fmt: str, ids: list[str], cut: bool = False) -> Resume:
+    """What a previous run left in ``out`` for inputs ``ids``: its complete rows, checked to be the
+    first of ``ids`` in order (else ``DataError``); with ``cut``, its torn last row removed."""
+    previous = Resume.read(out, fmt)
+    previous.check(out, ids)
+    if cut:
+        previous.cut_torn_row(out)
+    return previous
+
+
 def open_writer(out: Path, fmt: str, ids: list[str], resume: bool = False) -> RowWriter:
     """The writer of ``out`` for inputs ``ids``; with ``resume`` after the rows a previous run left
-    (checked against ``ids``, its torn last row cut). ``writer.next``: the rows already done."""
-    done = 0
-    if resume:
-        previous = Resume.read(out, fmt)
-        previous.check(out, ids)
-        previous.cut_torn_row(out)
-        done = len(previous.videos)
+    (``resume_point``). ``writer.next``: the rows already done."""
+    done = len(resume_point(out, fmt, ids, cut=True).videos) if resume else 0
     return RowWriter(out, fmt, ids, start=done)
 
 
@@ -257,8 +263,6 @@ class OutputLock:
         self.file = None
 
     def __enter__(self) -> OutputLock:
-        import fcntl
-
         while True:
             self.file = open(self.path, "a+")
             try:
