@@ -1,5 +1,9 @@
 """Training configuration: one dataclass, YAML presets in ``configs/`` that mirror it one-to-one,
-``--config FILE.yaml`` and ``--set key=value`` overrides, validated before any work starts."""
+``--config FILE.yaml`` and ``--set key=value`` overrides, validated before any work starts.
+
+The clip (frames, sampling rate, input size, sampler, test views, normalisation) is one
+``models.ClipSpec`` under the key ``clip``; the keys a preset, file or ``--set clip.KEY=VALUE``
+leaves out take the architecture's default (``models.default_clip``, as timm's ``pretrained_cfg``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from apt_video.models.card import ClipSpec
 from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 
 # installed (pip install .): the presets ship as package data in apt_video/presets; in a source
@@ -31,8 +36,9 @@ class TrainConfig:
     model: str = "vit_base_patch16_224"
     nb_classes: int = 0  # 0: the number of classes of the dataset
     tubelet_size: int = 2
-    input_size: int = 224
-    num_frames: int = 16
+    #: the clip: frames, sampling rate, input size, sampler, test views, normalisation (keys left
+    #: out take the architecture's default clip)
+    clip: ClipSpec = field(default_factory=ClipSpec)
     drop_path: float = 0.0
     fc_drop_rate: float = 0.0
     init_scale: float = 0.001
@@ -52,10 +58,6 @@ class TrainConfig:
     test_list: str = "test.csv"
     split: int = 0  # 0: the list files above; N: split N of the official layout at --data-root (UCF101, ...)
     splits: str = ""  # folder of the official split files (default: found inside or beside --data-root)
-    sampling_rate: int = 4
-    sampler: str = "dense"
-    test_num_segment: int = 10
-    test_num_crop: int = 3
     aa: str = VIDEOMAE_RAND_AUGMENT
     aa_interp: str = "bilinear"  # resampling of RandAugment's geometric ops: bilinear or nearest
     aa_region: str = "frame"  # RandAugment on the full decoded frame (VideoMAE) or on the crop (crop-wide stats)
@@ -93,7 +95,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         import torch
 
-        from apt_video.models import SAMPLERS, TRANSFER_TYPES, create_model, list_models
+        from apt_video.models import TRANSFER_TYPES, create_model, list_models
         from apt_video.models.vit import ATTN_IMPLS
         from apt_video.pipeline.graphs import AA_REGIONS
         from apt_video.pipeline.loader import EXECUTORS
@@ -101,20 +103,19 @@ class TrainConfig:
 
         def need(cond, key, allowed):
             if not cond:
-                raise ConfigError(f"{key}={getattr(self, key)!r}: {allowed}")
+                value = getattr(self.clip, key[5:]) if key.startswith("clip.") else getattr(self, key)
+                raise ConfigError(f"{key}={value!r}: {allowed}")
 
         need(self.model in list_models(), "model", f"choose one of {', '.join(list_models())}")
         need(self.transfer_type in TRANSFER_TYPES, "transfer_type", f"choose one of {TRANSFER_TYPES}")
         need(self.opt in OPTIMIZERS, "opt", f"choose one of {', '.join(OPTIMIZERS)}")
         need(self.amp in AMP_MODES, "amp", f"choose one of {', '.join(AMP_MODES)}")
-        need(self.sampler in SAMPLERS, "sampler", f"choose one of {', '.join(SAMPLERS)} (segment: SSv2)")
         need(self.attn_impl in ATTN_IMPLS, "attn_impl", f"choose one of {', '.join(ATTN_IMPLS)}")
         need(self.aa_interp in INTERPOLATIONS, "aa_interp", f"choose one of {', '.join(INTERPOLATIONS)}")
         need(self.dali_executor in EXECUTORS, "dali_executor", f"choose one of {', '.join(EXECUTORS)}")
         need(self.aa_region in AA_REGIONS, "aa_region", f"choose one of {', '.join(AA_REGIONS)}")
         need(self.prompt_init == "random", "prompt_init", "only 'random' is implemented")
-        for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_frames",
-                    "input_size", "sampling_rate", "test_num_segment", "test_num_crop", "num_sample",
+        for key in ("batch_size", "val_batch_size", "test_batch_size", "epochs", "update_freq", "num_sample",
                     "tubelet_size", "eval_freq"):
             need(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split",
@@ -132,7 +133,8 @@ class TrainConfig:
             need(not (isinstance(value, float) and value != value), f.name, "must be a number, not NaN")
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
-        need(self.num_frames % self.tubelet_size == 0, "num_frames", "must be a multiple of tubelet_size")
+        need(self.clip.num_frames % self.tubelet_size == 0, "clip.num_frames",
+             f"must be a multiple of tubelet_size={self.tubelet_size}")
         need(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
              "two values 0 < min <= max <= 1")
         need(len(self.opt_betas) == 2 and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
@@ -151,7 +153,7 @@ class TrainConfig:
 
     def model_overrides(self, num_classes: int) -> dict:
         """Keyword overrides for ``models.create_model`` (what the checkpoint metadata records)."""
-        kw = dict(num_classes=num_classes, num_frames=self.num_frames, img_size=self.input_size,
+        kw = dict(num_classes=num_classes, num_frames=self.clip.num_frames, img_size=self.clip.input_size,
                   tubelet_size=self.tubelet_size, drop_path_rate=self.drop_path, fc_drop_rate=self.fc_drop_rate,
                   init_scale=self.init_scale, transfer_type=self.transfer_type)
         if self.transfer_type == "prompt":
@@ -161,21 +163,30 @@ class TrainConfig:
         return kw
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["clip"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["clip"].items()}
+        return out
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+CLIP_FIELDS = {f.name: f for f in dataclasses.fields(ClipSpec)}  # the keys under clip
 
 
-def _coerce(key: str, value, where: str):
-    kind = typing.get_type_hints(TrainConfig)[key]
+def _coerce(owner: type, key: str, value, where: str, name: str | None = None):
+    """``value`` as the type of ``owner``'s field ``key`` (``name``: the key as the user writes it)."""
+    name = name or key
+    kind = typing.get_type_hints(owner)[key]
     if value is None:
         if typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind):
             return None
-        raise ConfigError(f"{where}: {key} cannot be empty")
-    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
-    base = typing.get_origin(base) or base
+        raise ConfigError(f"{where}: {name} cannot be empty")
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]: X
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    base = typing.get_origin(kind) or kind
     try:
+        if base is tuple and isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return tuple(float(v) for v in value)
         if base is bool:
             if isinstance(value, bool):
                 return value
@@ -192,17 +203,37 @@ def _coerce(key: str, value, where: str):
             return str(value)
         raise TypeError
     except TypeError:
-        raise ConfigError(f"{where}: {key}={value!r} must be {base.__name__}") from None
+        what = "a list of numbers" if base is tuple else base.__name__
+        raise ConfigError(f"{where}: {name}={value!r} must be {what}") from None
 
 
 def apply(cfg: dict, updates: dict, where: str) -> dict:
+    """Set ``updates`` (key -> value; ``clip`` a mapping, or ``clip.KEY``) into ``cfg``, each
+    value checked against its field's type."""
     for key, value in updates.items():
-        if key not in FIELDS:
-            close = difflib.get_close_matches(key, FIELDS, n=3)
+        if key == "clip":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: clip must be a mapping of {', '.join(CLIP_FIELDS)}")
+            for sub, v in value.items():
+                _apply_clip(cfg, str(sub), v, where)
+        elif key.startswith("clip."):
+            _apply_clip(cfg, key[len("clip."):], value, where)
+        elif key in FIELDS:
+            cfg[key] = _coerce(TrainConfig, key, value, where)
+        else:
+            keys = [*(k for k in FIELDS if k != "clip"), *(f"clip.{k}" for k in CLIP_FIELDS)]
+            close = ([f"clip.{key}"] if key in CLIP_FIELDS else []) or difflib.get_close_matches(key, keys, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
-        cfg[key] = _coerce(key, value, where)
     return cfg
+
+
+def _apply_clip(cfg: dict, key: str, value, where: str) -> None:
+    if key not in CLIP_FIELDS:
+        close = difflib.get_close_matches(key, CLIP_FIELDS, n=3)
+        hint = f"; did you mean {', '.join(f'clip.{c}' for c in close)}?" if close else ""
+        raise ConfigError(f"{where}: unknown key 'clip.{key}'{hint}")
+    cfg.setdefault("clip", {})[key] = _coerce(ClipSpec, key, value, where, f"clip.{key}")
 
 
 def load_config(preset: str | None = None, config_file: str | None = None,
@@ -231,7 +262,23 @@ def load_config(preset: str | None = None, config_file: str | None = None,
         except yaml.YAMLError:
             value = raw
         apply(cfg, {key.strip(): value}, f"--set {item}")
-    return TrainConfig(**cfg).validate()
+    return resolve(cfg)
+
+
+def resolve(cfg: dict) -> TrainConfig:
+    """The config of the keys in ``cfg`` (the rest at their defaults; the clip keys left out at the
+    architecture's), validated."""
+    from apt_video.models import default_clip, list_models
+
+    given = dict(cfg)
+    clip = given.pop("clip", {})
+    config = TrainConfig(**given)
+    base = default_clip(config.model) if config.model in list_models() else ClipSpec()
+    try:
+        config.clip = dataclasses.replace(base, **clip)
+    except ValueError as exc:  # ClipSpec's own checks name the key
+        raise ConfigError(f"clip.{exc}") from None
+    return config.validate()
 
 
 def dump_config(cfg: TrainConfig) -> str:

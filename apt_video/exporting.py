@@ -9,6 +9,7 @@ import torch
 from apt_video import models
 from apt_video.export import Package, export_package
 from apt_video.export.quantize import PRECISIONS as QUANTIZED
+from apt_video.export.trt import trt_missing
 from apt_video.pipeline.data import DataError
 from apt_video.pipeline.datasets import part_source
 from apt_video.pipeline.loader import VideoLoader
@@ -85,3 +86,23 @@ def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = 
         calibration, where = real_clips(card, calib_clips or CALIB_CLIPS, mode="test", source=calib)
         options.update(calibration=calibration, calibration_source=where)
     return export_package(model, card, out, clips, checkpoint=weights, **options)
+
+
+def export_summary(package: Package, where: Path, out: str | Path, tensorrt: bool = True) -> list[str]:
+    """What ``apt-video export`` prints: each verification set, the op check's findings, the
+    engine's verification (or why none was built), and where the package went."""
+    v = package.verification
+    lines = [f"verify {name:6s} ({s['clips']} clips, {', '.join(v['providers'])}): max abs {s['max_abs_error']:.2e}, "
+             f"max rel {s['max_rel_error']:.2e}, top-1 agreement {100 * s['top1_agreement']:.0f}% -> "
+             f"{'ok' if s['passed'] else 'FAILED'}" for name, s in v["sets"].items()]
+    lines += [f"op check: {problem}" for problem in package.op_check["tensorrt_unsupported"]]
+    if package.tensorrt:
+        ok = package.tensorrt["verification"]["passed"]
+        lines.append(f"TensorRT {package.tensorrt['version']} engine: verification {'ok' if ok else 'FAILED'}")
+    elif tensorrt and package.passed:
+        lines.append(f"TensorRT engine not built: {trt_missing()}")
+    if not package.passed:
+        lines.append(f"FAILED: the package is in {where} for inspection; {out} is unchanged")
+    else:
+        lines.append(f"wrote {where}: {', '.join(package.files.values())} and model.json")
+    return lines

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from apt_video import models
-from apt_video.models import CheckpointError, ClipSpec, ModelCard
+from apt_video.models import CheckpointError, ModelCard
 from apt_video.models.files import atomic_path, atomic_write_text
 from apt_video.pipeline.data import DataError, VideoEntry, class_names
 from apt_video.pipeline.datasets import PARTS, part_exists, part_source
@@ -242,11 +242,6 @@ def write_skipped(run: Path, rows: list[tuple[str, str, str, str]]) -> None:
 
 
 # -- the whole run ----------------------------------------------------------------------------------------
-def clip_spec(cfg: TrainConfig) -> ClipSpec:
-    return ClipSpec(num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate, input_size=cfg.input_size,
-                    sampler=cfg.sampler, test_num_segment=cfg.test_num_segment, test_num_crop=cfg.test_num_crop)
-
-
 def _lists(cfg: TrainConfig) -> dict[str, str]:
     """The config's list file of each part of the data (``train_list``, ``val_list``, ``test_list``)."""
     return {part: getattr(cfg, f"{part}_list") for part in PARTS}
@@ -266,10 +261,10 @@ def _split(cfg: TrainConfig, data_root: Path, part: str, d: Dist) -> tuple[list[
         raise DataError(f"{src}: no such list file (set train_list/val_list/test_list, --data-root, or --split "
                         f"for an official dataset layout)")
     if d.main:
-        ds, _ = load_manifest(src, data_root, cfg.num_frames, workers=max(1, (os.cpu_count() or 1)), **kw)
+        ds, _ = load_manifest(src, data_root, cfg.clip.num_frames, workers=max(1, (os.cpu_count() or 1)), **kw)
     d.barrier()
     if not d.main:  # the others read rank 0's probe cache and leave the manifest to it
-        ds, _ = load_manifest(src, data_root, cfg.num_frames, write=False, **kw)
+        ds, _ = load_manifest(src, data_root, cfg.clip.num_frames, write=False, **kw)
     name = f"split {cfg.split} {part}" if kw else src.name
     bad = [(name, e.path, e.status, e.reason) for e in ds.entries if not e.ok]
     if bad and d.main:
@@ -367,7 +362,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         model, device_ids=[d.local_rank] if d.device.type == "cuda" else None,
         broadcast_buffers=False) if d.world > 1 else model
 
-    spec = clip_spec(cfg)
+    spec = cfg.clip
     augment = AugmentSpec(rand_augment=parse_rand_augment(cfg.aa, cfg.aa_interp) if cfg.aa else None, flip=cfg.flip,
                           scale=tuple(cfg.crop_scale), reprob=cfg.reprob, aa_region=cfg.aa_region)
     # reuse: every loop below is done with a batch before it asks for the next
@@ -445,14 +440,27 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
 
 
 #: config keys that shape the model or its trained tensors: a run resumes only with the same values
-SHAPING_KEYS = ("model", "nb_classes", "num_frames", "input_size", "tubelet_size", "transfer_type",
+SHAPING_KEYS = ("model", "nb_classes", "clip.num_frames", "clip.input_size", "tubelet_size", "transfer_type",
                 "prompt_num_tokens", "prompt_start", "prompt_end", "prompt_reparam", "opt")
 
 
+def _shaping(config: dict) -> dict:
+    """The shaping keys of a config as ``TrainConfig.to_dict`` writes it (the clip keys also read
+    flat, as configs wrote them before the clip was one record)."""
+    clip = config.get("clip") or {}
+    out = {}
+    for key in SHAPING_KEYS:
+        name = key.removeprefix("clip.")
+        if key.startswith("clip.") and (name in clip or name in config):
+            out[key] = clip.get(name, config.get(name))
+        elif key in config:
+            out[key] = config[key]
+    return out
+
+
 def _check_resumable(state: dict, cfg: TrainConfig) -> None:
-    saved = state.get("config") or {}
-    changed = [f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in SHAPING_KEYS
-               if k in saved and saved[k] != getattr(cfg, k)]
+    saved, now = _shaping(state.get("config") or {}), _shaping(cfg.to_dict())
+    changed = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in SHAPING_KEYS if k in saved and saved[k] != now[k]]
     if changed:
         raise ConfigError(f"--resume with other settings than the run was started with ({'; '.join(changed)}); "
                           f"resume with the run's config.yaml, or start a new run")
@@ -482,7 +490,7 @@ def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped
         return None
     ids = sorted(merged)
     report = accuracy_report(np.stack([merged[k] for k in ids]), np.array([test_set[k].label for k in ids]), classes)
-    report.update({"views": f"{cfg.test_num_segment}x{cfg.test_num_crop}", "weights": "last",
+    report.update({"views": f"{spec.test_num_segment}x{spec.test_num_crop}", "weights": "last",
                    "not_scored": [{"path": e[1], "reason": f"{e[2]}: {e[3]}"} for e in bad] +
                                  [{"path": p, "reason": r} for p, r in failures]})
     atomic_write_text(run_dir / "test_metrics.json", json.dumps(report, indent=1))

@@ -102,16 +102,5 @@ def quantize(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarra
             "calibration_clips": int(len(calibration)), "calibration_sha256": _sha(calibration)}
 
 
-def quantized_nodes(path: str | Path) -> dict[str, int]:
-    """Op type -> how many of its nodes take a dequantized input (their inputs come through Q/DQ)."""
-    graph = onnx.load(str(path), load_external_data=False).graph
-    dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    counts: dict[str, int] = {}
-    for n in graph.node:
-        if any(i in dq for i in n.input):
-            counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    return counts
-
-
 def _sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()

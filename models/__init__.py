@@ -1,30 +1,41 @@
 """Networks of apt-video: the VideoMAE ViT with attention prompts, its registry, checkpoint
-reading and prompt folding. Tensors only: no video files, no CLI, no ONNX."""
-from . import vit as _vit  # noqa: F401  (registers the architectures)
-from .checkpoint import CheckpointError, LoadReport, convert_state_dict, read_state_dict
-from .prompts import TRANSFER_TYPES, fold_prompts, reparameterize
-from .registry import create_model, list_models, register_model
-from .vit import VideoVisionTransformer, count_parameters, flops_per_clip, sincos_position_table
+reading and prompt folding, and the model card. Tensors only: no video files, no CLI, no ONNX.
 
-__all__ = [
-    "CheckpointError", "LoadReport", "TRANSFER_TYPES", "VideoVisionTransformer", "convert_state_dict",
-    "count_parameters", "create_model", "flops_per_clip", "fold_prompts", "list_models",
-    "load_pretrained", "read_state_dict", "register_model", "reparameterize", "sincos_position_table",
-]
-from .artifact import (  # noqa: E402
-    backbone_record,
-    build_from_trained,
-    find_weights,
-    load_any,
-    load_pretrained,
-    load_weights,
-    read_card,
-    save_trained,
-    sha256_file,
-    trained_state,
-)
-from .card import IMAGENET_MEAN, IMAGENET_STD, SAMPLERS, Backbone, CardError, ClipSpec, ModelCard  # noqa: E402
+- ``vit.py``: the network (blocks, the model class, the registered architectures)
+- ``registry.py``: ``create_model``, ``list_models``, ``default_clip`` (an architecture's clip)
+- ``prompts.py``: the transfer types, reparameterization, prompt folding
+- ``checkpoint.py``: reading every checkpoint format into our names (pure state-dict conversion)
+- ``hub.py``: where a named checkpoint lives (a file, a Hugging Face folder or model id)
+- ``artifact.py``: apt-video's weights files (trained tensors and the card), loading any checkpoint
+- ``card.py``: the model card and ``ClipSpec``, the facts that travel with a model
+- ``files.py``: atomic file writes
 
-__all__ += ["Backbone", "CardError", "ClipSpec", "IMAGENET_MEAN", "IMAGENET_STD", "ModelCard", "SAMPLERS",
-            "backbone_record", "build_from_trained", "find_weights", "load_any", "load_weights", "read_card",
-            "save_trained", "sha256_file", "trained_state"]
+Names are imported when first used, so that the card, the clip and the file helpers load without
+PyTorch (the command line's ``--help``).
+"""
+import importlib
+
+_WHERE = {
+    "CheckpointError": "checkpoint", "LoadReport": "checkpoint", "convert_state_dict": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "TRANSFER_TYPES": "prompts", "fold_prompts": "prompts", "reparameterize": "prompts",
+    "create_model": "registry", "default_clip": "registry", "list_models": "registry", "register_model": "registry",
+    "VideoVisionTransformer": "vit", "count_parameters": "vit", "flops_per_clip": "vit",
+    "sincos_position_table": "vit",
+    "backbone_record": "artifact", "build_from_trained": "artifact", "find_weights": "artifact",
+    "load_any": "artifact", "load_pretrained": "artifact", "load_weights": "artifact", "read_card": "artifact",
+    "save_trained": "artifact", "sha256_file": "artifact", "trained_state": "artifact",
+    "Backbone": "card", "CardError": "card", "ClipSpec": "card", "IMAGENET_MEAN": "card", "IMAGENET_STD": "card",
+    "ModelCard": "card", "SAMPLERS": "card",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _WHERE[name] in ("registry", "vit", "artifact"):
+        importlib.import_module(f"{__name__}.vit")  # registers the architectures
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -10,6 +10,7 @@ format 1).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 # ImageNet statistics used by VideoMAE for normalisation, on 0..1 pixels
@@ -44,6 +45,14 @@ class ClipSpec:
             raise ValueError(f"sampler={self.sampler!r}; choose one of {', '.join(repr(s) for s in SAMPLERS)}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{name}={list(values)} must be 3 finite numbers (R, G, B, on 0..1 pixels)")
+        if not all(0 <= v <= 1 for v in self.mean):
+            raise ValueError(f"mean={list(self.mean)} must lie in [0, 1] (on 0..1 pixels)")
+        if not all(v > 0 for v in self.std):
+            raise ValueError(f"std={list(self.std)} must be greater than 0 (the clip is divided by it)")
 
     @property
     def num_views(self) -> int:

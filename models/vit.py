@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
 
+from .card import ClipSpec
 from .prompts import TRANSFER_TYPES, prompt_init_bound, reparameterize
 from .registry import register_model
 
@@ -199,10 +200,6 @@ class VideoVisionTransformer(nn.Module):
     def num_prompt_tokens(self) -> int:
         return 0 if self.prompt_embeddings_k is None else self.prompt_embeddings_k.shape[1]
 
-    @property
-    def num_prompt_layers(self) -> int:
-        return 0 if self.prompt_embeddings_k is None else self.prompt_embeddings_k.shape[0]
-
     def effective_prompts(self) -> torch.Tensor | None:
         """Prompts as attention sees them, ``(layers, 2, tokens, head_dim)`` (K then V): dropout on
         the raw prompts in training, then the reparameterization ``prompt * max(scale, 1)``."""
@@ -303,7 +300,7 @@ def vit_huge_patch16_224(**overrides) -> VideoVisionTransformer:
     return _build({**_VIDEOMAE, "embed_dim": 1280, "depth": 32, "num_heads": 16}, overrides)
 
 
-@register_model
+@register_model(clip=ClipSpec(num_frames=8, sampling_rate=2, input_size=112, test_num_segment=2))
 def vit_micro_patch16_112(**overrides) -> VideoVisionTransformer:
     """A tiny backbone for CPU demos and tests: 8 frames at 112 px, 4 blocks of width 128."""
     return _build({**_VIDEOMAE, "img_size": 112, "num_frames": 8, "embed_dim": 128, "depth": 4,

@@ -119,7 +119,6 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
     whole levels)."""
     from nvidia.dali import fn, types
 
-
     def steps():
         ints = fn.cast(plan, dtype=types.INT32)  # op, bin, sign: one cast for all steps
         return [Step(ints[at], ints[at + 1], ints[at + 2], plan[at + 3:at + PER_OP])

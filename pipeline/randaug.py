@@ -132,60 +132,30 @@ def _enhance(level):
     return level * 1.8 + 0.1
 
 
-def _build_ops(spec: RandAugmentSpec, portable: bool = False):
-    """The 15 ops as DALI ``Augmentation`` objects; magnitude bins span level 0..mmax/10.
-    ``portable``: Contrast and AutoContrast as arithmetic that runs on either device (needed on the
-    GPU); otherwise their faster CPU forms, which take statistics as named arguments.
-
-    The geometric ops take a region of the frame and give another, computing there what they
-    compute on whole frames, with parameters ``pipeline.augment.op_block`` computed for them
-    (``geometry``: a warp's matrix and sizes, a translation's slice and fraction); the other ops
-    keep their input's region."""
+# -- the ops: one factory each, and the table ---------------------------------------------------------
+def _dali():
+    """DALI's modules the ops are written with (imported when a graph is built, not before)."""
     from nvidia.dali import fn, types
     from nvidia.dali import math as dmath
-    from nvidia.dali.auto_aug import augmentations as a
+    from nvidia.dali.auto_aug import augmentations
     from nvidia.dali.auto_aug.core import augmentation
 
-    mm = spec.mmax / 10.0  # magnitude bins span 0..mmax; level = magnitude / 10
+    return fn, types, dmath, augmentations, augmentation
 
-    def level_range(hi):
-        return (0.0, hi * mm)
 
-    @augmentation(mag_range=level_range(1.0), param_device="auto",
-                  mag_to_param=_solarize_increasing if spec.increasing else _solarize)
-    def solarize(data, threshold):  # x >= threshold is inverted: x xor 255
-        return data ^ ((data >= threshold) * _u8(255))
+def _levels(spec: RandAugmentSpec, top: float = 1.0) -> tuple[float, float]:
+    """The level range the magnitude bins span: 0 .. ``top`` x mmax / 10."""
+    return 0.0, top * spec.mmax / 10.0
 
-    # equalize and sharpness as in DALI's suite, calling the operators by their current names
-    @augmentation
-    def equalize(data, _):
-        return fn.equalize(data)
 
-    @augmentation(mag_range=level_range(1.0), param_device="auto", randomly_negate=spec.increasing,
-                  mag_to_param=(lambda lv: a.sharpness_kernel(0.9 * lv)) if spec.increasing
-                  else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
-    def sharpness(data, kernel):
-        return fn.filter(data, kernel)
+def _enhance_args(spec: RandAugmentSpec) -> dict:
+    """Color, Contrast, Brightness: timm's factor mapping, negated at random in the increasing set."""
+    return dict(mag_range=_levels(spec, 0.9 if spec.increasing else 1.0), randomly_negate=spec.increasing,
+                mag_to_param=_enhance_increasing if spec.increasing else _enhance)
 
-    posterize = a.posterize.augmentation(
-        mag_range=level_range(1.0), mag_to_param=_posterize_increasing if spec.increasing else _posterize)
-    enhance = dict(mag_range=level_range(0.9 if spec.increasing else 1.0),
-                   randomly_negate=spec.increasing,
-                   mag_to_param=_enhance_increasing if spec.increasing else _enhance)
 
-    @augmentation(mag_range=level_range(1.0), param_device="auto", mag_to_param=_solarize_add)
-    def solarize_add(data, shift):  # x < 128 gets + shift (at most 110: no overflow)
-        return data + (data < _u8(128)) * shift
-
-    @augmentation(**enhance)
-    def contrast(data, factor):  # PIL: blend towards the (rounded) mean grey level of each frame
-        if portable:
-            mean = fn.reductions.mean(data, axes=[1, 2], keep_dims=True)  # (F, 1, 1, C)
-            grey = dmath.floor(fn.reductions.sum(mean * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
-            return fn.cast(grey + (data - grey) * factor, dtype=types.UINT8)  # rounds and saturates
-        mean = fn.reductions.mean(data, axes=[1, 2])  # (F, C)
-        grey = fn.reductions.sum(mean * types.Constant(LUMA), axes=[1])
-        return fn.contrast(data, contrast=factor, contrast_center=fn.per_frame(dmath.floor(grey + 0.5)))
+def _op_auto_contrast(spec: RandAugmentSpec, portable: bool):
+    fn, types, _, _, augmentation = _dali()
 
     @augmentation
     def auto_contrast(data, _):  # PIL: each channel of each frame stretched to 0..255; flat ones kept
@@ -198,27 +168,124 @@ def _build_ops(spec: RandAugmentSpec, portable: bool = False):
         return fn.normalize(data, mean=lo * spread, stddev=(hi - lo) / 255.0 * spread + (1.0 - spread),
                             axes=[1, 2], dtype=types.UINT8)
 
-    def warp_op():
-        @augmentation  # its matrix comes computed (pipeline.augment.op_block), magnitude and sign included
-        def op(data, _, geometry, interp_type):
-            return _warp(data, fn.reshape(geometry[0:6], shape=[2, 3]), geometry[6:8], geometry[8:10], interp_type)
-        return op
+    return auto_contrast
 
-    def translate_op(axis):
+
+def _op_equalize(spec: RandAugmentSpec, portable: bool):
+    fn, _, _, _, augmentation = _dali()
+
+    @augmentation  # as in DALI's suite, calling the operator by its current name
+    def equalize(data, _):
+        return fn.equalize(data)
+
+    return equalize
+
+
+def _op_invert(spec: RandAugmentSpec, portable: bool):
+    return _dali()[3].invert
+
+
+def _op_warp(spec: RandAugmentSpec, portable: bool):
+    """Rotate, ShearX, ShearY: a warp whose matrix comes computed (``pipeline.augment.op_block``),
+    magnitude and sign included."""
+    fn, _, _, _, augmentation = _dali()
+
+    @augmentation
+    def warp(data, _, geometry, interp_type):
+        return _warp(data, fn.reshape(geometry[0:6], shape=[2, 3]), geometry[6:8], geometry[8:10], interp_type)
+
+    return warp
+
+
+def _op_posterize(spec: RandAugmentSpec, portable: bool):
+    return _dali()[3].posterize.augmentation(
+        mag_range=_levels(spec), mag_to_param=_posterize_increasing if spec.increasing else _posterize)
+
+
+def _op_solarize(spec: RandAugmentSpec, portable: bool):
+    *_, augmentation = _dali()
+
+    @augmentation(mag_range=_levels(spec), param_device="auto",
+                  mag_to_param=_solarize_increasing if spec.increasing else _solarize)
+    def solarize(data, threshold):  # x >= threshold is inverted: x xor 255
+        return data ^ ((data >= threshold) * _u8(255))
+
+    return solarize
+
+
+def _op_solarize_add(spec: RandAugmentSpec, portable: bool):
+    *_, augmentation = _dali()
+
+    @augmentation(mag_range=_levels(spec), param_device="auto", mag_to_param=_solarize_add)
+    def solarize_add(data, shift):  # x < 128 gets + shift (at most 110: no overflow)
+        return data + (data < _u8(128)) * shift
+
+    return solarize_add
+
+
+def _op_color(spec: RandAugmentSpec, portable: bool):
+    return _dali()[3].color.augmentation(**_enhance_args(spec))
+
+
+def _op_contrast(spec: RandAugmentSpec, portable: bool):
+    fn, types, dmath, _, augmentation = _dali()
+
+    @augmentation(**_enhance_args(spec))
+    def contrast(data, factor):  # PIL: blend towards the (rounded) mean grey level of each frame
+        if portable:
+            mean = fn.reductions.mean(data, axes=[1, 2], keep_dims=True)  # (F, 1, 1, C)
+            grey = dmath.floor(fn.reductions.sum(mean * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
+            return fn.cast(grey + (data - grey) * factor, dtype=types.UINT8)  # rounds and saturates
+        mean = fn.reductions.mean(data, axes=[1, 2])  # (F, C)
+        grey = fn.reductions.sum(mean * types.Constant(LUMA), axes=[1])
+        return fn.contrast(data, contrast=factor, contrast_center=fn.per_frame(dmath.floor(grey + 0.5)))
+
+    return contrast
+
+
+def _op_brightness(spec: RandAugmentSpec, portable: bool):
+    return _dali()[3].brightness.augmentation(**_enhance_args(spec))
+
+
+def _op_sharpness(spec: RandAugmentSpec, portable: bool):
+    fn, _, _, a, augmentation = _dali()
+
+    @augmentation(mag_range=_levels(spec), param_device="auto", randomly_negate=spec.increasing,
+                  mag_to_param=(lambda lv: a.sharpness_kernel(0.9 * lv)) if spec.increasing
+                  else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
+    def sharpness(data, kernel):  # as in DALI's suite, calling the operator by its current name
+        return fn.filter(data, kernel)
+
+    return sharpness
+
+
+def _op_translate(axis: int):
+    """TranslateXRel (``axis`` 1) or TranslateYRel (0): the slice and taps come computed."""
+    def factory(spec: RandAugmentSpec, portable: bool):
+        *_, augmentation = _dali()
+
         @augmentation
-        def op(data, _, geometry, interp_type):
+        def translate(data, _, geometry, interp_type):
             return _translate(data, geometry[0:2], geometry[2:4], geometry[4:6], axis, interp_type)
-        return op
 
-    return [
-        auto_contrast, equalize, a.invert,
-        warp_op(),
-        posterize, solarize, solarize_add,
-        a.color.augmentation(**enhance), contrast,
-        a.brightness.augmentation(**enhance), sharpness,
-        warp_op(), warp_op(),
-        translate_op(1), translate_op(0),
-    ]
+        return translate
+
+    return factory
+
+
+#: timm's 15 ops, in the order the drawn op indices refer to (``pipeline.augment`` draws them), each a
+#: factory of its DALI augmentation: ``(spec, portable) -> op``. ``portable``: Contrast and
+#: AutoContrast as arithmetic that runs on either device (needed on the GPU); else their faster CPU
+#: forms, which take statistics as named arguments. The geometric ops take a region of the frame
+#: and give another, computing there what they compute on whole frames, with the parameters
+#: ``pipeline.augment.op_block`` computes for them; the others keep their input's region.
+OPS = {
+    "AutoContrast": _op_auto_contrast, "Equalize": _op_equalize, "Invert": _op_invert, "Rotate": _op_warp,
+    "Posterize": _op_posterize, "Solarize": _op_solarize, "SolarizeAdd": _op_solarize_add, "Color": _op_color,
+    "Contrast": _op_contrast, "Brightness": _op_brightness, "Sharpness": _op_sharpness, "ShearX": _op_warp,
+    "ShearY": _op_warp, "TranslateXRel": _op_translate(1), "TranslateYRel": _op_translate(0),
+}
+OP_NAMES = tuple(OPS)
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # PIL's grey level (ITU-R 601)
@@ -261,10 +328,6 @@ def _translate(data, anchor, shape, taps, axis: int, interp_type):
     return fn.filter(sliced, taps.gpu() if data.device == "gpu" else taps, mode="valid")
 
 
-OP_NAMES = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
-            "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
-
-
 class Step(NamedTuple):
     """One RandAugment op of each clip of a batch, as DALI nodes: the op index (``len(OP_NAMES)``:
     skipped), magnitude bin and sign (1 = negated), int32, and ``geometry``: the geometric ops'
@@ -284,7 +347,8 @@ def rand_augment(clips, spec: RandAugmentSpec, steps: list[Step]):
     from nvidia.dali.auto_aug.core import select, signed_bin
     from nvidia.dali.pipeline import do_not_convert
 
-    ops = do_not_convert(_build_ops)(spec, portable=clips.device == "gpu")  # plain Python: no AutoGraph
+    portable = clips.device == "gpu"
+    ops = [do_not_convert(OPS[name])(spec, portable) for name in OP_NAMES]  # plain Python: no AutoGraph
     interp = types.INTERP_NN if spec.interp == "nearest" else types.INTERP_LINEAR
     for step in steps:
         # a skipped op selects the identity: one split and merge of the batch per op

@@ -63,7 +63,6 @@ def _augment_both(frames, spec, augment, seeds, size=32):
     """``_augment`` of ``frames`` under each seed's plan, with the regions cut and uncut."""
     from nvidia.dali import fn, pipeline_def
 
-
     h, w = frames.shape[1:3]
     rows = {cut: [plan(augment, h, w, size, np.random.default_rng(s), cut=cut) for s in seeds] for cut in (True, False)}
     clip_spec = ClipSpec(num_frames=len(frames), input_size=size)

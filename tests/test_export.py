@@ -35,11 +35,22 @@ from apt_video.export import (
     write_package,
 )
 from apt_video.export.package import _tidy
-from apt_video.export.quantize import FLOAT_OPS, quantized_nodes
+from apt_video.export.quantize import FLOAT_OPS
 from apt_video.export.runners import load_task
 from apt_video.export.trt import config_flags, trt_missing
 from apt_video.exporting import export_run, real_clips
 from apt_video.scoring import score_videos
+
+
+def quantized_nodes(path) -> dict[str, int]:
+    """Op type -> how many of its nodes take a dequantized input (their inputs come through Q/DQ)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    counts: dict[str, int] = {}
+    for n in graph.node:
+        if any(i in dq for i in n.input):
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
 
 
 def tiny(seed=0, **kw):

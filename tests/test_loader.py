@@ -352,7 +352,6 @@ def test_the_training_source_runs_past_the_epoch_end_into_the_next_epoch(index_v
     # what DALI asks after an epoch's last sample is the next epoch's first, not an end of data
     from nvidia.dali.types import SampleInfo
 
-
     entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
     spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
     src = ClipSource(entries, spec, "train", batch_size=2, seed=1, start_epoch=2, start_batch=1, group=2)

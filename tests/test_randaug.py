@@ -8,8 +8,8 @@ from apt_video.pipeline.augment import SKIPPED, draw_ops, op_block, op_param
 from apt_video.pipeline.randaug import (
     FILL,
     OP_NAMES,
+    OPS,
     Step,
-    _build_ops,
     _translate,
     _warp,
     parse_rand_augment,
@@ -24,7 +24,6 @@ def run(spec, batches=8, batch_size=64, seed=5, base=BASE):
     ``pipeline.augment.draw_ops`` as the source draws them. Returns the clips and per clip ``(n, 2)``
     records of (op index or -1 when skipped, magnitude bin)."""
     from nvidia.dali import fn, pipeline_def
-
 
     rng = np.random.default_rng(seed)
     draws = [[draw_ops(spec, rng) for _ in range(batch_size)] for _ in range(batches)]
@@ -142,15 +141,14 @@ def test_tone_ops_follow_pil_per_frame(name, expect):
 def test_auto_contrast_keeps_flat_channels():
     from nvidia.dali import fn, pipeline_def
 
-
     flat = BASE.copy()
     flat[..., 1] = 77
 
     @pipeline_def(batch_size=2, num_threads=1, device_id=None)
     def pipe():
-        ops = _build_ops(parse_rand_augment("rand-m7-n1"))
+        auto_contrast = OPS["AutoContrast"](parse_rand_augment("rand-m7-n1"), False)
         clip = fn.external_source(source=lambda: [flat] * 2, layout="FHWC")
-        return ops[OP_NAMES.index("AutoContrast")](clip, magnitude_bin=0, num_magnitude_bins=31)
+        return auto_contrast(clip, magnitude_bin=0, num_magnitude_bins=31)
 
     p = pipe()
     p.build()
@@ -164,7 +162,6 @@ def test_fast_geometric_ops_match_a_filling_warp(interp):
     source computes for them (``op_block``), give the pixels (to rounding) of DALI's filling
     ``warp_affine`` of the same transform built with DALI's own transforms."""
     from nvidia.dali import fn, pipeline_def, types
-
 
     spec = parse_rand_augment("rand-m9-n1-mstd0-inc1", interp)
     interp_type = types.INTERP_NN if interp == "nearest" else types.INTERP_LINEAR
@@ -219,7 +216,6 @@ def test_gpu_forms_of_tone_ops_follow_pil_too(portable, name):
     result as the CPU forms do; run here on the CPU."""
     from nvidia.dali import fn, pipeline_def
 
-
     rng = np.random.default_rng(1)
     base = np.stack([rng.integers(lo, lo + 90, (32, 40, 3)) for lo in (0, 40, 100, 160)]).astype(np.uint8)
     base[1, ..., 2] = 50  # a flat channel: AutoContrast keeps it
@@ -227,9 +223,9 @@ def test_gpu_forms_of_tone_ops_follow_pil_too(portable, name):
 
     @pipeline_def(batch_size=1, num_threads=1, device_id=None)
     def pipe():
-        ops = _build_ops(spec, portable=portable)
+        op = OPS[name](spec, portable)
         clip = fn.external_source(source=lambda: [base], layout="FHWC")
-        return ops[OP_NAMES.index(name)](clip, magnitude_bin=21, num_magnitude_bins=spec.num_bins)  # m = 7
+        return op(clip, magnitude_bin=21, num_magnitude_bins=spec.num_bins)  # m = 7
 
     p = pipe()
     p.build()

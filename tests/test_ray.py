@@ -128,10 +128,11 @@ def test_actors_killed_mid_job_are_replaced_and_their_videos_scored(tmp_path, ma
     proc = subprocess.Popen(_cmd(many, exported, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        both = lambda: _ray_workers("ViewScorer") and _ray_workers("ViewDecoder")  # noqa: E731
-        assert _wait(lambda: (_rows_in(out) >= 2 and both()) or proc.poll() is not None)
+        # a scoring actor, and the decoding actors while they run (they may be done with every video
+        # before the second row is out)
+        assert _wait(lambda: (_rows_in(out) >= 2 and _ray_workers("ViewScorer")) or proc.poll() is not None)
         victims = _ray_workers("ViewScorer") + _ray_workers("ViewDecoder")
-        assert proc.poll() is None and len(victims) >= 2, "the job ended before its actors could be killed"
+        assert proc.poll() is None and victims, "the job ended before its actors could be killed"
         for pid in victims:  # as an OOM kill or a lost node would
             os.kill(pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=400)

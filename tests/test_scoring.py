@@ -202,7 +202,6 @@ def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, c
     assert ways["prompt"].trainable < 0.05 * ways["end2end"].trainable
     assert ways["end2end"].top1 >= ways["prompt"].top1 - 15
 
-
     figure = run_ablation(work, dataclasses.replace(QUICK, epochs=1), progress=False, say=lambda _: None)
     assert figure == work / "ablation" / "sweep.png" and figure.is_file()
     assert sorted(p.name for p in figure.parent.iterdir() if p.is_dir()) == [

@@ -18,14 +18,13 @@ from safetensors import safe_open
 
 from apt_video import models
 from apt_video.cli import main
-from apt_video.config import ConfigError, load_config
+from apt_video.config import ConfigError, dump_config, load_config
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
 from apt_video.tools.plot import choose_panels, plot_runs, run_labels
 from apt_video.train import (
     Dist,
     build_optimizer,
-    clip_spec,
     cosine_schedule,
     forward_backward,
     optimizer_step,
@@ -57,7 +56,7 @@ def test_cosine_schedule_equals_the_reference(epochs, steps, warmup):
 def test_one_optimiser_step_equals_the_reference_step(preset, weight_decay):
     """Same weights, same batch, same point of the schedule: one step of ours equals one step of
     APT's (label-smoothed cross entropy, AdamW with decoupled decay, the reference's no-decay list)."""
-    sets = ["model=vit_micro_patch16_112", "input_size=112", "num_frames=8", "prompt_num_tokens=6",
+    sets = ["model=vit_micro_patch16_112", "clip.input_size=112", "clip.num_frames=8", "prompt_num_tokens=6",
             "prompt_end=3", "prompt_dropout=0.0"] + ([f"weight_decay={weight_decay}"] if weight_decay else [])
     cfg = load_config(preset, sets=sets)
     assert cfg.opt == "adamw"
@@ -128,15 +127,16 @@ def test_presets_reproduce_the_paper_tables():
               "ssv2": (0.3, "rand-m2-n2-mstd0.2-inc1", 10, 174)}
     for name, (lr, aa, seg, classes) in expect.items():
         c = load_config(name)
-        assert (c.lr, c.aa, c.test_num_segment, c.nb_classes) == (lr, aa, seg, classes)
-        assert (c.batch_size, c.val_batch_size, c.epochs, c.model, c.tubelet_size, c.input_size) == \
-            (8, 8, 200, "vit_base_patch16_224", 2, 224)
+        assert (c.lr, c.aa, c.clip.test_num_segment, c.nb_classes) == (lr, aa, seg, classes)
+        assert (c.batch_size, c.val_batch_size, c.epochs, c.model, c.tubelet_size) == \
+            (8, 8, 200, "vit_base_patch16_224", 2)
+        assert (c.clip.num_frames, c.clip.sampling_rate, c.clip.input_size) == (16, 4, 224)  # ViT-B's own clip
         assert (c.opt, c.opt_eps, c.opt_betas[0], c.weight_decay, c.warmup_lr, c.min_lr, c.warmup_epochs) == \
             ("adamw", 1e-8, 0.9, 1e-5, 0.0, 1e-6, 5)
-        assert (c.color_jitter, c.smoothing, c.test_num_crop, c.prompt_num_tokens, c.prompt_start,
+        assert (c.color_jitter, c.smoothing, c.clip.test_num_crop, c.prompt_num_tokens, c.prompt_start,
                 c.prompt_end, c.prompt_dropout, c.prompt_reparam, c.prompt_init) == \
             (0.4, 0.1, 3, 200, 0, 11, 0.1, True, "random")
-    assert load_config("ssv2").sampler == "segment" and not load_config("ssv2").flip
+    assert load_config("ssv2").clip.sampler == "segment" and not load_config("ssv2").flip
     for tokens in (1, 5, 100, 200):
         assert load_config("hmdb51", sets=[f"prompt_num_tokens={tokens}"]).prompt_num_tokens == tokens
 
@@ -157,10 +157,31 @@ def test_presets_reproduce_the_paper_tables():
     (["lr=.nan"], "lr=nan: must be >= 0"),
     (["opt_eps=0"], "opt_eps=0.0: must be > 0"),
     (["aa_region=patch"], "aa_region='patch'"),
+    (["num_frames=8"], "unknown key 'num_frames'; did you mean clip.num_frames?"),
+    (["clip.num_frame=8"], "unknown key 'clip.num_frame'; did you mean clip.num_frames?"),
+    (["clip.num_frames=7"], "clip.num_frames=7: must be a multiple of tubelet_size=2"),
+    (["clip.sampler=tsn"], "clip.sampler='tsn'"),
+    (["clip.std=[0, 0, 0]"], "clip.std=[0.0, 0.0, 0.0] must be greater than 0"),
+    (["clip.mean=[0.5, 0.5]"], "clip.mean=[0.5, 0.5] must be 3 finite numbers"),
+    (["clip=16"], "clip must be a mapping of num_frames"),
 ])
 def test_bad_configs_are_rejected_naming_the_key(sets, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config("demo", sets=sets)
+
+
+def test_the_clip_defaults_from_the_architecture_and_round_trips(tmp_path):
+    """Clip keys a preset or --set leaves out take the architecture's clip (as timm's pretrained_cfg);
+    the written config.yaml reads back to the same config."""
+    from apt_video.models import ClipSpec, default_clip
+
+    assert load_config("hmdb51").clip == ClipSpec() == default_clip("vit_base_patch16_224")
+    micro = load_config("hmdb51", sets=["model=vit_micro_patch16_112", "prompt_end=3", "clip.sampler=segment"])
+    assert micro.clip == ClipSpec(num_frames=8, sampling_rate=2, input_size=112, sampler="segment",
+                                  test_num_segment=2, test_num_crop=3)
+    assert micro.model_overrides(4)["num_frames"] == 8 and micro.model_overrides(4)["img_size"] == 112
+    (tmp_path / "c.yaml").write_text(dump_config(micro))
+    assert load_config(config_file=str(tmp_path / "c.yaml")) == micro
 
 
 def test_bad_config_fails_before_any_work(tmp_path, capsys):
@@ -221,7 +242,7 @@ def test_only_trainable_tensors_change(task_data, backbone_run):
     models.load_pretrained(model, backbone_run[0] / "checkpoints" / "last.safetensors")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ds, _ = load_manifest(task_data / "B" / "train.csv")
-    loader = VideoLoader(ds.usable(), clip_spec(cfg), batch_size=8, num_workers=1)
+    loader = VideoLoader(ds.usable(), cfg.clip, batch_size=8, num_workers=1)
     train_one_epoch(model, loader, build_optimizer(cfg, model), None, cosine_schedule(0.01, 0.01, 1, 10, 0, 0),
                     0, cfg, Dist(), progress=False)
     for k, v in model.state_dict().items():

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.pipeline.datasets import PARTS
+
 
 def _number(kind, low: float, inclusive: bool, what: str):
     def parse(text: str):
@@ -48,7 +50,7 @@ def add_layout_arguments(p: argparse.ArgumentParser, part: str | None = None) ->
     p.add_argument("--splits", metavar="DIR", help="folder of the official split files (default: found inside or "
                    "beside the dataset folder)")
     if part:
-        p.add_argument("--part", choices=["train", "val", "test"], default=part,
+        p.add_argument("--part", choices=PARTS, default=part,
                        help=f"with --split: which part (default {part}; val is UCF101's and HMDB51's test list)")
 
 
@@ -62,3 +64,13 @@ def layout_of(args: argparse.Namespace) -> dict | None:
 def layout_sets(args: argparse.Namespace) -> list[str]:
     """``--set`` items for the config keys ``split`` and ``splits`` of ``add_layout_arguments``."""
     return ([f"split={args.split}"] if args.split else []) + ([f"splits={args.splits}"] if args.splits else [])
+
+
+def views(text: str) -> tuple[int, int]:
+    try:
+        s, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--views {text!r}: expected SEGMENTSxCROPS, e.g. 10x3") from None
+    if s < 1 or c < 1:
+        raise argparse.ArgumentTypeError(f"--views {text!r}: both numbers must be >= 1")
+    return s, c

@@ -1,4 +1,4 @@
-"""``apt-video bench {loader,infer,train,score}``: ours against a named baseline, same run, ratio."""
+"""``apt-video bench {loader,infer,train,score,gpu}``: ours against a named baseline, same run, ratio."""
 from __future__ import annotations
 
 import argparse
@@ -11,49 +11,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", help="write the figures here (each comparison has a 'ratio': ours / baseline)")
     common.add_argument("--work", help="folder for the generated videos and graphs (default: a temporary one)")
-    s = sub.add_parser("loader", parents=[common], help="training loader vs decord + PIL RandAugment")
-    s.add_argument("--batches", type=positive_int, default=30)
-    s.add_argument("--videos", type=positive_int, default=16)
-    s.add_argument("--workers", type=positive_int, default=2)
-    s.add_argument("--rand-augment", default=None,
-                   help="timm RandAugment string (default: VideoMAE's, rand-m7-n4-mstd0.5-inc1)")
+
+    def bench(name: str, text: str, **numbers) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, parents=[common], help=text)
+        for option, default in numbers.items():
+            s.add_argument(f"--{option}", type=positive_int, default=default)
+        return s
+
+    s = bench("loader", "training loader vs decord + PIL RandAugment", batches=30, videos=16, workers=2,
+              **{"num-sample": 2})
+    s.add_argument("--rand-augment", help="timm RandAugment string (default: VideoMAE's, rand-m7-n4-mstd0.5-inc1)")
     s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
-    s.add_argument("--num-sample", type=positive_int, default=2,
-                   help="augmentations per decoded video (the presets: 2)")
-    s.add_argument("--interps", default="bilinear,nearest",
-                   help="RandAugment geometric-op resampling to measure ours with (comma-separated)")
-    s.add_argument("--executors", default="dynamic",
-                   help="DALI executors to measure ours with (comma-separated: dynamic, pipelined)")
-    s.add_argument("--regions", default="frame",
-                   help="where RandAugment runs in ours (comma-separated: frame = VideoMAE's order, crop)")
-    s = sub.add_parser("infer", parents=[common], help="eager vs SDPA vs ONNX Runtime, compute floor, prompt cost")
+    s.add_argument("--interps", default="bilinear,nearest", help="RandAugment's geometric resampling (comma-separated)")
+    s.add_argument("--executors", default="dynamic", help="DALI executors: dynamic, pipelined (comma-separated)")
+    s.add_argument("--regions", default="frame", help="RandAugment on the frame (VideoMAE's order) or the crop")
+    s = bench("infer", "eager vs SDPA vs ONNX Runtime, compute floor, prompt cost", batch=2, reps=3, rounds=7)
     s.add_argument("--model", default="vit_small_patch16_224")
-    s.add_argument("--batch", type=positive_int, default=2)
-    s.add_argument("--reps", type=positive_int, default=3)
-    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (int8 against fp32 in the same run)")
-    s.add_argument("--rounds", type=positive_int, default=7,
-                   help="rounds timing the int8 and fp32 graphs in turn, a batch each (their medians compared)")
-    s = sub.add_parser("train", parents=[common], help="step time and memory: prompt vs linear vs end2end")
+    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (int8 timed in turn with fp32)")
+    s = bench("train", "step time and memory: prompt vs linear vs end2end", batch=2, steps=3, frames=8, size=112)
     s.add_argument("--model", default="vit_small_patch16_224")
-    s.add_argument("--batch", type=positive_int, default=2)
-    s.add_argument("--steps", type=positive_int, default=3)
-    s.add_argument("--frames", type=positive_int, default=8)
-    s.add_argument("--size", type=positive_int, default=112)
-    s = sub.add_parser("score", parents=[common], help="scoring path vs a VideoMAE-style evaluation loop")
-    s.add_argument("--videos", type=positive_int, default=3)
-    s.add_argument("--model", default="vit_small_patch16_224",
-                   help="any registered model (vit_micro_patch16_112: the demo's, seconds instead of minutes)")
-    s.add_argument("--frames", type=positive_int, default=160, help="frames per synthetic test video")
-    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (the int8 export scoring the same "
-                   "videos: videos/s and top-1 kept)")
+    s = bench("score", "scoring path vs a VideoMAE-style evaluation loop", videos=3, frames=160)
+    s.add_argument("--model", default="vit_small_patch16_224", help="any registered model (vit_micro_patch16_112: "
+                   "the demo's, seconds instead of minutes)")
+    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (the int8 export on the same videos)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the Ray Data engine against the local one (default: local against VideoMAE's loop)")
-
-
-    s = sub.add_parser("gpu", parents=[common], help="every GPU figure in one run: loader, inference, training "
-                       "step and loop, scoring, each beside its anchor (about 6 minutes)")
-    s.add_argument("--stages", default="loader,infer,train,score",
-                   help="comma-separated, in order (rerun only the stage a change touches)")
+    s = bench("gpu", "every GPU figure in one run: loader, inference, training, scoring (about 6 minutes)")
+    s.add_argument("--stages", default="loader,infer,train,score", help="comma-separated, in order")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from apt_video import models
     from apt_video.errors import UserError
     from apt_video.export import BackendUnavailable, PackageError
-    from apt_video.export.trt import trt_missing
-    from apt_video.exporting import export_run
+    from apt_video.exporting import export_run, export_summary
 
     try:
         package, where = export_run(
@@ -51,20 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     except RuntimeError as exc:  # TensorRT's parser or builder refused the graph
         raise UserError(str(exc).strip().splitlines()[0][:400]) from None
-    v = package.verification
-    for name, s in v["sets"].items():
-        print(f"verify {name:6s} ({s['clips']} clips, {', '.join(v['providers'])}): max abs {s['max_abs_error']:.2e}, "
-              f"max rel {s['max_rel_error']:.2e}, top-1 agreement {100 * s['top1_agreement']:.0f}% -> "
-              f"{'ok' if s['passed'] else 'FAILED'}")
-    for problem in package.op_check["tensorrt_unsupported"]:
-        print(f"op check: {problem}")
-    if package.tensorrt:
-        ok = package.tensorrt["verification"]["passed"]
-        print(f"TensorRT {package.tensorrt['version']} engine: verification {'ok' if ok else 'FAILED'}")
-    elif not args.onnx_only and package.passed:
-        print(f"TensorRT engine not built: {trt_missing()}")
-    if not package.passed:
-        print(f"FAILED: the package is in {where} for inspection; {args.out} is unchanged")
-        return 1
-    print(f"wrote {where}: {', '.join(package.files.values())} and model.json")
-    return 0
+    for line in export_summary(package, where, args.out, tensorrt=not args.onnx_only):
+        print(line)
+    return 0 if package.passed else 1

@@ -3,17 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import add_layout_arguments, layout_of, nonneg_float, positive_int
-
-
-def _views(text: str) -> tuple[int, int]:
-    try:
-        s, c = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--views {text!r}: expected SEGMENTSxCROPS, e.g. 10x3") from None
-    if s < 1 or c < 1:
-        raise argparse.ArgumentTypeError(f"--views {text!r}: both numbers must be >= 1")
-    return s, c
+from .argtypes import add_layout_arguments, layout_of, nonneg_float, positive_int, views
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
                    help="export folder / model.json / model.onnx / model.plan, or a training run / weights file")
     p.add_argument("-o", "--out", required=True, help="output file (.csv or .jsonl)")
-    p.add_argument("--views", type=_views, help="SEGMENTSxCROPS (default: the model's test views)")
+    p.add_argument("--views", type=views, help="SEGMENTSxCROPS (default: the model's test views)")
     p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
     p.add_argument("--backend", choices=["auto", "trt", "ort", "torch"], default="auto")
     p.add_argument("--labels", nargs="?", const="", metavar="LIST",

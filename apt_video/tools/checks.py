@@ -66,6 +66,8 @@ class Check:
     needs_gpu: bool = False
 
 
+#: the architecture of the checks that need a model, not a figure (seconds on a CPU)
+MICRO = "vit_micro_patch16_112"
 #: the size of the test videos: one NVDEC takes in every codec (``pipeline.nvdec``), as real data is
 NVDEC_SIZE = (320, 240)
 #: a VP9 video below NVDEC's minimum (128x128): it must take the PyAV route, and decode right
@@ -152,7 +154,7 @@ def below_minimum_check(work: Path) -> tuple[bool, str, dict]:
     """The ``BELOW_NVDEC`` video through the GPU loader (validation clip) against the CPU loader."""
     codec, size = BELOW_NVDEC
     e = probe_video(sample_video(work, codec, size=size), label=0)
-    spec = models.ClipSpec(num_frames=8, sampling_rate=2, input_size=112)
+    spec = models.default_clip(MICRO)
     clips, routes = [], []
     for device in ("gpu", "cpu"):
         loader = VideoLoader([e], spec, mode="eval", batch_size=1, num_workers=1, device=device)
@@ -336,7 +338,7 @@ def check_gpu_loader(ctx: Context):
     """Each RandAugment op forced, the same draws on the CPU and the GPU graph (whole-frame crop, no
     flip: nothing random but the op's own magnitude and sign, drawn by the source for both)."""
     e = probe_video(sample_video(ctx.work, "vp9"), label=0)
-    spec = models.ClipSpec(num_frames=8, sampling_rate=2, input_size=112)
+    spec = models.default_clip(MICRO)
     suite = parse_rand_augment("rand-m7-n1-mstd0-p1")
     worst, failures = {}, []
     for op in OP_NAMES:
@@ -363,7 +365,7 @@ def gpuloader_rate(work: Path, batches: int = 20) -> dict:
     VideoMAE's RandAugment; 320x240 VP9 through NVDEC) and, where decord is installed, of
     VideoMAE's decord + PIL loader on the same videos in the same run."""
     entries = bench_videos(work, "vp9", 16)
-    spec = models.ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
+    spec = models.default_clip("vit_base_patch16_224")
     aa = VIDEOMAE_RAND_AUGMENT
     loader = VideoLoader(entries, spec, batch_size=8, num_sample=2, device="gpu", reuse=True,
                          augment=AugmentSpec(rand_augment=parse_rand_augment(aa)))
@@ -392,7 +394,7 @@ def check_score(ctx: Context):
     torch.manual_seed(0)
     model = models.create_model("vit_micro_patch16_112", num_classes=4, prompt_num_tokens=8, init_scale=1.0).eval()
     card = models.ModelCard("vit_micro_patch16_112", {"num_classes": 4, "prompt_num_tokens": 8, "init_scale": 1.0},
-                            ["a", "b", "c", "d"], clip=models.ClipSpec(num_frames=8, sampling_rate=2, input_size=112))
+                            ["a", "b", "c", "d"], clip=models.default_clip(MICRO))
     package, where = export_package(model, card, ctx.work / "doctor_export", {"random": torch.randn(2, 3, 8, 112, 112)},
                                     tensorrt=ctx.gpu)
     out = ctx.work / "doctor_scores.csv"

@@ -119,7 +119,7 @@ def compare_ways(work: Path, sizes: Sizes, seed: int = 0, progress: bool = True,
     ways = []
     for name, transfer in (w for w in WAYS if w[1] in transfers):
         sets = TASK_B + [f"epochs={sizes.epochs}", f"transfer_type={transfer}", f"seed={seed}", "eval_freq=2",
-                         f"test_num_segment={VIEWS[0]}", f"test_num_crop={VIEWS[1]}"]
+                         f"clip.test_num_segment={VIEWS[0]}", f"clip.test_num_crop={VIEWS[1]}"]
         if transfer == "end2end":
             sets += [f"lr={backbone.lr}", f"weight_decay={backbone.weight_decay}"]
         run = work / "runs" / f"B_{transfer}"

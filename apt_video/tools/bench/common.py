@@ -130,17 +130,16 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
+
 def score_model(work: Path, model_name: str, views: tuple[int, int]) -> tuple[Path, Path, models.ModelCard]:
     """A randomly initialised ``model_name`` (8 prompts, 4 classes) saved and exported to ONNX:
     ``(weights, export folder, card)``."""
     torch.manual_seed(0)
     m = models.create_model(model_name, num_classes=4, prompt_num_tokens=8, init_scale=1.0)
-    rate = 2 if m.num_frames <= 8 else 4  # VideoMAE's test sampling for 8- and 16-frame models
     card = models.ModelCard(
         model=model_name, model_overrides={"num_classes": 4, "prompt_num_tokens": 8, "init_scale": 1.0},
         classes=["a", "b", "c", "d"], transfer_type="end2end",  # every tensor saved: a self-contained file
-        clip=models.ClipSpec(num_frames=m.num_frames, sampling_rate=rate, input_size=m.img_size,
-                             test_num_segment=views[0], test_num_crop=views[1]))
+        clip=models.default_clip(model_name).with_views(*views))
     m.transfer_type = "end2end"
     weights = work / f"score_{model_name}.safetensors"
     models.save_trained(m, weights, card)

@@ -227,7 +227,8 @@ def stage_infer(plan: Plan, work: Path, deadline: Deadline, state: dict) -> dict
         model, card, weights = bench_model(plan, work, name, state)
         flop = models.flops_per_clip(model)
         dev = "cuda" if plan.device == "gpu" else "cpu"
-        x = torch.randn(plan.infer_batch, 3, plan.num_frames, plan.input_size, plan.input_size, device=dev)
+        c = plan.spec
+        x = torch.randn(plan.infer_batch, 3, c.num_frames, c.input_size, c.input_size, device=dev)
         res[f"{name} floor"] = {"gflop_per_clip": flop / 1e9, "floor_clips_per_s": tflops * 1e12 / flop}
         items.append((f"{name} torch {_torch_precision(plan)}", lambda w=weights, x=x, f=flop: _time_runner(
             plan, load_runner(w, "torch", max_batch=plan.infer_batch), x, f, tflops)))
@@ -267,7 +268,7 @@ def _step_model(plan: Plan, transfer: str):
 def _time_step(plan: Plan, transfer: str, batch: int) -> dict:
     """The library's training step on one batch again and again (bf16 on the GPU)."""
     model, opt, cfg, dev = _step_model(plan, transfer)
-    x = torch.randn(batch, 3, plan.num_frames, plan.input_size, plan.input_size, device=dev)
+    x = torch.randn(batch, 3, plan.spec.num_frames, plan.spec.input_size, plan.spec.input_size, device=dev)
     y = torch.randint(0, 51, (batch,), device=dev)
     amp_dtype, _ = amp_settings("bf16", dev)
     if dev.type == "cuda":

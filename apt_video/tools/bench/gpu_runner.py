@@ -42,9 +42,6 @@ class Plan:
     pools: tuple[int, ...] = (2, 0)  # DALI threads; 0: the loader's default (the host's cores per rank)
     source_workers: int = 4
     timed_batches: int = 8  # per loader variant, after two
-    num_frames: int = 16
-    sampling_rate: int = 4
-    input_size: int = 224
     num_sample: int = 2
     rand_augment: str = VIDEOMAE_RAND_AUGMENT
     infer_models: tuple[str, ...] = ("vit_base_patch16_224", "vit_small_patch16_224")
@@ -64,7 +61,7 @@ class Plan:
     def micro(cls) -> Plan:
         """The same stages at toy sizes, on the CPU: seconds instead of minutes (for the tests)."""
         return cls(device="cpu", codecs=("vp9",), videos=4, video_frames=24, video_size=(64, 48), batches=(2,),
-                   pools=(2,), source_workers=1, timed_batches=2, num_frames=8, sampling_rate=2, input_size=112,
+                   pools=(2,), source_workers=1, timed_batches=2,
                    infer_models=("vit_micro_patch16_112",), prompts=8, infer_batch=2,
                    train_model="vit_micro_patch16_112",
                    train_batches=(2,), train_steps=2, loop_steps=2, score_videos=2, score_frames=24,
@@ -72,8 +69,9 @@ class Plan:
 
     @property
     def spec(self) -> models.ClipSpec:
-        return models.ClipSpec(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
-                               input_size=self.input_size, test_num_segment=self.views[0], test_num_crop=self.views[1])
+        """The clip of every stage: the training model's own (16 frames at rate 4, 224 px for ViT-B and
+        ViT-S), with the plan's test views."""
+        return models.default_clip(self.train_model).with_views(*self.views)
 
 
 class Deadline:

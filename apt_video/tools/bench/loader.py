@@ -21,7 +21,7 @@ def bench_loader(work: Path, batches: int = 30, videos: int = 16, workers: int =
     against VideoMAE's (decord + PIL RandAugment on the whole frame, then the crop), both making
     ``num_sample`` augmentations of each decode, batches of 8 videos; plus decord's decode-only rate
     in clips/s (decodes x num_sample)."""
-    spec = models.ClipSpec(num_frames=16, sampling_rate=4, input_size=224)
+    spec = models.default_clip("vit_base_patch16_224")  # the presets' clip
     res = {"clip": f"16 frames, rate 4, 224 px, 8 videos x num_sample {num_sample} per batch, " + rand_augment,
            "videos": "320x240, 96 frames", "num_sample": num_sample}
     variants = [(i, e, a, i + ("" if e == "dynamic" else f"_{e}") + ("" if a == "frame" else f"_{a}"))
