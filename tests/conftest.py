@@ -7,13 +7,14 @@ import time
 import warnings
 
 import pytest
-from videos import index_frames
 
 from apt_video.cli import main
 from apt_video.config import load_config
 from apt_video.pipeline.video import CODECS, write_video
 from apt_video.tools.synth import make_motion_dataset
 from apt_video.train import train
+
+from videos import index_frames
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="apt-video-test-cache-")  # probe caches of scoring

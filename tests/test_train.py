@@ -1,19 +1,15 @@
-"""Training: schedule, optimiser groups, configs, learning, frozen backbone, resume, torchrun, plots."""
-import csv
+"""apt_video.train: schedule, optimiser step and groups against the reference, learning, the frozen
+backbone, resume after a kill, torchrun."""
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
-from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
 from safetensors import safe_open
 
 from apt_video import models
@@ -21,7 +17,6 @@ from apt_video.cli import main
 from apt_video.config import ConfigError, dump_config, load_config
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
-from apt_video.tools.plot import choose_panels, plot_runs, run_labels
 from apt_video.train import (
     Dist,
     build_optimizer,
@@ -34,13 +29,13 @@ from apt_video.train import (
     train_one_epoch,
 )
 
+from reference import ref_adamw_step, ref_cosine_scheduler, ref_label_smoothing_ce, ref_param_groups
+from train_kit import rows
+
 APT = [sys.executable, "-m", "apt_video.cli"]
+
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def rows(run):
-    with open(Path(run) / "metrics.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("epochs,steps,warmup", [(4, 10, 1), (200, 3, 5), (3, 5, 0), (6, 1, 6)])
@@ -122,54 +117,6 @@ def test_no_weight_decay_on_biases_and_1d_tensors():
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
 
 
-def test_presets_reproduce_the_paper_tables():
-    expect = {"hmdb51": (0.3, "rand-m7-n4-mstd0.5-inc1", 10, 51), "ucf101": (0.05, "rand-m4-n2-mstd0.2-inc1", 5, 101),
-              "ssv2": (0.3, "rand-m2-n2-mstd0.2-inc1", 10, 174)}
-    for name, (lr, aa, seg, classes) in expect.items():
-        c = load_config(name)
-        assert (c.lr, c.aa, c.clip.test_num_segment, c.nb_classes) == (lr, aa, seg, classes)
-        assert (c.batch_size, c.val_batch_size, c.epochs, c.model, c.tubelet_size) == \
-            (8, 8, 200, "vit_base_patch16_224", 2)
-        assert (c.clip.num_frames, c.clip.sampling_rate, c.clip.input_size) == (16, 4, 224)  # ViT-B's own clip
-        assert (c.opt, c.opt_eps, c.opt_betas[0], c.weight_decay, c.warmup_lr, c.min_lr, c.warmup_epochs) == \
-            ("adamw", 1e-8, 0.9, 1e-5, 0.0, 1e-6, 5)
-        assert (c.color_jitter, c.smoothing, c.clip.test_num_crop, c.prompt_num_tokens, c.prompt_start,
-                c.prompt_end, c.prompt_dropout, c.prompt_reparam, c.prompt_init) == \
-            (0.4, 0.1, 3, 200, 0, 11, 0.1, True, "random")
-    assert load_config("ssv2").clip.sampler == "segment" and not load_config("ssv2").flip
-    for tokens in (1, 5, 100, 200):
-        assert load_config("hmdb51", sets=[f"prompt_num_tokens={tokens}"]).prompt_num_tokens == tokens
-
-
-@pytest.mark.parametrize("sets,message", [
-    (["learning_rate=0.1"], "unknown key 'learning_rate'"),
-    (["prompt_tokens=5"], "did you mean prompt_num_tokens"),
-    (["lr=fast"], "lr='fast' must be float"),
-    (["batch_size=0"], "batch_size=0: must be at least 1"),
-    (["transfer_type=lora"], "transfer_type='lora'"),
-    (["aa=rand-q3"], "auto_augment='rand-q3'"),
-    (["dali_executor=fast"], "dali_executor='fast'"),
-    (["prompt_start=5", "prompt_end=2"], "prompt_start=5: must be <= prompt_end=2"),
-    (["model=vit_giant"], "model='vit_giant'"),
-    (["lr"], "expected key=value"),
-    (["clip_grad=-1"], "clip_grad=-1.0: must be > 0"),
-    (["momentum=1.5"], "momentum=1.5: must be in [0, 1)"),
-    (["lr=.nan"], "lr=nan: must be >= 0"),
-    (["opt_eps=0"], "opt_eps=0.0: must be > 0"),
-    (["aa_region=patch"], "aa_region='patch'"),
-    (["num_frames=8"], "unknown key 'num_frames'; did you mean clip.num_frames?"),
-    (["clip.num_frame=8"], "unknown key 'clip.num_frame'; did you mean clip.num_frames?"),
-    (["clip.num_frames=7"], "clip.num_frames=7: must be a multiple of tubelet_size=2"),
-    (["clip.sampler=tsn"], "clip.sampler='tsn'"),
-    (["clip.std=[0, 0, 0]"], "clip.std=[0.0, 0.0, 0.0] must be greater than 0"),
-    (["clip.mean=[0.5, 0.5]"], "clip.mean=[0.5, 0.5] must be 3 finite numbers"),
-    (["clip=16"], "clip must be a mapping of num_frames"),
-])
-def test_bad_configs_are_rejected_naming_the_key(sets, message):
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        load_config("demo", sets=sets)
-
-
 def test_the_clip_defaults_from_the_architecture_and_round_trips(tmp_path):
     """Clip keys a preset or --set leaves out take the architecture's clip (as timm's pretrained_cfg);
     the written config.yaml reads back to the same config."""
@@ -182,14 +129,6 @@ def test_the_clip_defaults_from_the_architecture_and_round_trips(tmp_path):
     assert micro.model_overrides(4)["num_frames"] == 8 and micro.model_overrides(4)["img_size"] == 112
     (tmp_path / "c.yaml").write_text(dump_config(micro))
     assert load_config(config_file=str(tmp_path / "c.yaml")) == micro
-
-
-def test_bad_config_fails_before_any_work(tmp_path, capsys):
-    (tmp_path / "c.yaml").write_text("epochs: 3\nwarmup_epoch: 1\n")
-    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--data-root", str(tmp_path),
-                 "-o", str(tmp_path / "run")]) == 2
-    assert "unknown key 'warmup_epoch'; did you mean warmup_epochs" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
 
 
 def test_a_folder_holding_a_run_is_not_trained_over(tmp_path, capsys):
@@ -282,38 +221,6 @@ def test_two_process_gloo_torchrun(tmp_path, task_data):
     assert float(rows(run)[0]["lr"]) == pytest.approx(warm_end, rel=1e-6)
     test = json.loads((run / "test_metrics.json").read_text())
     assert test["videos"] == 32  # every test video scored once across the two ranks
-
-
-def test_plot_chooses_panels_from_the_data_and_labels_runs_by_difference(tmp_path, prompt_run, backbone_run):
-    fig = plot_runs([backbone_run[0], prompt_run[0]], tmp_path / "fig.png")
-    # 4 classes: top-5 would be a flat 100%, so the training loss takes its place
-    assert [a.get_ylabel() for a in fig.axes] == ["top-1 (%)", "training loss", "validation loss"]
-    full = [{"epoch": 0, "val_top1": 1, "val_top5": 2, "val_loss": 3, "train_loss": 4, "lr": 5}]
-    names = lambda classes, rows: [k for k, _ in choose_panels(classes, rows)]  # noqa: E731
-    assert names([4, 101], [full, full]) == ["val_top1", "val_top5", "val_loss"]
-    assert names([None], [full]) == ["val_top1", "val_top5", "val_loss"]  # class count unknown: keep top-5
-    assert names([5], [full]) == ["val_top1", "train_loss", "val_loss"]
-    assert names([5], [[{"epoch": 0, "val_top1": 1, "lr": 5}]]) == ["val_top1", "lr"]
-    no_top5 = [{k: v for k, v in full[0].items() if k != "val_top5"}]
-    assert names([101], [no_top5]) == ["val_top1", "val_loss", "train_loss"]  # a missing panel gives way
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["A", "B"]  # the two runs differ in many keys: labelled by folder
-    assert Image.open(tmp_path / "fig.png").size[0] > 1000
-    assert run_labels([{"a": 1, "b": 2}, {"a": 1, "b": 3}], ["x", "y"]) == ["b=2", "b=3"]
-    assert run_labels([{"a": 1, "b": 2}, {"a": 2, "b": 3}], ["x", "y"]) == ["a=1, b=2", "a=2, b=3"]
-
-
-@pytest.mark.slow
-def test_sweep_runs_each_value_then_plots(tmp_path, task_data, backbone_run, capsys):
-    code = main(["sweep", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(tmp_path / "sw"),
-                 "--vary", "prompt_dropout=0.0,0.3", "--set", "epochs=1", "--set", "num_workers=1",
-                 "--set", "final_test=false", "--no-progress",
-                 "--finetune", str(backbone_run[0] / "checkpoints" / "last.safetensors")])
-    assert code == 0
-    assert sorted(p.name for p in (tmp_path / "sw").iterdir()) == ["prompt_dropout=0.0", "prompt_dropout=0.3",
-                                                                    "sweep.png"]
-    assert main(["sweep", "--preset", "demo", "--data-root", ".", "-o", str(tmp_path / "x"),
-                 "--vary", "prompt_dropout=0.1,2"]) == 2
 
 
 def test_resume_reloads_the_backbone_the_run_was_trained_on(tmp_path, prompt_run, task_data, backbone_run):

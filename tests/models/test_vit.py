@@ -1,4 +1,5 @@
-"""The prompt-tuned VideoMAE: attention maths, prompt semantics, transfer types, folding."""
+"""models.vit: attention with prompt keys and values against the explicit computation and the APT
+reference's gradients, the position table, the trainable sets, the paper's parameter count."""
 import itertools
 import math
 
@@ -6,16 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from reference import ref_apt_logits, ref_label_smoothing_ce
 
 from apt_video import models
 from apt_video.models.vit import Attention
 
-
-def tiny(**kw):
-    base = dict(img_size=32, num_frames=4, embed_dim=48, depth=3, num_heads=3, num_classes=5,
-                prompt_num_tokens=7)
-    return models.create_model("vit_small_patch16_224", **{**base, **kw})
+from models_kit import tiny
+from reference import ref_apt_logits, ref_label_smoothing_ce
 
 
 def explicit_attention(attn: Attention, x, pk=None, pv=None):
@@ -65,50 +62,6 @@ def test_sdpa_and_math_models_agree():
         m.set_attn_impl("flash")
 
 
-def test_reparameterization_uses_max_of_scale_and_one_per_token():
-    m = tiny(prompt_num_tokens=3).eval()
-    with torch.no_grad():
-        m.prompt_scale.copy_(torch.tensor([0.5, 1.0, 3.0]).expand_as(m.prompt_scale))
-        m.prompt_scale[1, 1, 2] = -2.0
-    eff = m.effective_prompts()
-    assert eff.shape == (3, 2, 3, 16)
-    raw = torch.stack([m.prompt_embeddings_k, m.prompt_embeddings_v], 1)
-    factor = torch.tensor([1.0, 1.0, 3.0]).expand(3, 2, 3).clone()
-    factor[1, 1, 2] = 1.0
-    torch.testing.assert_close(eff, raw * factor[..., None])
-
-
-def test_prompt_dropout_only_in_training_and_before_scale():
-    torch.manual_seed(0)
-    m = tiny(prompt_dropout=0.5)
-    with torch.no_grad():
-        m.prompt_scale.fill_(2.0)
-    m.eval()
-    raw = torch.stack([m.prompt_embeddings_k, m.prompt_embeddings_v], 1)
-    torch.testing.assert_close(m.effective_prompts(), raw * 2)
-    m.train()
-    eff = m.effective_prompts()
-    kept = eff != 0
-    assert 0.3 < kept.float().mean() < 0.7
-    # dropout scales survivors by 1/(1-p) = 2, then the reparam by max(2, 1) = 2
-    torch.testing.assert_close(eff[kept], (raw * 4)[kept])
-
-
-def test_prompts_change_the_output_and_only_prompted_layers_get_them():
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 32, 32)
-    m = tiny(prompt_start=1, prompt_end=1).eval()
-    assert m.prompt_embeddings_k.shape == (1, 7, 16)
-    seen = []
-    for i, blk in enumerate(m.blocks):
-        blk.attn.register_forward_hook(lambda mod, args, out, i=i: seen.append((i, args[1] is not None)))
-    m(x)
-    assert seen == [(0, False), (1, True), (2, False)]
-    plain = tiny(transfer_type="end2end").eval()
-    plain.load_state_dict({k: v for k, v in m.state_dict().items() if "prompt" not in k})
-    assert not torch.allclose(plain(x), m(x))
-
-
 @pytest.mark.parametrize("frames,size", [(4, 32), (8, 48), (16, 64), (2, 16)])
 def test_position_table_matches_formula_for_any_geometry(frames, size):
     m = tiny(num_frames=frames, img_size=size)
@@ -148,34 +101,6 @@ def test_vit_base_prompt_parameter_count_matches_the_paper(tokens, classes):
     t, total = models.count_parameters(m)
     assert t == 1560 * tokens + 769 * classes + 1536
     assert total == 86_225_664 + 1536 + 769 * classes + 1560 * tokens  # VideoMAE ViT-B backbone
-
-
-@pytest.mark.parametrize("reparam,tokens", list(itertools.product([True, False], [1, 6])))
-def test_folded_model_gives_identical_eval_logits(reparam, tokens):
-    torch.manual_seed(0)
-    m = tiny(prompt_reparam=reparam, prompt_num_tokens=tokens, prompt_dropout=0.3)
-    if reparam:
-        with torch.no_grad():
-            m.prompt_scale.uniform_(0.2, 3.0)
-    x = torch.randn(2, 3, 4, 32, 32)
-    f = models.fold_prompts(m)
-    assert m.training and not f.training  # the input model is left as it was
-    m.eval()
-    torch.testing.assert_close(f(x), m(x), atol=0, rtol=0)
-    names = dict(f.named_parameters())
-    assert "prompt_scale" not in f.state_dict() and "prompt_embeddings_k" not in names
-    assert not any(p.requires_grad for p in f.parameters())
-    f.train()  # no dropout left on the prompts
-    torch.testing.assert_close(f.effective_prompts(), m.effective_prompts())
-
-
-def test_registry_lists_and_rejects():
-    assert {"vit_small_patch16_224", "vit_base_patch16_224", "vit_large_patch16_224",
-            "vit_huge_patch16_224", "vit_micro_patch16_112"} <= set(models.list_models())
-    with pytest.raises(ValueError, match="unknown model 'vit_giant'"):
-        models.create_model("vit_giant")
-    with pytest.raises(ValueError, match="prompt layers 3..2"):
-        tiny(prompt_start=3, prompt_end=2)
 
 
 def test_backward_reaches_only_trainable_tensors():

@@ -2,17 +2,17 @@
 
 The limits are NVIDIA's, from the Video Codec SDK's NVDEC table (Turing to Hopper), typed here from
 that table, not from the module: the first GPU run saw VP9 refused at 160x120 (minimum 128x128) and
-H.264 at 160x120 decode.
-"""
+H.264 at 160x120 decode."""
 import ctypes
 import itertools
 
 import pytest
-from videos import index_frames
 
 from apt_video.pipeline import nvdec
 from apt_video.pipeline.data import VideoEntry
 from apt_video.pipeline.video import decode_route, probe_video, write_video
+
+from videos import index_frames
 
 # codec -> (min w, min h, max w, max h, accepted (chroma, depth)), from the SDK's table
 SDK = {
@@ -22,6 +22,8 @@ SDK = {
     "av1": (128, 128, 8192, 8192, {("420", 8), ("420", 10), ("400", 8), ("400", 10)}),
     "mpeg4": (48, 16, 2032, 2032, {("420", 8)}),
 }
+
+
 PIX = {"yuv420p": ("420", 8), "yuvj420p": ("420", 8), "yuv422p": ("422", 8), "yuv444p": ("444", 8),
        "yuv420p10le": ("420", 10), "yuv444p12le": ("444", 12), "gray": ("400", 8), "gray10le": ("400", 10),
        "nv12": ("420", 8), "p010le": ("420", 10)}

@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from reference import ref_spatial_crop
 
 from apt_video.models.card import ClipSpec
 from apt_video.pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, plan, regions
 from apt_video.pipeline.graphs import _augment
 from apt_video.pipeline.randaug import OP_NAMES, parse_rand_augment
+
+from reference import ref_spatial_crop
 
 
 class _PythonRandom:

@@ -1,10 +1,8 @@
 """Scoring folders: one row per video in input order, errors reported, predictions equal to
 PyTorch on the same views, resume after a kill, labels, formats, torchrun shards, the demo."""
 import csv
-import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,33 +11,18 @@ import time
 import numpy as np
 import pytest
 import torch
-from videos import write_broken_videos
 
 from apt_video import models
 from apt_video.cli import main
-from apt_video.pipeline.data import DataError
 from apt_video.pipeline.datasets import open_dataset
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import probe_dataset
 from apt_video.pipeline.video import write_video
-from apt_video.scoring.rows import OutputLock, Resume, Row, RowWriter, choose_format, read_rows
-from apt_video.tools.demo import QUICK, compare_ways, make_data, run_ablation, run_demo
 from apt_video.tools.synth import make_motion_dataset, motion_clip
 
+from scoring_kit import score_cli
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, index_videos):
-    """Videos of task B in several codecs and sizes, plus broken files, in nested folders."""
-    root = tmp_path_factory.mktemp("score")
-    make_motion_dataset(root / "ds", classes=4, per_class=3, frames=30, size=(80, 60), offset_deg=45,
-                        split=(0, 0, 1), seed=7)
-    rng = np.random.default_rng(3)
-    write_video(root / "ds" / "videos" / "extra" / "diag_h264.mp4", motion_clip(45, 30, 96, 64, rng), "h264")
-    write_video(root / "ds" / "videos" / "extra" / "diag_mjpeg.avi", motion_clip(135, 30, 72, 96, rng), "mjpeg")
-    write_broken_videos(root / "ds" / "videos" / "zz_bad", index_videos["h264"].read_bytes())
-    return root / "ds"
 
 
 def read_csv(path):
@@ -170,61 +153,6 @@ def test_two_torchrun_ranks_give_the_same_rows(tmp_path, folder, exported):
     assert not list(tmp_path.glob(".two.csv.rank*"))
 
 
-@pytest.mark.slow
-def test_demo_reduced_shows_prompts_beat_a_linear_probe_on_two_seeds(tmp_path, capsys, task_data, backbone_run):
-    """The reduced demo end to end (its task A and backbone are the session's: the same videos and
-    preset), then task B on a second seed: APT leads the linear probe by at least 10 points on
-    both, close to end2end with a few percent of its trainable parameters."""
-    work, second = tmp_path / "demo", tmp_path / "seed1"
-    for folder in (work, second):
-        shutil.copytree(task_data / "A", folder / "taskA")
-        shutil.copytree(backbone_run[0], folder / "runs" / "backbone")
-    result = run_demo(work, quick=True, progress=False)
-    out = capsys.readouterr().out
-    assert "[6/6]" in out and "videos/s" in out
-    table = out[out.index("task B, 24 held-out videos"):].splitlines()
-    assert [line.split()[0] for line in table[2:5]] == ["linear", "APT", "end2end"]
-    for f in ("curves.png", "heldout_predictions.csv", "heldout_predictions.csv.metrics.json", "export/model.onnx",
-              "runs/B_prompt/test_metrics.json"):
-        assert (work / f).is_file(), f
-    metrics = json.loads((work / "heldout_predictions.csv.metrics.json").read_text())
-    apt = json.loads((work / "runs" / "B_prompt" / "test_metrics.json").read_text())
-    assert metrics["videos"] == apt["videos"] == 24 and result.heldout_top1 == metrics["top1"]
-    assert metrics["top1"] == pytest.approx(apt["top1"], abs=100 / 24 + 1e-9)  # the package scores as training tested
-
-    ways = {w.transfer_type: w for w in result.ways}
-    assert ways["prompt"].top1 == apt["top1"]
-    make_data(second, QUICK, seed=1)
-    again = {w.transfer_type: w for w in compare_ways(second, QUICK, seed=1, progress=False,
-                                                      transfers=("linear", "prompt"))}
-    for run in (ways, again):
-        assert run["prompt"].top1 >= run["linear"].top1 + 10, (run["linear"].top1, run["prompt"].top1)
-    assert ways["prompt"].trainable < 0.05 * ways["end2end"].trainable
-    assert ways["end2end"].top1 >= ways["prompt"].top1 - 15
-
-    figure = run_ablation(work, dataclasses.replace(QUICK, epochs=1), progress=False, say=lambda _: None)
-    assert figure == work / "ablation" / "sweep.png" and figure.is_file()
-    assert sorted(p.name for p in figure.parent.iterdir() if p.is_dir()) == [
-        "prompt_dropout=0.0", "prompt_dropout=0.1", "prompt_dropout=0.2"]
-
-
-def test_demo_refuses_a_work_folder_of_another_task_b(tmp_path):
-    """Task B made with another seed or held-out count is refused, not trained on (its runs would
-    be of another task); the refusal is one line, exit 2."""
-    (tmp_path / "taskA").mkdir()
-    (tmp_path / "taskA" / "classes.txt").write_text("a\n")
-    (tmp_path / "lines").mkdir()
-    (tmp_path / "lines" / "made.txt").write_text("seed 1, 6 held-out videos per class\n")
-    with pytest.raises(DataError, match="made with seed 1, 6 held-out videos per class, not seed 0, 6"):
-        make_data(tmp_path, QUICK)
-    assert main(["demo", "--work", str(tmp_path), "--no-progress"]) == 2  # 10 held-out videos per class
-
-
-# -- nothing lost, nothing wrong: the adversarial cases -------------------------------------------------
-def _score(*args):
-    return main(["score", *map(str, args), "--no-progress"])
-
-
 def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, exported, capsys):
     """A video listed twice that fails at decode (after its probe was cached) used to stop every
     later row, with exit 0 and '1 ok, 0 failed'."""
@@ -232,13 +160,13 @@ def test_a_file_broken_after_probing_and_listed_twice_gives_every_row(tmp_path, 
     for name in ("a", "bad", "c", "d"):
         write_video(tmp_path / f"{name}.webm", motion_clip(45, 24, 64, 48, rng), "vp9")
     (tmp_path / "list.txt").write_text("a.webm 0\nbad.webm 1\nc.webm 2\nbad.webm 1\nd.webm 0\n")
-    assert _score(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "first.csv") == 0
+    assert score_cli(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "first.csv") == 0
     bad = tmp_path / "bad.webm"
     st = bad.stat()
     bad.write_bytes(np.random.default_rng(1).integers(0, 256, st.st_size, dtype=np.uint8).tobytes())
     os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))  # the cached probe still matches
     capsys.readouterr()
-    assert _score(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "second.csv") == 1
+    assert score_cli(tmp_path / "list.txt", "--model", exported, "-o", tmp_path / "second.csv") == 1
     rows = read_csv(tmp_path / "second.csv")
     assert [(r["video"], r["status"]) for r in rows] == [("a.webm", "ok"), ("bad.webm", "error"), ("c.webm", "ok"),
                                                          ("bad.webm", "error"), ("d.webm", "ok")]
@@ -252,48 +180,11 @@ def test_links_keep_their_own_names_and_dangling_links_get_rows(tmp_path, export
     (tmp_path / "v" / "sub").mkdir()
     (tmp_path / "v" / "sub" / "loop").symlink_to("..")
     (tmp_path / "v" / "folder.mp4").mkdir()  # a folder named like a video is not one
-    assert _score(tmp_path / "v", "--model", exported, "-o", tmp_path / "l.csv") == 1
+    assert score_cli(tmp_path / "v", "--model", exported, "-o", tmp_path / "l.csv") == 1
     rows = {r["video"]: r for r in read_csv(tmp_path / "l.csv")}
     assert sorted(rows) == ["gone.webm", "link.webm", "real.webm"]
     assert rows["gone.webm"]["status"] == "error" and "link" in rows["gone.webm"]["error"]
     assert rows["link.webm"]["pred"] == rows["real.webm"]["pred"]
-
-
-@pytest.mark.parametrize("name", [b"caf\xe9.webm", b"two\rlines.webm", b"comma, \"quote\".webm"])
-def test_odd_file_names_are_written_losslessly_and_resume(tmp_path, exported, name):
-    folder = tmp_path / "v"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for n in (b"a.webm", name, b"z.webm"):
-        write_video(os.fsdecode(os.path.join(os.fsencode(folder), n)), motion_clip(0, 24, 64, 48, rng), "vp9")
-    out = tmp_path / "o.csv"
-    assert _score(folder, "--model", exported, "-o", out) == 0
-    videos = [r["video"] for r in read_rows(out)]
-    assert os.fsencode(videos[1]) == name and len(videos) == 3
-    data = out.read_bytes()
-    assert name.replace(b'"', b'""') in data  # the very bytes of the name
-    assert _score(folder, "--model", exported, "-o", out, "--resume") == 0
-    assert out.read_bytes() == data  # nothing to add, nothing changed
-    jl = tmp_path / "o.jsonl"
-    assert _score(folder, "--model", exported, "-o", jl) == 0
-    assert os.fsencode(json.loads(jl.read_text().splitlines()[1])["video"]) == name
-
-
-def test_resume_refuses_rows_of_another_input(tmp_path, folder, exported, capsys):
-    out = tmp_path / "o.csv"
-    assert _score(folder / "test.csv", "--model", exported, "-o", out) == 0
-    before = out.read_bytes()
-    assert _score(folder / "videos", "--model", exported, "-o", out, "--resume") == 2
-    assert "written for another input" in capsys.readouterr().err
-    assert out.read_bytes() == before
-
-
-def test_a_second_run_on_the_same_output_is_refused(tmp_path, folder, exported, capsys):
-    out = tmp_path / "o.csv"
-    with OutputLock(out):
-        assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 2
-    assert "another apt-video run" in capsys.readouterr().err
-    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0  # the lock is gone
 
 
 @pytest.mark.parametrize("args,message", [
@@ -304,49 +195,31 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path, folder, exported, 
 ])
 def test_numeric_options_are_range_checked(tmp_path, folder, exported, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
-        _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "o.csv", *args)
+        score_cli(folder / "test.csv", "--model", exported, "-o", tmp_path / "o.csv", *args)
     assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
 
 
 def test_workers_under_the_ray_engine_are_refused_not_ignored(tmp_path, folder, exported, capsys):
-    assert _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "r.csv", "--engine", "ray",
+    assert score_cli(folder / "test.csv", "--model", exported, "-o", tmp_path / "r.csv", "--engine", "ray",
                   "--workers", "4") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--decode-cpus" in err[0] and not (tmp_path / "r.csv").exists()
 
 
 def test_output_problems_are_one_line(tmp_path, folder, exported, capsys):
-    assert _score(folder / "test.csv", "--model", exported, "-o", tmp_path / "no" / "such" / "o.csv") == 2
+    assert score_cli(folder / "test.csv", "--model", exported, "-o", tmp_path / "no" / "such" / "o.csv") == 2
     assert "does not exist; create it first" in capsys.readouterr().err
-    assert _score(folder / "test.csv", "--model", exported, "-o", "/dev/full") == 2  # a full disk
+    assert score_cli(folder / "test.csv", "--model", exported, "-o", "/dev/full") == 2  # a full disk
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_format_is_the_existing_files(tmp_path, folder, exported):
-    out = tmp_path / "x.csv"
-    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--format", "jsonl") == 0
-    lines = out.read_text().splitlines()
-    out.write_text("\n".join(lines[:5]) + "\n")
-    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0
-    assert [json.loads(x)["video"] for x in out.read_text().splitlines()] == [json.loads(x)["video"] for x in lines]
-
-
 def test_a_single_video_is_scored(tmp_path, folder, exported):
     video = next((folder / "videos").rglob("*.webm"))
-    assert _score(video, "--model", exported, "-o", tmp_path / "one.csv") == 0
+    assert score_cli(video, "--model", exported, "-o", tmp_path / "one.csv") == 0
     (row,) = read_csv(tmp_path / "one.csv")
     assert row["video"] == video.name and row["status"] == "ok"
-
-
-def test_class_names_with_separators_survive_the_top_k_column(tmp_path):
-    out = tmp_path / "r.csv"
-    w = RowWriter(out, "csv", ["v"])
-    w.put(0, Row("v", "ok", "a;b:c", 0.75, [("a;b:c", 0.75), ('x,"y"', 0.25)]))
-    w.close()
-    (row,) = read_rows(out)
-    assert row["top_k"] == [("a;b:c", 0.75), ('x,"y"', 0.25)]
 
 
 def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
@@ -380,18 +253,8 @@ def test_decode_workers_die_with_a_killed_scorer(tmp_path, exported):
 
 def test_labels_are_read_before_any_scoring(tmp_path, folder, exported, capsys):
     out = tmp_path / "o.csv"
-    assert _score(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "nope.txt") == 2
+    assert score_cli(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "nope.txt") == 2
     assert not out.exists()
     (tmp_path / "far.txt").write_text("videos/x.webm 9\n")
-    assert _score(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "far.txt") == 2
+    assert score_cli(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "far.txt") == 2
     assert "beyond the model's 4 classes" in capsys.readouterr().err and not out.exists()
-
-
-def test_a_jsonl_output_torn_in_its_first_row_resumes(tmp_path, folder, exported):
-    out = tmp_path / "o.jsonl"
-    out.write_text('{"video": "videos/move_045.0deg/mo')
-    assert choose_format(out, None) == "jsonl"
-    r = Resume.read(out, "jsonl")
-    assert r.videos == [] and r.torn > 0
-    assert _score(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0
-    assert len(out.read_text().splitlines()) == 12

@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from videos import index_frames, read_index
 
 from apt_video import models
 from apt_video.config import load_config
@@ -17,9 +16,10 @@ from apt_video.pipeline.loader import VideoLoader, default_threads
 from apt_video.pipeline.probe import probe_dataset
 from apt_video.pipeline.randaug import parse_rand_augment
 from apt_video.pipeline.sampling import crop_offsets, dense_view_indices, resize_short_side
-from apt_video.pipeline.source import ClipSource
 from apt_video.pipeline.video import DALI_CODECS, dali_can_decode, probe_video, write_video
 from apt_video.train import forward_backward
+
+from videos import index_frames, read_index
 
 SPEC = ClipSpec(num_frames=8, sampling_rate=2, input_size=48, test_num_segment=3, test_num_crop=3)
 
@@ -297,7 +297,6 @@ def test_an_empty_shard_yields_nothing_and_an_all_failed_batch_keeps_ranks_in_st
     assert all(float(p.grad.abs().sum()) == 0 for p in model.parameters() if p.grad is not None)
 
 
-
 def test_grouped_dali_batches_deliver_the_same_epoch(index_videos):
     # two training batches per DALI batch (the CPU default) keep the epoch as it was: the same
     # videos in the same order, the same number of batches (padding beyond them is never delivered)
@@ -346,24 +345,6 @@ def test_training_epochs_stream_on_as_a_loader_built_at_each_epoch(index_videos)
         for (ids, video), (ids2, video2) in zip(streamed[e], fresh):
             assert ids == ids2 and torch.equal(video, video2)
     assert [sorted(set(i for ids, _ in s for i in ids)) for s in streamed] == [list(range(5))] * 3
-
-
-def test_the_training_source_runs_past_the_epoch_end_into_the_next_epoch(index_videos):
-    # what DALI asks after an epoch's last sample is the next epoch's first, not an end of data
-    from nvidia.dali.types import SampleInfo
-
-    entries = [probe_video(index_videos[c], label=i) for i, c in enumerate(["vp9", "mjpeg", "h264"])]
-    spec = ClipSpec(num_frames=8, sampling_rate=2, input_size=32)
-    src = ClipSource(entries, spec, "train", batch_size=2, seed=1, start_epoch=2, start_batch=1, group=2)
-    assert len(src.order(2)) == 4  # 3 videos, wrapped to 4, one DALI batch of 2 x 2
-    for i in range(9):  # the first call skips start_batch's DALI batch: epoch 3's first sample
-        got = src(SampleInfo(i, i % 4, i // 4, 0))
-        epoch, pos = divmod(i, 4)
-        want = ClipSource(entries, spec, "train", batch_size=2, seed=1, start_epoch=3 + epoch)(
-            SampleInfo(pos, pos, 0, 0))
-        assert all(np.array_equal(a, b) for a, b in zip(got, want)), i
-    with pytest.raises(StopIteration):  # test and validation passes still end
-        ClipSource(entries, spec, "eval", batch_size=2)(SampleInfo(4, 0, 2, 0))
 
 
 def test_a_cpu_loader_spawns_its_workers_where_cuda_is_initialised(index_videos, monkeypatch):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import write_broken_videos
 
 from apt_video.cli import main
 from apt_video.export import describe_model
@@ -20,8 +19,8 @@ from apt_video.pipeline.video import write_video
 from apt_video.scoring.ray_engine import ViewDecoder, ViewScorer
 from apt_video.tools.synth import make_motion_dataset, motion_clip
 
-pytest.importorskip("ray.data", reason="the ray extra (make test installs it)")
-pytestmark = pytest.mark.slow
+from videos import write_broken_videos
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
