@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 
@@ -33,15 +34,33 @@ SUBCOMMANDS = {
     "doctor": ("apt_video.commands.doctor", "what works on this host (GPU, NVDEC, DALI, ORT, TensorRT), how fast"),
 }
 
+#: what a command interrupted by Ctrl-C says about going on
+RESUME_HINT = {"train": "the same command with --resume continues after the last complete epoch",
+               "score": "the same command with --resume continues after the rows written",
+               "sweep": "the same command continues (finished runs are kept, the interrupted one resumes)",
+               "demo": "the same command continues with what its work folder holds"}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("apt-video")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apt-video",
         description="Attention Prompt Tuning of VideoMAE: DALI training, ONNX/TensorRT export, scoring.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"apt-video {_version()}")
+    # -v also after the command (apt-video score -v ...); SUPPRESS: absent there, the top level's value stays
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
@@ -60,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"apt-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was written is whole (atomic writes); say how to go on
+        hint = RESUME_HINT.get(args.command, "nothing was left half-written")
+        print(f"apt-video {args.command}: interrupted; {hint}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `apt-video models | head`: the reader has gone, as for any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: one line, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"apt-video {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +23,24 @@ from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 # checkout or an editable install they are read from the top-level configs/ folder
 _PACKAGED = Path(__file__).resolve().parent / "presets"
 CONFIG_DIR = _PACKAGED if (_PACKAGED / "hmdb51.yaml").is_file() else Path(__file__).resolve().parent.parent / "configs"
-PRESETS = ("hmdb51", "ucf101", "ssv2", "demo", "demo_backbone")
+PRESETS = ("hmdb51", "ucf101", "ssv2", "kinetics400", "demo", "demo_backbone")
 OPTIMIZERS = ("adamw", "adam", "sgd")  # adamw: APT's (decoupled decay); adam: torch Adam with L2 decay
 AMP_MODES = ("auto", "bf16", "fp16", "none")  # auto: bf16 on a GPU, fp32 on the CPU
+
+
+#: upper bounds of keys whose range has no natural top (a typo such as epochs=1e12 would otherwise
+#: allocate a schedule of terabytes, batch sizes of 10^30 a batch that never fills)
+UPPER_BOUNDS = {"epochs": 100_000, "warmup_epochs": 100_000, "batch_size": 65_536, "val_batch_size": 65_536,
+                "test_batch_size": 65_536, "update_freq": 1024, "num_sample": 64, "num_workers": 256,
+                "num_threads": 1024, "nb_classes": 100_000, "prompt_num_tokens": 4096, "tubelet_size": 16,
+                "eval_freq": 100_000, "lr_scale_batch": 1 << 20, "split": 100, "lr": 1e4, "warmup_lr": 1e4,
+                "min_lr": 1e4, "weight_decay": 1e4, "init_scale": 10.0, "clip_grad": 1e6}
+
+
+def _numbers(values, n: int) -> bool:
+    """``values`` is a list of ``n`` finite numbers (no strings, no booleans)."""
+    return isinstance(values, (list, tuple)) and len(values) == n and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 class ConfigError(ValueError):
@@ -91,6 +108,10 @@ class TrainConfig:
     seed: int = 0
     eval_freq: int = 1
     final_test: bool = True
+    # shares of each class's training videos held out for validation and test (apt_video.holdout);
+    # with either above 0, val_list and test_list stay empty
+    val_split: float = 0.0
+    test_split: float = 0.0
 
     def validate(self) -> TrainConfig:
         import torch
@@ -119,7 +140,7 @@ class TrainConfig:
                     "tubelet_size", "eval_freq"):
             need(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split",
-                    "num_threads"):
+                    "num_threads", "seed"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "color_jitter", "prompt_start"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
@@ -128,17 +149,26 @@ class TrainConfig:
         for key in ("prompt_dropout", "drop_path", "fc_drop_rate", "reprob", "smoothing", "momentum"):
             need(0 <= getattr(self, key) < 1, key, "must be in [0, 1)")
         need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "must be > 0 (or empty: no clipping)")
-        for f in dataclasses.fields(self):  # a NaN in a key without a range above
+        for f in dataclasses.fields(self):  # NaN and infinity, in keys with or without a range above
             value = getattr(self, f.name)
-            need(not (isinstance(value, float) and value != value), f.name, "must be a number, not NaN")
+            need(not isinstance(value, float) or math.isfinite(value), f.name, "must be a finite number")
+        for key, top in UPPER_BOUNDS.items():
+            need(getattr(self, key) is None or getattr(self, key) <= top, key, f"must be at most {top}")
+        need(self.seed < 2**32, "seed", "must be in [0, 2**32)")
+        for key in ("val_split", "test_split"):
+            need(0 <= getattr(self, key) < 1, key, "must be in [0, 1): the share of each class's videos held out")
+        need(self.val_split + self.test_split < 1, "val_split", f"+ test_split={self.test_split} must be below 1")
+        for key in ("val", "test"):
+            need(not (self.val_split or self.test_split) or not getattr(self, f"{key}_list"), f"{key}_list",
+                 f"must be empty when val_split or test_split hold the {key} videos out of the training videos")
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
         need(self.warmup_epochs <= self.epochs, "warmup_epochs", f"must be <= epochs={self.epochs}")
         need(self.clip.num_frames % self.tubelet_size == 0, "clip.num_frames",
              f"must be a multiple of tubelet_size={self.tubelet_size}")
-        need(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
-             "two values 0 < min <= max <= 1")
-        need(len(self.opt_betas) == 2 and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
-             "two values in [0, 1)")
+        need(_numbers(self.crop_scale, 2) and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale",
+             "two numbers 0 < min <= max <= 1")
+        need(_numbers(self.opt_betas, 2) and all(0 <= b < 1 for b in self.opt_betas), "opt_betas",
+             "two numbers in [0, 1)")
         if self.aa:
             try:
                 parse_rand_augment(self.aa, self.aa_interp)
@@ -172,6 +202,19 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 CLIP_FIELDS = {f.name: f for f in dataclasses.fields(ClipSpec)}  # the keys under clip
 
 
+#: a decimal number as written by hand: YAML 1.1 reads ``1e-4`` (no dot) as a string, not a float
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _float(value) -> float:
+    """``value`` as a float: a number (not a bool), or a decimal written as text (``1e-4``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    raise TypeError
+
+
 def _coerce(owner: type, key: str, value, where: str, name: str | None = None):
     """``value`` as the type of ``owner``'s field ``key`` (``name``: the key as the user writes it)."""
     name = name or key
@@ -184,21 +227,21 @@ def _coerce(owner: type, key: str, value, where: str, name: str | None = None):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
     base = typing.get_origin(kind) or kind
     try:
-        if base is tuple and isinstance(value, (list, tuple)) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            return tuple(float(v) for v in value)
+        if base is tuple and isinstance(value, (list, tuple)):
+            return tuple(_float(v) for v in value)
         if base is bool:
             if isinstance(value, bool):
                 return value
             raise TypeError
-        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if base is float:
+            return _float(value)
         if base is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if base is str and isinstance(value, str):
             return value
-        if base is list and isinstance(value, list):
-            return value
+        if base is list and isinstance(value, list):  # the number pairs: text decimals read as numbers
+            return [v if isinstance(v, bool) or not isinstance(v, str) or not DECIMAL.fullmatch(v.strip())
+                    else float(v) for v in value]
         if base is str and isinstance(value, (int, float)):
             return str(value)
         raise TypeError
@@ -237,8 +280,9 @@ def _apply_clip(cfg: dict, key: str, value, where: str) -> None:
 
 
 def load_config(preset: str | None = None, config_file: str | None = None,
-                sets: list[str] | None = None) -> TrainConfig:
-    """Preset, then config file, then ``--set key=value`` (values read as YAML), then validated."""
+                sets: list[str] | None = None, varied: list[str] | None = None) -> TrainConfig:
+    """Preset, then config file, then ``--set key=value`` (values read as YAML), then the sweep's
+    ``varied`` ``key=value`` items (named ``--vary`` in messages), then validated."""
     cfg: dict = {}
     if preset:
         path = CONFIG_DIR / f"{preset}.yaml"
@@ -253,15 +297,15 @@ def load_config(preset: str | None = None, config_file: str | None = None,
         if not isinstance(data, dict):
             raise ConfigError(f"{config_file}: expected a mapping of key: value")
         apply(cfg, data, config_file)
-    for item in sets or []:
+    for option, item in [("--set", i) for i in sets or []] + [("--vary", i) for i in varied or []]:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ConfigError(f"--set {item!r}: expected key=value")
+            raise ConfigError(f"{option} {item!r}: expected key=value")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        apply(cfg, {key.strip(): value}, f"--set {item}")
+        apply(cfg, {key.strip(): value}, f"{option} {item}")
     return resolve(cfg)
 
 

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from apt_video import models
+from apt_video import holdout, models
 from apt_video.models import CheckpointError, ModelCard
 from apt_video.models.files import atomic_path, atomic_write_text
 from apt_video.pipeline.data import DataError, VideoEntry, class_names
-from apt_video.pipeline.datasets import PARTS, part_exists, part_source
+from apt_video.pipeline.datasets import PARTS, open_dataset, part_exists, part_source
 from apt_video.pipeline.graphs import AugmentSpec
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
@@ -172,7 +172,19 @@ def _check_finite(loss_sum: torch.Tensor, epoch: int, batch: int | None, optimiz
     if not math.isfinite(float(loss_sum)):
         where = f"batch {batch}" if batch is not None else "the end of the epoch"
         raise FloatingPointError(f"the training loss became {float(loss_sum)} by epoch {epoch}, {where}: lower lr "
-                                 f"(now {optimizer.param_groups[0]['lr']:.3g}) or set clip_grad")
+                                 f"(now {optimizer.param_groups[0]['lr']:.3g}) or set clip_grad; nothing of this "
+                                 f"epoch was saved, "
+                                 f"the checkpoints hold the last complete one")
+
+
+def _check_trained_finite(model, epoch: int, ckpt: Path) -> None:
+    """The trained tensors are finite after ``epoch``, else ``FloatingPointError`` (nothing of the
+    epoch is saved: the checkpoints stay those of the last good epoch)."""
+    bad = [n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(f"epoch {epoch}: {len(bad)} trained tensors became NaN or infinite ({bad[0]}, ...); "
+                                 f"lower lr or set clip_grad; nothing of this epoch was saved, {ckpt} holds the last "
+                                 f"complete one")
 
 
 @torch.no_grad()
@@ -229,8 +241,9 @@ def load_state(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file: say which and what to do
-        raise CheckpointError(f"{path}: cannot resume from this file ({exc}); pass another with --resume PATH "
-                          f"or remove it to start afresh") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot resume from this file ({first}); pass another with --resume PATH "
+                              f"or remove it to start afresh") from None
 
 
 def write_skipped(run: Path, rows: list[tuple[str, str, str, str]]) -> None:
@@ -281,7 +294,7 @@ def _load_backbone(model, path: str) -> models.Backbone:
 
 
 #: what a run writes into its folder (removed by ``overwrite``)
-RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv", "test_metrics.json")
+RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv", "test_metrics.json", holdout.FOLDER)
 
 
 def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
@@ -297,7 +310,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         cfg = dataclasses.replace(cfg, splits=str(Path(cfg.splits).resolve()))
     ckpt = run_dir / "checkpoints"
     state_path = ckpt / "last_state.pt"
-    existing = resume is None and any((run_dir / name).exists() for name in ("checkpoints", "metrics.csv"))
+    # a run is what training leaves: metrics or a checkpoint (a folder a refused first try made is not one)
+    existing = resume is None and ((run_dir / "metrics.csv").exists() or (ckpt.is_dir() and any(ckpt.iterdir())))
     d.barrier()  # every rank looks before rank 0 writes anything
     if existing:
         if not overwrite:
@@ -311,12 +325,15 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         state = load_state(state_path)
     elif resume and resume != "auto":
         state = load_state(Path(resume))
-    if d.main:
-        ckpt.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
 
     train_set, bad_train, classes = _split(cfg, data_root, "train", d)
-    val_set, bad_val, _ = _split(cfg, data_root, "val", d) if has_part(cfg, data_root, "val") else ([], [], [])
+    held = None  # {part: entries} when val and test are held out of the training videos
+    if cfg.val_split or cfg.test_split:
+        held = holdout.kept_split(run_dir, train_set) if resume is not None or run_dir.is_dir() else None
+        held = held or holdout.split_entries(train_set, classes, cfg.val_split, cfg.test_split, cfg.seed)
+        train_set, val_set, bad_val = held["train"], held["val"], []
+    else:
+        val_set, bad_val, _ = _split(cfg, data_root, "val", d) if has_part(cfg, data_root, "val") else ([], [], [])
     num_classes = cfg.nb_classes or len(classes)
     if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
         raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
@@ -330,6 +347,15 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         raise DataError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
                           f"label for every video (a list file, class folders or a labelled manifest)")
     skipped = bad_train + bad_val
+    clips = len(train_set) * cfg.num_sample // d.world  # one rank's clips per epoch
+    if cfg.batch_size > clips:
+        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the {clips} training clips of an epoch "
+                          f"({len(train_set)} usable videos x num_sample={cfg.num_sample}"
+                          f"{f' / {d.world} ranks' if d.world > 1 else ''}); lower batch_size")
+    if cfg.final_test and not held and has_part(cfg, data_root, "test"):  # read now, not after the last epoch
+        src, kw = _source(cfg, data_root, "test")
+        if not open_dataset(src, data_root, **kw).entries:
+            raise DataError(f"{src}: the test part holds no videos; fill it, or set final_test=false")
 
     try:
         model = models.create_model(cfg.model, **cfg.model_overrides(num_classes))
@@ -353,6 +379,18 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         model.load_state_dict(state["model"], strict=False)
         if state.get("pretrained"):
             pretrained = models.Backbone(**state["pretrained"])
+    if d.main:  # every input checked (data, classes, backbone, resume state): the run's folder begins
+        ckpt.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+        if held:
+            holdout.write_split(run_dir, held, classes)
+            log.info("held out of %d training videos: %d for validation, %d for test (per class, seed %d); the "
+                     "split is kept in %s", sum(map(len, held.values())), len(held["val"]), len(held["test"]),
+                     cfg.seed, run_dir / holdout.FOLDER)
+    if pretrained is None and cfg.transfer_type != "end2end" and d.main:
+        log.warning("%s tuning on a random backbone: no --pretrained/--finetune weights were given, so the frozen "
+                    "features are noise on real data; pass a VideoMAE checkpoint with --pretrained",
+                    cfg.transfer_type)
     model.to(d.device)
     trainable, total = models.count_parameters(model)
     if d.main:
@@ -401,11 +439,15 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
 
     card = ModelCard(model=cfg.model, model_overrides=cfg.model_overrides(num_classes), classes=classes,
                      transfer_type=cfg.transfer_type, clip=spec, pretrained=pretrained,
-                     data={"root": str(data_root.resolve()), "val_list": cfg.val_list, "test_list": cfg.test_list,
+                     data={"root": str(data_root.resolve()),
+                           **({part: str((run_dir / holdout.FOLDER / f"{part[:-5]}.txt").resolve())
+                               for part in ("val_list", "test_list")} if held else
+                              {"val_list": cfg.val_list, "test_list": cfg.test_list}),
                            "split": cfg.split, "splits": cfg.splits})
     for epoch in range(start, cfg.epochs):
         stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
                                                    d, progress)}
+        _check_trained_finite(model, epoch, ckpt)
         if val_loader is not None and ((epoch + 1) % cfg.eval_freq == 0 or epoch + 1 == cfg.epochs):
             stats.update(evaluate(net, val_loader, cfg, d))
         history.append(stats)
@@ -432,8 +474,9 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch"))
         d.barrier()
     result = {"history": history, "parameters": {"trainable": trainable, "total": total}}
-    if cfg.final_test and has_part(cfg, data_root, "test"):
-        result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped)
+    if cfg.final_test and (held["test"] if held else has_part(cfg, data_root, "test")):
+        result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped,
+                                    held["test"] if held else None)
     if writer:
         writer.close()
     return result
@@ -475,9 +518,10 @@ def _remove_run(run_dir: Path) -> None:
             path.unlink()
 
 
-def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped) -> dict | None:
-    """The segments x crops evaluation of the test list, merged per video as VideoMAE does."""
-    test_set, bad, _ = _split(cfg, data_root, "test", d)
+def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped, held=None) -> dict | None:
+    """The segments x crops evaluation of the test list (or the ``held`` out test videos), merged per
+    video as VideoMAE does."""
+    test_set, bad = (held, []) if held is not None else _split(cfg, data_root, "test", d)[:2]
     if not test_set:
         return None
     loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)

@@ -23,11 +23,17 @@ from pathlib import Path
 from typing import Callable
 
 from apt_video.models import ModelCard, sha256_file
-from apt_video.models.card import CardError
+from apt_video.models.card import SHA256, CardError, check_value
+
+from .graph import ATTENTION_FORMS, DTYPES
+from .quantize import PRECISIONS as QUANTIZED
 
 FORMAT = "apt-video-export"
 VERSION = 2
 MODEL_JSON = "model.json"
+ROLES = ("onnx", "plan", "task")  # the files a package may name: the graph, the engine, the prompts
+OPSETS = (18, 23)  # the ONNX opsets an export writes
+MAX_BATCH = 4096
 
 
 class PackageError(ValueError):
@@ -66,6 +72,8 @@ class Package:
 
     @classmethod
     def from_dict(cls, d: dict, where: str) -> Package:
+        if not isinstance(d, dict):
+            raise PackageError(f"{where}: not an apt-video export (a JSON {type(d).__name__}, not a mapping)")
         if d.get("format") != FORMAT:
             raise PackageError(f"{where}: not an apt-video export (format {d.get('format')!r})")
         if d.get("version") != VERSION:
@@ -74,9 +82,57 @@ class Package:
         try:
             card = ModelCard.from_dict(d["card"], where)
             names = {f.name for f in dataclasses.fields(cls)} - {"card"}
-            return cls(card=card, **{k: d[k] for k in names if k in d})
-        except (KeyError, TypeError, CardError) as exc:
-            raise PackageError(f"{where}: model.json is not valid ({exc})") from None
+            package = cls(card=card, **{k: d[k] for k in names if k in d})
+            package.check()
+            return package
+        except CardError as exc:
+            raise PackageError(str(exc)) from None
+        except KeyError as exc:
+            raise PackageError(f"{where}: model.json lacks {exc.args[0]!r}; export the model again") from None
+        except (TypeError, ValueError) as exc:
+            raise PackageError(f"{where}: model.json is not valid ({exc}); export the model again") from None
+
+    def check(self) -> None:
+        """Every value of the export's own facts has its type and range, and every file it names is
+        a plain name inside the package folder (no path, no ``..``): ``ValueError`` naming the key.
+        Nothing is opened here."""
+        for key, kind in (("files", dict), ("sha256", dict), ("input", dict), ("output", dict), ("batch", dict),
+                          ("checkpoint", dict), ("op_check", dict), ("verification", dict)):
+            if not isinstance(getattr(self, key), kind):
+                raise ValueError(f"{key}={getattr(self, key)!r} must be a mapping")
+        for key in ("quantization", "tensorrt"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), dict):
+                raise ValueError(f"{key}={getattr(self, key)!r} must be a mapping or null")
+        if "onnx" not in self.files:
+            raise ValueError("files has no 'onnx' entry (the graph)")
+        for role, name in self.files.items():
+            if role not in ROLES:
+                raise ValueError(f"files.{role}: unknown role; a package names {', '.join(ROLES)}")
+            if not plain_name(name):
+                raise ValueError(f"files.{role}={name!r} must be a plain file name inside the package folder")
+            if not isinstance(self.sha256.get(name), str) or not SHA256.fullmatch(self.sha256[name]):
+                raise ValueError(f"sha256[{name!r}] must be the file's 64 hexadecimal digits")
+        if self.prompts_as_input is not check_value("prompts_as_input", self.prompts_as_input, bool) or \
+                (self.prompts_as_input and "task" not in self.files):
+            raise ValueError("prompts_as_input is true but files names no 'task' (the prompts file)")
+        for key in ("min", "opt", "max"):
+            check_value(f"batch.{key}", self.batch.get(key), int, 1, MAX_BATCH)
+        if not self.batch["min"] <= self.batch["opt"] <= self.batch["max"]:
+            raise ValueError(f"batch={self.batch} must have min <= opt <= max")
+        if self.precision not in (*DTYPES, *QUANTIZED):
+            raise ValueError(f"precision={self.precision!r}; one of {', '.join((*DTYPES, *QUANTIZED))}")
+        check_value("opset", self.opset, int, *OPSETS)
+        if self.attention not in ATTENTION_FORMS:
+            raise ValueError(f"attention={self.attention!r}; one of {', '.join(ATTENTION_FORMS)}")
+        shape = self.output.get("shape")
+        if not isinstance(shape, list) or not shape or not all(isinstance(v, (int, str)) for v in shape):
+            raise ValueError(f"output.shape={shape!r} must be a list of sizes")
+
+
+def plain_name(name) -> bool:
+    """A file name with no folder part: not absolute, no separator, not ``.`` or ``..``, no NUL."""
+    return isinstance(name, str) and bool(name) and name not in (".", "..") and not any(
+        c in name for c in ("/", "\\", "\0")) and not os.path.isabs(name)
 
 
 def folder_of(path: str | Path) -> Path:

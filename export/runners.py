@@ -1,9 +1,9 @@
 """One small interface over TensorRT engines, ONNX Runtime sessions and PyTorch models:
 ``runner(views) -> logits`` on ``(N, 3, T, H, W)`` float32, in chunks of the runner's batch limit.
 
-``load_runner`` reads ``model.json`` (written by ``apt-video export``) or an apt-video weights file
-and picks the backend: TensorRT when an engine, TensorRT and a GPU are present, else ONNX Runtime,
-else PyTorch, and says which.
+``load_runner`` reads ``model.json`` (written by ``apt-video export``), an apt-video weights file
+or a Hugging Face VideoMAE classifier as downloaded, and picks the backend: TensorRT when an
+engine, TensorRT and a GPU are present, else ONNX Runtime, else PyTorch, and says which.
 """
 from __future__ import annotations
 
@@ -140,12 +140,12 @@ def describe_model(model_path: str | Path) -> tuple[ModelCard, int]:
     (for a driver that runs none itself: ``apt-video score --engine ray``). An export's files are
     checked against their recorded sha256 as ``load_runner`` checks them."""
     p = Path(model_path)
-    weights = find_weights(p)
-    if weights is not None:
-        try:
-            return models.read_card(weights), preferred_batch(None)
-        except models.CheckpointError as exc:
-            raise BackendUnavailable(str(exc)) from None
+    try:
+        found = models.describe(model_path)
+    except models.CheckpointError as exc:
+        raise BackendUnavailable(str(exc)) from None
+    if found is not None:
+        return found[0], preferred_batch(None)
     package, folder = read_package(p)
     check_files(package, folder, ("onnx",))
     return package.card, preferred_batch(package)
@@ -159,16 +159,14 @@ def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str |
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(model_path)
-    weights = find_weights(p)
-    if weights is not None:
-        if backend in ("trt", "ort"):
-            raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) "
-                                     f"to use {backend}")
-
-        try:
-            model, card = models.build_from_trained(weights, pretrained)
-        except models.CheckpointError as exc:
-            raise BackendUnavailable(str(exc)) from None
+    if backend in ("trt", "ort") and (find_weights(p) is not None or models.hf_source(p) is not None):
+        raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) to use {backend}")
+    try:
+        opened = models.open_model(model_path, pretrained)
+    except models.CheckpointError as exc:
+        raise BackendUnavailable(str(exc)) from None
+    if opened is not None:
+        model, card, weights = opened
         log.info("backend: torch (%s)", weights)
         return TorchRunner(model, card, max_batch=max_batch or 32)
     package, folder = read_package(p)

@@ -6,6 +6,7 @@ reading and prompt folding, and the model card. Tensors only: no video files, no
 - ``prompts.py``: the transfer types, reparameterization, prompt folding
 - ``checkpoint.py``: reading every checkpoint format into our names (pure state-dict conversion)
 - ``hub.py``: where a named checkpoint lives (a file, a Hugging Face folder or model id)
+- ``hfcard.py``: a downloaded Hugging Face VideoMAE classifier's ``config.json`` read as a model card
 - ``artifact.py``: apt-video's weights files (trained tensors and the card), loading any checkpoint
 - ``card.py``: the model card and ``ClipSpec``, the facts that travel with a model
 - ``files.py``: atomic file writes
@@ -18,15 +19,16 @@ import importlib
 _WHERE = {
     "CheckpointError": "checkpoint", "LoadReport": "checkpoint", "convert_state_dict": "checkpoint",
     "read_state_dict": "checkpoint",
-    "TRANSFER_TYPES": "prompts", "fold_prompts": "prompts", "reparameterize": "prompts",
+    "fold_prompts": "prompts", "reparameterize": "prompts",
     "create_model": "registry", "default_clip": "registry", "list_models": "registry", "register_model": "registry",
     "VideoVisionTransformer": "vit", "count_parameters": "vit", "flops_per_clip": "vit",
     "sincos_position_table": "vit",
     "backbone_record": "artifact", "build_from_trained": "artifact", "find_weights": "artifact",
     "load_any": "artifact", "load_pretrained": "artifact", "load_weights": "artifact", "read_card": "artifact",
+    "describe": "artifact", "hf_source": "artifact", "open_model": "artifact", "hf_card": "hfcard",
     "save_trained": "artifact", "sha256_file": "artifact", "trained_state": "artifact",
     "Backbone": "card", "CardError": "card", "ClipSpec": "card", "IMAGENET_MEAN": "card", "IMAGENET_STD": "card",
-    "ModelCard": "card", "SAMPLERS": "card",
+    "ModelCard": "card", "SAMPLERS": "card", "TRANSFER_TYPES": "card",
 }
 __all__ = sorted(_WHERE)
 

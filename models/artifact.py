@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .card import Backbone, CardError, ModelCard
+from .card import Backbone, CardError, ClipSpec, ModelCard
 from .checkpoint import (
     APT_FORMAT_KEY,
     APT_PARTIAL,
@@ -27,14 +27,15 @@ from .checkpoint import (
     read_state_dict,
 )
 from .files import atomic_path
-from .hub import resolve_weights
+from .hfcard import hf_card, is_hf_folder
+from .hub import HF_WEIGHTS, is_hub_id, resolve_weights
 from .registry import create_model
 
 log = logging.getLogger(__name__)
 META_KEY = "apt_video"
 
 
-def load_pretrained(model: torch.nn.Module, path: str | Path) -> LoadReport:
+def load_pretrained(model: torch.nn.Module, path: str | Path, own: bool = False) -> LoadReport:
     """Load a checkpoint of any supported format into ``model`` and say what happened.
 
     - Every backbone tensor must be present with the right shape; otherwise ``CheckpointError``
@@ -42,6 +43,9 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> LoadReport:
     - A classifier head of another size is dropped with a message and stays at its init.
     - Prompts of another shape are an error naming the key and both shapes.
     - Trainable tensors the file lacks (head, head_norm, prompts) stay at their init.
+
+    ``own``: the file is the model's own weights (its card built ``model``): then a head of another
+    size, or no head at all, means the card's class list does not describe the weights, an error.
     """
     path = resolve_weights(path)
     raw, meta = read_state_dict(path)
@@ -63,6 +67,10 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> LoadReport:
                 f"checkpoint: it was saved for another architecture, or is not a VideoMAE checkpoint")
         value = sd.pop(key)
         if value.shape != ref.shape:
+            if key.startswith("head.") and own:
+                raise CheckpointError(f"{path}: its card lists {model.num_classes} classes but the head tensor "
+                                      f"{key!r} has shape {tuple(value.shape)}: the card does not describe these "
+                                      f"weights; train or export the model again")
             if key.startswith("head."):
                 msg = (f"{key} {tuple(value.shape)} dropped: this model has {model.num_classes} "
                        f"classes; the head stays at its init")
@@ -77,6 +85,9 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> LoadReport:
         to_load[key] = value.to(ref.dtype)
         report.loaded.append(key)
     report.dropped += [f"{k} (not in this model)" for k in sd]
+    if own and "head.weight" in report.fresh:
+        raise CheckpointError(f"{path}: holds no classifier head (head.weight), so its card's classes have no "
+                              f"weights; train the model again")
     for key, value in to_load.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values: the file is damaged or "
@@ -149,21 +160,31 @@ def read_card(path: str | Path) -> ModelCard:
         raise CheckpointError(f"{path}: not an apt-video weights file (no '{META_KEY}' metadata); "
                               f"use models.load_pretrained for other checkpoints")
     try:
-        return ModelCard.from_dict(json.loads(header[META_KEY]), str(path))
-    except (ValueError, CardError) as exc:
+        data = json.loads(header[META_KEY])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its model card ('{META_KEY}' metadata) is not readable JSON ({exc}); "
+                              f"the file is damaged or was edited") from None
+    try:
+        return ModelCard.from_dict(data, str(path))
+    except CardError as exc:
         raise CheckpointError(str(exc)) from None
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Path | None = None,
-                 card: ModelCard | None = None) -> Backbone | None:
+                 card: ModelCard | None = None, own: bool = False) -> Backbone | None:
     """Load an apt-video weights file into ``model``: when it holds only trained tensors, first its
     backbone, ``pretrained`` or else the one its card names (whose sha256 must match). Returns the
     backbone used (None for a file that holds every tensor). What the file holds is read from its
     header, not inferred from the card: files written before cards recorded the backbone hold only
-    the trained tensors, yet their cards name none."""
+    the trained tensors, yet their cards name none. ``own``: ``model`` was built from this file's
+    card, whose classes must then match the head (``load_pretrained``)."""
     card = card or read_card(path)
     backbone = None
-    if card.contents == "trained" or _header(path).get(APT_FORMAT_KEY) == APT_PARTIAL:
+    partial = card.contents == "trained" or _header(path).get(APT_FORMAT_KEY) == APT_PARTIAL
+    if pretrained and not partial:
+        raise CheckpointError(f"{path}: holds every tensor, its backbone too, so a pretrained backbone "
+                              f"({pretrained}) has no place; leave out --pretrained")
+    if partial:
         src = resolve_weights(pretrained) if pretrained else (card.pretrained.path if card.pretrained else None)
         if not src:
             raise CheckpointError(f"{path}: holds only the trained tensors and names no pretrained backbone; "
@@ -176,7 +197,7 @@ def load_weights(model: torch.nn.Module, path: str | Path, pretrained: str | Pat
                 raise CheckpointError(f"{src}: sha256 differs from the one recorded in {path} at training time")
             log.warning("%s: not the backbone %s was trained on (sha256 differs); using it as asked", src, path)
         load_pretrained(model, src)
-    load_pretrained(model, path)
+    load_pretrained(model, path, own=own)
     return backbone
 
 
@@ -200,5 +221,53 @@ def build_from_trained(path: str | Path, pretrained: str | Path | None = None) -
     ``load_weights``. Returns ``(model, card)``."""
     card = read_card(path)
     model = create_model(card.model, **card.model_overrides)
-    load_weights(model, path, pretrained, card)
+    load_weights(model, path, pretrained, card, own=True)
     return model.eval(), card
+
+
+def hf_source(spec: str | Path) -> Path | None:
+    """The Hugging Face model folder ``spec`` names: a ``save_pretrained`` folder, a weights file in
+    one, or a model id (fetched into the cache when not there: ``models.hub``); else None."""
+    p = Path(spec)
+    if p.is_dir():
+        return p if is_hf_folder(p) else None
+    if p.is_file():
+        return p.parent if p.name in HF_WEIGHTS and is_hf_folder(p.parent) else None
+    if is_hub_id(spec):
+        folder = resolve_weights(spec).parent
+        return folder if is_hf_folder(folder) else None
+    return None
+
+
+def describe(spec: str | Path, clip: ClipSpec | None = None) -> tuple[ModelCard, Path] | None:
+    """The card and weights file of the model ``spec`` names, nothing loaded: an apt-video weights
+    file or run folder, or a Hugging Face VideoMAE classifier as downloaded (``clip``: how to
+    sample and view it, which its ``config.json`` does not say). None when ``spec`` is neither."""
+    weights = find_weights(spec)
+    if weights is not None:
+        return read_card(weights), weights
+    folder = hf_source(spec)
+    if folder is None:
+        return None
+    return hf_card(folder, clip), resolve_weights(folder)
+
+
+def open_model(spec: str | Path, pretrained: str | Path | None = None,
+               clip: ClipSpec | None = None) -> tuple[torch.nn.Module, ModelCard, Path] | None:
+    """The model ``spec`` names (see ``describe``) built and loaded, in eval mode, with its card and
+    weights file; None when ``spec`` is neither kind. A Hugging Face classifier holds its backbone,
+    so ``pretrained`` is refused for it; its head must have one row per ``id2label`` class."""
+    weights = find_weights(spec)
+    if weights is not None:
+        model, card = build_from_trained(weights, pretrained)
+        return model, card, weights
+    found = describe(spec, clip)
+    if found is None:
+        return None
+    card, weights = found
+    if pretrained:
+        raise CheckpointError(f"{spec}: a Hugging Face classifier holds its backbone, so --pretrained has no "
+                              f"place; leave it out")
+    model = create_model(card.model, **card.model_overrides)
+    load_pretrained(model, weights, own=True)
+    return model.eval(), card, weights

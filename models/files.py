@@ -36,3 +36,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8, names' bytes kept)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", **TEXT) as f:
         f.write(text)
+
+
+def unwritable(path: str | Path) -> str | None:
+    """Why a file cannot be written at ``path`` (checked before any work whose result goes there),
+    or None: its folder must exist and be writable, and ``path`` must not be a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path}: is a folder; name a file"
+    if not path.parent.is_dir():
+        return f"{path}: the folder {path.parent} does not exist; create it first"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"{path}: the folder {path.parent} is not writable"
+    return None

@@ -46,7 +46,8 @@ def _from_hub(spec: str) -> Path:
         raise CheckpointError(f"{spec}: looks like a Hugging Face model id, but huggingface_hub is not installed "
                               f"(pip install huggingface_hub), or pass a checkpoint file") from None
     repo, _, revision = spec.partition("@")
-    kw = dict(repo_id=repo, revision=revision or None, allow_patterns=[*HF_WEIGHTS, "config.json"])
+    kw = dict(repo_id=repo, revision=revision or None,
+              allow_patterns=[*HF_WEIGHTS, "config.json", "preprocessor_config.json"])
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     folder, errors = None, []
     for local in (True,) if offline else (True, False):  # the cache first

@@ -7,8 +7,6 @@ import math
 import torch
 import torch.nn as nn
 
-TRANSFER_TYPES = ("prompt", "linear", "end2end")
-
 
 def prompt_init_bound(patch_size: int, head_dim: int) -> float:
     """Half-width ``v`` of the uniform(-v, v) prompt init: ``sqrt(6 / (3 * p * p + head_dim))``."""

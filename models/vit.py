@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
 
-from .card import ClipSpec
-from .prompts import TRANSFER_TYPES, prompt_init_bound, reparameterize
+from .card import TRANSFER_TYPES, ClipSpec
+from .prompts import prompt_init_bound, reparameterize
 from .registry import register_model
 
 ATTN_IMPLS = ("sdpa", "math")
@@ -144,7 +144,7 @@ class VideoVisionTransformer(nn.Module):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, fc_drop_rate: float = 0.0,
                  init_scale: float = 0.001, transfer_type: str = "prompt", prompt_num_tokens: int = 200,
                  prompt_start: int = 0, prompt_end: int | None = None, prompt_dropout: float = 0.0,
-                 prompt_reparam: bool = True, prompt_init: str = "random"):
+                 prompt_reparam: bool = True, prompt_init: str = "random", head_norm_eps: float | None = None):
         super().__init__()
         if transfer_type not in TRANSFER_TYPES:
             raise ValueError(f"transfer_type={transfer_type!r}; choose one of {TRANSFER_TYPES}")
@@ -162,7 +162,8 @@ class VideoVisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_layer, drop_rate, attn_drop_rate, dpr[i])
             for i in range(depth))
-        self.head_norm = norm_layer(embed_dim)
+        # head_norm_eps: a head LayerNorm of its own eps (transformers' fc_norm is 1e-5 beside blocks of 1e-12)
+        self.head_norm = nn.LayerNorm(embed_dim, eps=norm_eps if head_norm_eps is None else head_norm_eps)
         self.head_dropout = nn.Dropout(fc_drop_rate)
         self.head = nn.Linear(embed_dim, num_classes)
         self.apply(_init_weights)

@@ -163,7 +163,7 @@ def read_list_file(path: str | Path, data_root: str | Path | None = None) -> lis
         if not line.strip():
             continue
         parts = line.rstrip().rsplit(" ", 1)
-        if len(parts) != 2 or not re.fullmatch(r"-?\d+", parts[1]):
+        if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):
             raise DataError(f"{path}:{n}: expected '<path> <int label>', got {line.strip()!r}")
         if int(parts[1]) < 0:
             raise DataError(f"{path}:{n}: label {parts[1]} is negative; labels are class numbers 0, 1, 2, ...")

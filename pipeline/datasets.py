@@ -52,6 +52,7 @@ PARTS = ("train", "val", "test")
 SPLIT_FOLDERS = ("ucfTrainTestlist", "testTrainMulti_7030_splits", "annotations", "splits")
 KINETICS_FILES = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+ASCII_INT = re.compile(r"[0-9]+")  # str.isdigit() also takes '¹' and other digits int() refuses
 
 
 def _kind(folder: Path) -> set[str]:
@@ -66,9 +67,14 @@ def _kind(folder: Path) -> set[str]:
     train = folder / "train.csv"
     if train.is_file():
         with open(train, encoding="utf-8-sig", errors="replace") as f:
-            if "youtube_id" in {c.strip() for c in f.readline().split(",")}:  # its columns checked when read
+            if "youtube_id" in _header(f.readline()):  # its columns checked when read
                 kinds.add("kinetics")
     return kinds
+
+
+def _header(line: str) -> list[str]:
+    """The column names of a CSV header line, quoted or not, spaces around them dropped."""
+    return [c.strip().strip('"').strip() for c in next(csv.reader([line], skipinitialspace=True), [])]
 
 
 def find_splits(root: str | Path, splits: str | Path | None = None) -> tuple[str, Path]:
@@ -131,43 +137,57 @@ def part_exists(root: str | Path, part: str, split: int | None = None, splits: s
 
 
 def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
-    classes, index = [], {}
-    for n, line in enumerate(read_text_file(folder / "classInd.txt", "class list").splitlines(), 1):
+    classes = []
+    ind = folder / "classInd.txt"
+    for n, line in enumerate(read_text_file(ind, "class list").splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split()
-        if len(fields) != 2 or not fields[0].isdigit() or int(fields[0]) != len(classes) + 1:
-            raise DataError(f"{folder / 'classInd.txt'}:{n}: expected '<index> <Class>' numbered from 1, got "
-                            f"{line.strip()!r}")
-        index[fields[1].lower()] = len(classes)
+        if len(fields) != 2 or not ASCII_INT.fullmatch(fields[0]) or int(fields[0]) != len(classes) + 1:
+            raise DataError(f"{ind}:{n}: expected '<index> <Class>' numbered from 1, got {line.strip()!r}")
+        if fields[1] in classes:
+            raise DataError(f"{ind}:{n}: class {fields[1]!r} is listed twice")
         classes.append(fields[1])
     name = f"{'train' if part == 'train' else 'test'}list0{split}.txt"
     listed = folder / name
     if not listed.is_file():
         have = sorted(p.name[-5] for p in folder.glob("trainlist0*.txt"))
         raise DataError(f"{listed}: no such split file; UCF101 has splits {', '.join(have) or 'none here'} (--split)")
-    folders = {d.name.lower(): d.name for d in root.iterdir() if d.is_dir()}
+    folders = [d.name for d in root.iterdir() if d.is_dir()]
     entries = []
     for n, line in enumerate(read_text_file(listed, "split file").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) > 2 or "/" not in fields[0] or (len(fields) == 2 and not fields[1].isdigit()):
+        if len(fields) > 2 or "/" not in fields[0] or (len(fields) == 2 and not ASCII_INT.fullmatch(fields[1])):
             raise DataError(f"{listed}:{n}: expected '<Class>/<video>.avi' and, in train lists, its 1-based label; "
                             f"got {line.strip()!r}")
         rel = fields[0]
         cls = rel.split("/")[0]
-        if cls.lower() not in index:
-            raise DataError(f"{listed}:{n}: class {cls!r} is not in {folder / 'classInd.txt'}")
-        label = index[cls.lower()]
+        found = match_name(cls, classes)
+        if found is None:
+            raise DataError(f"{listed}:{n}: class {cls!r} is not in {ind}"
+                            + (" (it matches several classes there when case is ignored)"
+                               if sum(c.lower() == cls.lower() for c in classes) > 1 else ""))
+        label = classes.index(found)
         if len(fields) == 2 and int(fields[1]) - 1 != label:
             raise DataError(f"{listed}:{n}: label {fields[1]} does not match class {cls!r} "
-                            f"({label + 1} in classInd.txt)")
+                            f"({label + 1} in {ind.name})")
         path = root / rel
-        if not path.exists() and cls.lower() in folders:  # the lists' case is not always the folders'
-            path = root / folders[cls.lower()] / rel.split("/", 1)[1]
+        if not path.exists() and (real := match_name(cls, folders)):  # the lists' case is not always the folders'
+            path = root / real / rel.split("/", 1)[1]
         entries.append(VideoEntry(path=str(path), label=label))
     return Dataset(entries, classes, str(listed))
+
+
+def match_name(name: str, names: list[str]) -> str | None:
+    """The entry of ``names`` that is ``name``, else the one entry equal to it without regard to
+    case (UCF101's lists write ``HandStandPushups`` for ``HandstandPushups``); None when there is
+    none, or when several differ from it only in case (then case decides nothing)."""
+    if name in names:
+        return name
+    folded = [n for n in names if n.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
 
 
 def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
@@ -178,6 +198,14 @@ def _hmdb51(root: Path, folder: Path, split: int, part: str) -> Dataset:
                        if (m := re.search(r"_test_split(\d+)\.txt$", p.name))})
         raise DataError(f"{folder}: no *{suffix}; HMDB51 has splits {', '.join(have) or 'none here'} (--split)")
     classes = [f.name[: -len(suffix)] for f in files]  # one file per class, sorted: the classes' numbering
+    if "" in classes:
+        raise DataError(f"{folder / suffix}: a split file without a class name; remove it, or name it "
+                        f"<class>{suffix}")
+    every = {m.group(1) for p in folder.glob("*_test_split*.txt")
+             if (m := re.fullmatch(r"(.+)_test_split\d+\.txt", p.name))}
+    if missing := sorted(every - set(classes)):
+        raise DataError(f"{folder}: split {split} has no {missing[0]}{suffix} (other splits have class "
+                        f"{missing[0]!r}); every split lists every class: restore the split files")
     flag = "1" if part == "train" else "2"
     entries = []
     for label, (cls, f) in enumerate(zip(classes, files)):
@@ -217,7 +245,8 @@ def _kinetics_rows(path: Path, labelled: bool) -> list[tuple[int, str, str]]:
     label column must be there and filled (train.csv)."""
     if not path.is_file():
         raise DataError(f"{path}: no such Kinetics annotation file (train.csv, validate.csv, test.csv)")
-    reader = csv.DictReader(read_text_file(path, "annotation file").splitlines())
+    lines = read_text_file(path, "annotation file").splitlines()
+    reader = csv.DictReader(lines[1:], fieldnames=_header(lines[0]) if lines else None)
     need = KINETICS_COLUMNS if labelled else KINETICS_COLUMNS[1:]
     missing = [c for c in need if c not in (reader.fieldnames or ())]
     if missing:
@@ -225,10 +254,13 @@ def _kinetics_rows(path: Path, labelled: bool) -> list[tuple[int, str, str]]:
                         f"{','.join(KINETICS_COLUMNS)},split")
     rows = []
     for row in reader:
-        n = reader.line_num
+        n = reader.line_num + 1
         try:
-            stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-        except (TypeError, ValueError):
+            start, end = float(row["time_start"]), float(row["time_end"])
+            if not (0 <= start <= end < 10**6):  # also NaN and infinity
+                raise ValueError
+            stem = f"{row['youtube_id'].strip()}_{int(start):06d}_{int(end):06d}"
+        except (TypeError, ValueError, AttributeError):
             raise DataError(f"{path}:{n}: expected a youtube_id and whole-second time_start, time_end; got "
                             f"{','.join(v for v in row.values() if isinstance(v, str))!r}") from None
         label = (row.get("label") or "").strip()

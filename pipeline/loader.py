@@ -22,7 +22,7 @@ from apt_video.models.card import ClipSpec
 from . import nvdec
 from .data import VideoEntry
 from .graphs import AugmentSpec, decode_alone, decode_stage, train_pipeline, views_pipeline
-from .source import FAILED, OK, ClipSource, start_method
+from .source import FAILED, OK, ClipSource, start_method, workers_ignore_ctrl_c
 from .video import decode_route
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class VideoLoader:
         loader's device (never copied to the host), with each sample's status. For profiling the
         loader stage by stage (``apt-video bench gpu``)."""
         pipe = decode_stage(self.source(), self.device, **self._pipeline_kwargs(0, 0))
-        pipe.build()
+        with workers_ignore_ctrl_c():
+            pipe.build()
         return pipe
 
     def _build(self, start_epoch: int, start_batch: int):
@@ -184,7 +185,8 @@ class VideoLoader:
         else:
             crops = self.spec.test_num_crop if self.mode == "test" else 1
             pipe = views_pipeline(src, self.spec, self.device, crops, **kw)
-        pipe.build()
+        with workers_ignore_ctrl_c():  # DALI starts its source workers here
+            pipe.build()
         self._pipe = pipe
         videos = [f"video{j}" for j in range(self._repeats)] if self.mode == "train" else ["video"]
         names = videos + ["label", "sid", "status", "error"] + (["expand"] if self.mode != "train" else [])

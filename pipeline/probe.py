@@ -17,7 +17,7 @@ from apt_video.models.files import atomic_path
 
 from .data import Dataset, VideoEntry, atomic_write_text, write_manifest
 from .datasets import open_dataset
-from .source import die_with_parent, start_method
+from .source import pool_worker, start_method
 from .video import CODECS, decode_frames, probe_video, write_video
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ def probe_dataset(ds: Dataset, cache_path: Path | None, clip_frames: int = 16, w
     bar = tqdm(total=len(todo), desc="probe", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:
         # fork (spawn once CUDA is up here): the workers' parent must be this process for
-        # die_with_parent (a forkserver's children are the server's)
+        # pool_worker's parent-death signal (a forkserver's children are the server's)
         context = multiprocessing.get_context(start_method("cpu"))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=pool_worker,
                                  initargs=(os.getpid(),)) as pool:
             for i, entry in zip(todo, pool.map(_probe_one, args, chunksize=4)):
                 out[i] = entry

@@ -9,10 +9,12 @@ fields, handed to DALI as its outputs in order.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -221,6 +223,28 @@ def start_method(device: str) -> str:
     torch = sys.modules.get("torch")
     cuda_up = torch is not None and torch.cuda.is_initialized()
     return "spawn" if device == "gpu" or cuda_up else "fork"
+
+
+@contextlib.contextmanager
+def workers_ignore_ctrl_c():
+    """Worker processes started inside this block ignore SIGINT (a forked child inherits the
+    ignored signal, and so does a spawned interpreter, which then installs no KeyboardInterrupt
+    handler). Ctrl-C in a terminal reaches the whole process group: the main process alone turns
+    it into one line and shuts its workers down, instead of every worker printing a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def pool_worker(parent: int) -> None:
+    """A process pool's initializer: Ctrl-C is the parent's to handle, and the worker dies with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
 
 
 def die_with_parent(parent: int) -> None:

@@ -79,16 +79,19 @@ def exported(prompt_run, tmp_path_factory):
 
 
 @pytest.fixture
-def kill_when():
-    """``kill_when(cmd, ready)``: run ``cmd`` in its own session and SIGKILL its whole process group
-    as soon as ``ready()`` holds (or it ended, or 300 s passed), as a crash or an OOM kill would."""
-    def run(cmd, ready, env=None, timeout=300):
+def kill_when(tmp_path):
+    """``kill_when(cmd, ready)``: run ``cmd`` in its own session and send its whole process group
+    ``sig`` as soon as ``ready()`` holds (or it ended, or 300 s passed): SIGKILL as a crash or an
+    OOM kill would, SIGINT as Ctrl-C in a terminal does. Returns the exit status and stderr."""
+    def run(cmd, ready, env=None, timeout=300, sig=signal.SIGKILL):
         env = env or {**os.environ, "PYTHONWARNINGS": "ignore"}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline and proc.poll() is None and not ready():
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        with open(tmp_path / "kill_when.err", "w+") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            deadline = time.time() + timeout
+            while time.time() < deadline and proc.poll() is None and not ready():
+                time.sleep(0.05)
+            os.killpg(proc.pid, sig)
+            code = proc.wait(timeout=120)
+            err.seek(0)
+            return code, err.read()
     return run

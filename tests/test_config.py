@@ -62,3 +62,26 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys):
                  "-o", str(tmp_path / "run")]) == 2
     assert "unknown key 'warmup_epoch'; did you mean warmup_epochs" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["1e-4", "1E-4", ".0001", "0.0001", "+1.0e-4", "1.e-4"])
+def test_every_way_of_writing_a_decimal_is_a_number(text):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string: the weight-decay ablation as anyone writes it."""
+    assert load_config("demo", sets=[f"weight_decay={text}"]).weight_decay == pytest.approx(1e-4)
+    assert load_config("demo", varied=[f"weight_decay={text}"]).weight_decay == pytest.approx(1e-4)
+    assert load_config("demo", sets=[f"crop_scale=[{text}, 1]"]).crop_scale == pytest.approx([1e-4, 1.0])
+    with pytest.raises(ConfigError, match="must be float"):
+        load_config("demo", sets=["weight_decay=1e-4x"])
+
+
+def test_the_kinetics_preset_takes_videomae_data_settings_and_apt_prompt_settings():
+    """VideoMAE's K400 ViT-B fine-tune script (16x4 clips, 5x3 views, rand-m7-n4-mstd0.5-inc1, 75 epochs,
+    400 classes) with APT's prompt recipe (as its HMDB51 and SSv2 tables)."""
+    k, apt = load_config("kinetics400"), load_config("ssv2")
+    assert (k.nb_classes, k.epochs, k.aa, k.num_sample, k.smoothing, k.warmup_epochs) == \
+        (400, 75, "rand-m7-n4-mstd0.5-inc1", 2, 0.1, 5)
+    assert (k.clip.num_frames, k.clip.sampling_rate, k.clip.input_size, k.clip.sampler, k.clip.test_num_segment,
+            k.clip.test_num_crop) == (16, 4, 224, "dense", 5, 3)
+    for key in ("model", "opt", "lr", "weight_decay", "warmup_lr", "min_lr", "transfer_type", "prompt_num_tokens",
+                "prompt_start", "prompt_end", "prompt_dropout", "prompt_reparam", "reprob", "batch_size"):
+        assert getattr(k, key) == getattr(apt, key), key

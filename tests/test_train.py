@@ -3,6 +3,7 @@ backbone, resume after a kill, torchrun."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from apt_video.cli import main
 from apt_video.config import ConfigError, dump_config, load_config
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
+from apt_video.tools.synth import make_motion_dataset
 from apt_video.train import (
     Dist,
     build_optimizer,
@@ -204,6 +206,93 @@ def test_kill_and_resume_loses_and_repeats_no_epoch(tmp_path, task_data, kill_wh
     assert final[:len(done)] == done  # the epochs before the kill are kept as they were
     state = torch.load(run / "checkpoints" / "last_state.pt", weights_only=True)
     assert state["epoch"] == 3
+
+
+def test_a_non_finite_step_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, task_data, capsys):
+    """Epoch 0 trains; its saved optimiser state is then poisoned (NaN moments), so the resumed epoch
+    1 turns the prompts NaN: the run stops with one line, nothing of epoch 1 is saved."""
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run), "--no-progress",
+            "--set", "num_workers=0", "--set", "final_test=false"]
+    assert main([*argv, "--set", "epochs=1"]) == 0
+    ckpt = run / "checkpoints"
+    state = torch.load(ckpt / "last_state.pt", weights_only=True)
+    for moments in state["optimizer"]["state"].values():
+        moments["exp_avg"].fill_(float("nan"))
+    torch.save(state, ckpt / "last_state.pt")
+    kept = {name: (ckpt / name).read_bytes() for name in ("best.safetensors", "last.safetensors")}
+    capsys.readouterr()
+    assert main([*argv, "--set", "epochs=2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if ": error: " in x]
+    assert "nan" in line.lower() and "lower lr" in line and "the last complete one" in line, line
+    assert {name: (ckpt / name).read_bytes() for name in kept} == kept
+    assert [int(r["epoch"]) for r in rows(run)] == [0]
+    assert torch.load(ckpt / "last_state.pt", weights_only=True)["epoch"] == 0
+
+
+def test_a_refused_first_try_leaves_nothing_that_blocks_the_retry(tmp_path, task_data, capsys, caplog):
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run), "--no-progress",
+            "--set", "num_workers=0", "--set", "final_test=false", "--set", "epochs=1"]
+    assert main([*argv, "--set", "nb_classes=51"]) == 2  # the hmdb51 preset on a folder of 4 classes
+    assert "nb_classes=51 but the dataset names 4 classes" in capsys.readouterr().err
+    assert main([*argv, "--pretrained", str(tmp_path / "missing.pth")]) == 2  # a backbone that is not there
+    assert "missing.pth: no such checkpoint file" in capsys.readouterr().err
+    assert not run.exists()
+    (run / "checkpoints").mkdir(parents=True)  # what a refused try of an older version left
+    (run / "config.yaml").write_text("epochs: 1\n")
+    assert main(argv) == 0  # the retry runs: a folder without metrics or checkpoints is not a run
+    assert [int(r["epoch"]) for r in rows(run)] == [0]
+    warned = [r.getMessage() for r in caplog.records if "random backbone" in r.getMessage()]
+    assert len(warned) == 1 and "--pretrained" in warned[0]  # prompt tuning with no backbone given
+    assert main(argv) == 2  # now it is a run
+    assert "holds a training run already" in capsys.readouterr().err
+
+
+def test_a_folder_of_own_videos_is_split_stratified_seeded_and_kept(tmp_path, capsys, caplog):
+    make_motion_dataset(tmp_path / "own", classes=4, per_class=5, frames=24, size=(64, 48), offset_deg=45,
+                        split=(1, 0, 0), seed=2)
+    own, run = tmp_path / "own" / "videos", tmp_path / "run"
+    argv = ["train", "--preset", "demo", "--data", str(own), "--val-split", "0.2", "--test-split", "0.2",
+            "-o", str(run), "--no-progress", "--set", "num_workers=0", "--set", "epochs=1"]
+    assert main(argv) == 0
+    parts = {p: (run / "holdout" / f"{p}.txt").read_text().splitlines() for p in ("train", "val", "test")}
+    videos = sorted(str(v.resolve()) for v in own.rglob("*.webm"))
+    assert sorted(line.rsplit(" ", 1)[0] for lines in parts.values() for line in lines) == videos  # each once
+    for part, per_class in (("train", 3), ("val", 1), ("test", 1)):  # stratified: every class its share
+        labels = [int(line.rsplit(" ", 1)[1]) for line in parts[part]]
+        assert sorted(labels) == sorted(list(range(4)) * per_class), part
+    classes = (run / "holdout" / "classes.txt").read_text().split()
+    assert classes == sorted(d.name for d in own.iterdir() if d.is_dir())  # nb_classes and names from the folders
+    assert json.loads((run / "test_metrics.json").read_text())["videos"] == 4
+    again = tmp_path / "again"  # the same folder and seed: the same split
+    assert main([*argv[:9], "-o", str(again), "--no-progress", "--set", "num_workers=0", "--set", "epochs=1"]) == 0
+    assert (again / "holdout" / "val.txt").read_text() == "\n".join(parts["val"]) + "\n"
+    shutil.copy(next(own.rglob("*.webm")), own / classes[0] / "added_later.webm")  # kept split: it is not used
+    assert main([*argv, "--resume", "--set", "epochs=2"]) == 0
+    assert {p: (run / "holdout" / f"{p}.txt").read_text().splitlines() for p in parts} == parts
+    assert any("1 videos were added to the training folder" in r.getMessage() for r in caplog.records)
+    capsys.readouterr()
+    assert main([*argv[:5], "--val-split", "0.6", "--test-split", "0.3", "-o", str(tmp_path / "x")]) == 2
+    assert "too few to hold out" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["train", "--preset", "demo", "-o", str(tmp_path / "y")]) == 2
+    assert "give --data FOLDER" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_one_line_and_resume_continues(tmp_path, task_data, kill_when):
+    run = tmp_path / "run"
+    cmd = APT + ["train", "--preset", "demo", "--data-root", str(task_data / "B"), "-o", str(run), "--no-progress",
+                 "--set", "epochs=3", "--set", "num_workers=1", "--set", "final_test=false", "--resume"]
+    code, err = kill_when(cmd, lambda: (run / "metrics.csv").is_file() and len(rows(run)) >= 1, ENV,
+                          sig=signal.SIGINT)
+    assert code == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if "interrupted" in line] == [
+        "apt-video train: interrupted; the same command with --resume continues after the last complete epoch"]
+    subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert [int(r["epoch"]) for r in rows(run)] == [0, 1, 2]
 
 
 @pytest.mark.slow

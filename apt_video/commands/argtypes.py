@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
+import sys
 
 from apt_video.pipeline.datasets import PARTS
 
@@ -37,9 +40,24 @@ def batch_profile(text: str) -> tuple[int, int, int]:
 
 
 def opset(text: str) -> int:
-    if not text.isdigit() or not 18 <= int(text) <= 23:
+    if not re.fullmatch(r"[0-9]+", text) or not 18 <= int(text) <= 23:
         raise argparse.ArgumentTypeError(f"{text!r}: choose 18 to 23 (PyTorch's exporter writes opset 18 or newer)")
     return int(text)
+
+
+def comma_list(module: str, name: str):
+    """An argument type: comma-separated values, each one of ``module.name`` (imported when the
+    option is parsed, so that ``--help`` stays light); returns them comma-joined, spaces dropped."""
+    def parse(text: str) -> str:
+        allowed = tuple(getattr(importlib.import_module(module), name))
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{(bad or [text])[0]!r}: choose from {', '.join(allowed)} "
+                                             f"(comma-separated)")
+        return ",".join(values)
+    parse.__name__ = "list"
+    return parse
 
 
 def add_layout_arguments(p: argparse.ArgumentParser, part: str | None = None) -> None:
@@ -74,3 +92,25 @@ def views(text: str) -> tuple[int, int]:
     if s < 1 or c < 1:
         raise argparse.ArgumentTypeError(f"--views {text!r}: both numbers must be >= 1")
     return s, c
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (there are none either when stderr is not a terminal: a log file, a pipe)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Bars only for a person watching: not asked away, and stderr a terminal (a redirected log
+    would fill with carriage-return frames)."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def share(text: str) -> float:
+    """A share in [0, 1): ``0.1``, ``1e-1``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a share such as 0.1)") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
+    return value

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import positive_int
+from .argtypes import comma_list, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,23 +21,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = bench("loader", "training loader vs decord + PIL RandAugment", batches=30, videos=16, workers=2,
               **{"num-sample": 2})
     s.add_argument("--rand-augment", help="timm RandAugment string (default: VideoMAE's, rand-m7-n4-mstd0.5-inc1)")
-    s.add_argument("--codecs", default="vp9,h264", help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
-    s.add_argument("--interps", default="bilinear,nearest", help="RandAugment's geometric resampling (comma-separated)")
-    s.add_argument("--executors", default="dynamic", help="DALI executors: dynamic, pipelined (comma-separated)")
-    s.add_argument("--regions", default="frame", help="RandAugment on the frame (VideoMAE's order) or the crop")
+    s.add_argument("--codecs", default="vp9,h264", type=comma_list("apt_video.pipeline.video", "CODECS"),
+                   help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
+    s.add_argument("--interps", default="bilinear,nearest", type=comma_list("apt_video.pipeline.randaug",
+                                                                            "INTERPOLATIONS"),
+                   help="RandAugment's geometric resampling (comma-separated)")
+    s.add_argument("--executors", default="dynamic", type=comma_list("apt_video.pipeline.loader", "EXECUTORS"),
+                   help="DALI executors: dynamic, pipelined (comma-separated)")
+    s.add_argument("--regions", default="frame", type=comma_list("apt_video.pipeline.graphs", "AA_REGIONS"),
+                   help="RandAugment on the frame (VideoMAE's order) or the crop")
     s = bench("infer", "eager vs SDPA vs ONNX Runtime, compute floor, prompt cost", batch=2, reps=3, rounds=7)
     s.add_argument("--model", default="vit_small_patch16_224")
-    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (int8 timed in turn with fp32)")
+    s.add_argument("--precisions", default="fp32", type=comma_list("apt_video.tools.bench.common", "BENCH_PRECISIONS"),
+                   help="fp32 or fp32,int8 (int8 timed in turn with fp32)")
     s = bench("train", "step time and memory: prompt vs linear vs end2end", batch=2, steps=3, frames=8, size=112)
     s.add_argument("--model", default="vit_small_patch16_224")
     s = bench("score", "scoring path vs a VideoMAE-style evaluation loop", videos=3, frames=160)
     s.add_argument("--model", default="vit_small_patch16_224", help="any registered model (vit_micro_patch16_112: "
                    "the demo's, seconds instead of minutes)")
-    s.add_argument("--precisions", default="fp32", help="fp32 or fp32,int8 (the int8 export on the same videos)")
+    s.add_argument("--precisions", default="fp32", type=comma_list("apt_video.tools.bench.common", "BENCH_PRECISIONS"),
+                   help="fp32 or fp32,int8 (the int8 export on the same videos)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the Ray Data engine against the local one (default: local against VideoMAE's loop)")
     s = bench("gpu", "every GPU figure in one run: loader, inference, training, scoring (about 6 minutes)")
-    s.add_argument("--stages", default="loader,infer,train,score", help="comma-separated, in order")
+    s.add_argument("--stages", default="loader,infer,train,score",
+                   type=comma_list("apt_video.tools.bench.gpu_runner", "STAGES"), help="comma-separated, in order")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import add_progress_argument, show_progress
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", default="demo-work", help="folder for everything the demo creates")
@@ -10,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of task B's videos and trainings (default 0)")
     p.add_argument("--ablation", action="store_true",
                    help="also sweep prompt dropout 0, 0.1, 0.2 on task B and plot it (ablation/sweep.png)")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from apt_video.tools.demo import run_demo
 
     try:
-        run_demo(args.work, quick=args.quick, progress=not args.no_progress, seed=args.seed, ablation=args.ablation)
+        run_demo(args.work, quick=args.quick, progress=show_progress(args), seed=args.seed, ablation=args.ablation)
     except DataError as exc:  # a work folder of another task B or seed
         raise UserError(str(exc)) from None
     return 0

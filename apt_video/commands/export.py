@@ -8,8 +8,11 @@ from .argtypes import batch_profile, nonneg_int, opset, positive_float, positive
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="training run folder (its best weights) or an apt-video .safetensors")
-    p.add_argument("--pretrained", help="backbone checkpoint (default: the one named in the weights' metadata)")
+    p.add_argument("checkpoint", help="training run folder (its best weights), an apt-video .safetensors, or a "
+                                      "Hugging Face VideoMAE classifier (a save_pretrained folder or a model id)")
+    p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
+                   help="the backbone of weights that hold only trained tensors (default: the one their card "
+                        "names; --finetune: the same option, train's name)")
     p.add_argument("-o", "--out", required=True, help="output folder: model.onnx, model.json, model.plan")
     p.add_argument("--onnx-only", action="store_true", help="do not build a TensorRT engine")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8", "fp8"], default="fp32",
@@ -20,8 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-clips", type=positive_int,
                    help="int8/fp8: calibration clips (default: apt_video.exporting.CALIB_CLIPS; a quarter is held "
                         "out for verification)")
-    p.add_argument("--batch", type=batch_profile, default=(1, 30, 60),
-                   help="TensorRT profile MIN:OPT:MAX clips (default 1:30:60, one or two videos of 10x3 views)")
+    p.add_argument("--batch-profile", "--batch", dest="batch", type=batch_profile, default=(1, 30, 60),
+                   metavar="MIN:OPT:MAX",
+                   help="the engine's batch sizes in clips (TensorRT optimisation profile; default 1:30:60, one or "
+                        "two videos of 10x3 views). Not score's --batch, the clips of one call; --batch is the "
+                        "older name of this option")
     p.add_argument("--opset", type=opset, default=23,
                    help="ONNX opset, 18 to 23 (23: the fused Attention op; default 23)")
     p.add_argument("--attention", choices=["fused", "matmul"],

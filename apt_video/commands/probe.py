@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import add_layout_arguments, layout_of, positive_int
+from .argtypes import add_layout_arguments, add_progress_argument, layout_of, positive_int, show_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="codec for --transcode (vp9/mjpeg decode on DALI's CPU and GPU paths)")
     p.add_argument("--gop", type=positive_int, default=8, help="keyframe interval for --transcode (default 8)")
     add_layout_arguments(p, part="train")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     manifest, cache = default_paths(source, tag=f"split{args.split}.{args.part}" if layout else "")
     if args.out:
         manifest = Path(args.out)
-    entries, fresh = probe_dataset(ds, cache, args.clip_frames, args.workers, full=not args.quick)
+    entries, fresh = probe_dataset(ds, cache, args.clip_frames, args.workers, full=not args.quick,
+                                   progress=show_progress(args))
     write_manifest(manifest, entries)
     print(summarize(entries))
     print(f"manifest: {manifest} ({fresh} probed, {len(entries) - fresh} from cache)")

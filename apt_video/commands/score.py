@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import add_layout_arguments, layout_of, nonneg_float, positive_int, views
+from .argtypes import (
+    add_layout_arguments,
+    add_progress_argument,
+    layout_of,
+    nonneg_float,
+    positive_int,
+    show_progress,
+    views,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="folder (searched recursively), VideoMAE list file, or manifest")
     p.add_argument("--model", required=True,
-                   help="export folder / model.json / model.onnx / model.plan, or a training run / weights file")
+                   help="export folder / model.json / model.onnx / model.plan, a training run / weights file, or "
+                        "a Hugging Face VideoMAE classifier as downloaded (a save_pretrained folder or a model id)")
     p.add_argument("-o", "--out", required=True, help="output file (.csv or .jsonl)")
     p.add_argument("--views", type=views, help="SEGMENTSxCROPS (default: the model's test views)")
     p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
@@ -22,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
     p.add_argument("--workers", type=positive_int, help="decode worker processes (local engine; default 2)")
     p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
-    p.add_argument("--pretrained", help="backbone for a PyTorch checkpoint that holds only trained tensors")
+    p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
+                   help="the backbone of a PyTorch checkpoint that holds only trained tensors (default: the one "
+                        "its card names; --finetune: the same option, train's name)")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
     add_layout_arguments(p, part="test")
     ray = p.add_argument_group("Ray Data (--engine ray; install apt-video[ray])")
@@ -35,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="GPUs per scoring actor (default: 1 where the cluster has GPUs, else 0)")
     ray.add_argument("--decode-cpus", type=positive_int, default=1,
                      help="decoding actors of one CPU each (CPU actors; GPU actors decode on their GPU)")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         report = score_videos(args.input, args.model, args.out, views=args.views, batch=args.batch,
                               backend=args.backend, labels=labels, data_root=args.data_root, top_k=args.top_k,
                               resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
-                              task=args.task, layout=layout, progress=not args.no_progress, engine=args.engine,
+                              task=args.task, layout=layout, progress=show_progress(args), engine=args.engine,
                               ray=RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus))
     except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import add_layout_arguments, layout_sets
+from .argtypes import add_layout_arguments, add_progress_argument, layout_sets, show_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_layout_arguments(p)
     p.add_argument("--data-root", required=True)
     p.add_argument("--output", "-o", required=True, help="sweep folder: one run folder per combination")
-    p.add_argument("--finetune", help="pretrained weights for every run")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--pretrained", "--finetune", dest="finetune", metavar="WEIGHTS",
+                   help="the backbone every run tunes (--finetune: the same option, VideoMAE's name)")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config,
                     sets=args.set + layout_sets(args),
-                    finetune=args.finetune, progress=not args.no_progress)
+                    finetune=args.finetune, progress=show_progress(args))
     except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {fig}")

@@ -39,12 +39,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
-    from apt_video.tools.synth import make_motion_dataset
+    from apt_video.tools.synth import SPLIT, make_motion_dataset, split_counts
 
     if args.axis and (args.reverse or args.distractor):
         raise UserError("--axis: the class is a line of motion, either way along it; it does not combine with "
                         "--reverse or --distractor")
 
+    counts = split_counts(args.per_class, SPLIT)
+    if min(counts) < 1:
+        raise UserError(f"--per-class {args.per_class}: gives {counts[0]} train, {counts[1]} val and {counts[2]} test "
+                        f"videos per class ({', '.join(f'{x:.0%}' for x in SPLIT)}); every part needs one: use "
+                        f"--per-class 4 or more")
     paths = make_motion_dataset(args.out, args.classes, args.per_class, args.frames, args.size, args.codec,
                                 args.offset_deg, seed=args.seed, reverse=args.reverse,
                                 distractor=args.distractor, axis=args.axis)

@@ -9,8 +9,8 @@ import numpy as np
 
 from apt_video.evaluate import accuracy_from_ranks
 from apt_video.models.card import ClipSpec, ModelCard
-from apt_video.pipeline.data import DataError, VideoEntry, read_list_file
-from apt_video.pipeline.datasets import open_dataset
+from apt_video.pipeline.data import DataError, VideoEntry, class_names, find_classes_file, read_classes, read_list_file
+from apt_video.pipeline.datasets import match_name, open_dataset
 
 
 def scoring_spec(card: ModelCard, views: tuple[int, int] | None = None) -> ClipSpec:
@@ -33,14 +33,44 @@ def scoring_inputs(source: str | Path, data_root: str | Path | None = None,
     return ds.entries, ids
 
 
-def read_labels(path: str | Path, data_root: str | Path | None = None, layout: dict | None = None) -> dict[str, int]:
-    """Absolute video path -> label, from a VideoMAE list file, a manifest or an official dataset
-    layout (keyed by full path, never by basename: two folders may hold the same file name)."""
+def read_labels(path: str | Path, data_root: str | Path | None = None,
+                layout: dict | None = None) -> tuple[dict[str, int], list[str] | None]:
+    """``(absolute video path -> label, the labels' class names)`` from a VideoMAE list file, a
+    manifest or an official dataset layout (keyed by full path, never by basename: two folders may
+    hold the same file name). The names are None when the labels come as bare numbers (a list
+    file or manifest without a ``classes.txt``)."""
     if layout or Path(path).suffix in (".csv", ".json") or Path(path).is_dir():
-        entries = open_dataset(path, data_root, **(layout or {})).entries
+        ds = open_dataset(path, data_root, **(layout or {}))
+        entries, names = ds.entries, ds.classes
     else:
         entries = read_list_file(path, data_root)
-    return {str(Path(e.path).resolve()): e.label for e in entries}
+        cf = find_classes_file(Path(path).parent) or (find_classes_file(Path(data_root)) if data_root else None)
+        names = read_classes(cf) if cf else None
+    if names == class_names(len(names or [])):  # made up from the numbers: nothing to compare
+        names = None
+    return {str(Path(e.path).resolve()): e.label for e in entries}, names
+
+
+def to_model_labels(truth: dict[str, int], names: list[str] | None, classes: list[str], where: str) -> dict[str, int]:
+    """``truth`` numbered as the model numbers its ``classes``: the labels' class names are
+    matched to the model's by name (without regard to case only where that is unambiguous), so a
+    split whose classes come in another order is measured right. ``DataError`` names the first
+    class the model lacks; bare-number labels must lie within the model's classes."""
+    if names is None:
+        if truth and max(truth.values()) >= len(classes):
+            raise DataError(f"{where}: label {max(truth.values())} is beyond the model's {len(classes)} classes")
+        return truth
+    if names == classes:
+        return truth
+    index = {}
+    for i, name in enumerate(names):
+        found = match_name(name, classes)
+        if found is None or (found != name and sum(n.casefold() == name.casefold() for n in names) > 1):
+            raise DataError(f"{where}: class {name!r} of the labels is not a class of the model (its classes: "
+                            f"{', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); score with labels "
+                            f"of the classes the model was trained on")
+        index[i] = classes.index(found)
+    return {path: index[label] if label >= 0 else label for path, label in truth.items()}
 
 
 def label_metrics(rows: list[dict], entries: list[VideoEntry], ids: list[str], labels: dict[str, int],

@@ -83,7 +83,11 @@ def decode_error(reason: str) -> str:
 
 
 def prediction_row(video: str, probs: np.ndarray, classes: list[str], k: int) -> Row:
-    """The row of one video: its top class, its probability and the ``k`` best classes."""
+    """The row of one video: its top class, its probability and the ``k`` best classes; an error
+    row when the engine gave a non-finite value (NaN or infinity is never a prediction)."""
+    if not np.isfinite(probs).all():
+        return Row(video, "error", error="model: non-finite output (NaN or infinity); the model or its card's "
+                                         "normalisation is broken")
     order = np.argsort(-probs)[:k]
     names = [classes[i] for i in order]
     return Row(video, "ok", names[0], float(probs[order[0]]), [(n, float(probs[i])) for n, i in zip(names, order)])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -67,6 +68,24 @@ def ray_missing() -> str | None:
         import ray.data  # noqa: F401
     except ImportError:
         return RAY_MISSING
+    return None
+
+
+def unreachable(address: str | None, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at ``address`` (``host:port``, also ``ray://host:port``), found with one
+    TCP connection within ``timeout`` seconds; None when something does, or when Ray finds the
+    cluster itself (None, ``auto``). Ray would otherwise retry its control server for minutes."""
+    if address is None or address == "auto":
+        return None
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit():
+        return f"--address {address}: expected HOST:PORT of the cluster's head (ray start --head prints it)"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return (f"--address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+                f"(ray start --head) or check the address")
     return None
 
 

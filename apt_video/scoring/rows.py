@@ -31,7 +31,8 @@ CSV_HEADER = ",".join(COLUMNS) + "\r\n"
 
 @dataclass
 class Row:
-    """One output row. ``top_k``: ``[(class name, probability), ...]``, best first."""
+    """One output row. ``top_k``: ``[(class name, probability), ...]``, best first; written in both
+    formats as the JSON list ``[["name", prob], ...]``."""
 
     video: str
     status: str
@@ -51,7 +52,7 @@ class Row:
     def json_line(self) -> str:
         return json.dumps({"video": self.video, "status": self.status, "pred": self.pred or None,
                            "prob": None if self.prob is None else round(self.prob, 6),
-                           "top_k": [{"label": lab, "prob": round(p, 6)} for lab, p in self.top_k],
+                           "top_k": [[name, round(p, 6)] for name, p in self.top_k],  # the CSV cell's shape
                            "error": self.error or None}) + "\n"
 
     def line(self, fmt: str) -> str:
@@ -179,7 +180,8 @@ def read_rows(out: Path, fmt: str | None = None) -> list[dict]:
     if fmt == "jsonl":
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         for r in rows:
-            r["top_k"] = [(t["label"], t["prob"]) for t in r["top_k"]]
+            # [name, prob] pairs; {"label", "prob"} objects in files written before the shapes were one
+            r["top_k"] = [(t["label"], t["prob"]) if isinstance(t, dict) else (t[0], t[1]) for t in r["top_k"]]
         return rows
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     for r in rows:

@@ -13,10 +13,10 @@ from apt_video.export import describe_model, load_runner
 from apt_video.models.card import ClipSpec
 from apt_video.pipeline.data import DataError, atomic_write_text
 
-from .inputs import label_metrics, read_labels, scoring_inputs, scoring_spec
+from .inputs import label_metrics, read_labels, scoring_inputs, scoring_spec, to_model_labels
 from .job import ENGINES, ScoreJob, ScoreResult
 from .local import score_local
-from .ray_engine import RayOptions, ray_missing, score_on_ray
+from .ray_engine import RayOptions, ray_missing, score_on_ray, unreachable
 from .rows import OutputLock, choose_format, read_rows
 
 
@@ -86,19 +86,21 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     truth = None
     if labels:  # read (and checked) before any scoring
         same = layout and Path(labels).resolve() == Path(source).resolve()
-        truth = read_labels(labels, data_root, layout if same else None)
+        truth, label_names = read_labels(labels, data_root, layout if same else None)
     if engine == "ray":
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise DataError("--engine ray is one driver for the whole cluster: run it once, not under torchrun")
         if ray_missing():
             raise DataError(ray_missing())
+        if why := unreachable(ray.address if ray else None):
+            raise DataError(why)
         card, preferred = describe_model(model)  # the driver runs no engine: the actors do
     else:
         d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
         runner = load_runner(model, backend, pretrained, task)
         card, preferred = runner.card, runner.preferred_batch
-    if truth and max(truth.values()) >= len(card.classes):
-        raise DataError(f"{labels}: label {max(truth.values())} is beyond the model's {len(card.classes)} classes")
+    if truth is not None:
+        truth = to_model_labels(truth, label_names, card.classes, str(labels))
     spec = scoring_spec(card, views)
     job = ScoreJob(entries, ids, spec, card.classes, out, fmt, batch or max(spec.num_views, preferred), top_k,
                    resume, model, backend, pretrained, task, workers or 2, progress)

@@ -27,7 +27,9 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 
+from apt_video.errors import UserError
 from apt_video.export.trt import trt_missing, trt_version
+from apt_video.models.files import atomic_write_text, unwritable
 
 from .bench.common import dist_version
 from .checks import CHECKS, FAIL, PASS, SKIP, Check, Context, Result, Skip
@@ -177,6 +179,8 @@ def run_checks(checks: list[Check], ctx: Context, say: Callable[[str], None] = p
 
 def run_doctor(quick: bool = False, json_path: str | Path | None = None, work: str | Path | None = None,
                checks: list[Check] | None = None, say: Callable[[str], None] = print) -> Report:
+    if json_path and (why := unwritable(json_path)):
+        raise UserError(f"--json {why}")
     env = environment()
     say(f"CPU     {env['cpu']['model']} ({env['cpu']['cores']} cores; {', '.join(env['cpu']['simd']) or 'no AVX'})")
     say(f"GPU     {', '.join(g['name'] for g in env.get('gpus', [])) or 'none'} (driver {env.get('driver')}); "
@@ -193,5 +197,5 @@ def run_doctor(quick: bool = False, json_path: str | Path | None = None, work: s
     counts = {s: sum(r.status == s for r in results) for s in (PASS, FAIL, SKIP)}
     say(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
     if json_path:
-        Path(json_path).write_text(json.dumps(report.to_dict(), indent=1, default=str))
+        atomic_write_text(json_path, json.dumps(report.to_dict(), indent=1, default=str))
     return report

@@ -30,7 +30,7 @@ def sweep(vary: list[str], data_root: str | Path, output: str | Path, *, preset:
     """Validate every combination first, then train each into ``output/<key=value_...>`` (resuming
     runs already there) and plot them; returns the plot's path."""
     combos = list(itertools.product(*parse_vary(vary)))
-    configs = [load_config(preset, config, (sets or []) + [f"{k}={v}" for k, v in combo]) for combo in combos]
+    configs = [load_config(preset, config, sets, [f"{k}={v}" for k, v in combo]) for combo in combos]
     out, runs = Path(output), []
     for combo, cfg in zip(combos, configs):
         name = "_".join(f"{k}={re.sub(r'[^A-Za-z0-9.+-]', '-', v)}" for k, v in combo)

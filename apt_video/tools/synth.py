@@ -55,9 +55,19 @@ def direction_names(classes: int, offset_deg: float, reverse: bool = False,
             for k in range(classes)]
 
 
+SPLIT = (0.6, 0.2, 0.2)  # the fractions of each class's videos in train, val and test
+
+
+def split_counts(per_class: int, split: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Videos of each class in train, val and test for the fractions ``split``."""
+    n_train = int(round(per_class * split[0]))
+    n_val = min(int(round(per_class * split[1])), per_class - n_train)
+    return n_train, n_val, per_class - n_train - n_val
+
+
 def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, frames: int = 32,
                         size: tuple[int, int] = (128, 96), codec: str = "vp9", offset_deg: float = 0.0,
-                        split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
+                        split: tuple[float, float, float] = SPLIT, seed: int = 0,
                         reverse: bool = False, distractor: bool = False, axis: bool = False) -> dict[str, Path]:
     """Write ``classes`` x ``per_class`` videos of a texture moving in one of ``classes`` directions
     (starting at ``offset_deg``), with VideoMAE list files ``train.csv``, ``val.csv``, ``test.csv``
@@ -78,8 +88,7 @@ def make_motion_dataset(out: str | Path, classes: int = 4, per_class: int = 20, 
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     ext = CODECS[codec][1]
     for label, (name, angle) in enumerate(names):
-        n_train = int(round(per_class * split[0]))
-        n_val = int(round(per_class * split[1]))
+        n_train, n_val, _ = split_counts(per_class, split)
         for i in range(per_class):
             rel = Path("videos") / name / f"{name}_{i:03d}{ext}"
             bottom = names[int(rng.integers(len(names)))][1] if distractor else None

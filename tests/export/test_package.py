@@ -29,7 +29,8 @@ def _edit_model_json(folder, change):
 def test_a_package_that_does_not_match_its_graph_is_refused(tmp_path, exported):
     fewer = tmp_path / "fewer"
     shutil.copytree(exported, fewer)
-    _edit_model_json(fewer, lambda d: d["card"].update(classes=d["card"]["classes"][:2]))
+    overrides = {**json.loads((fewer / "model.json").read_text())["card"]["model_overrides"], "num_classes": 2}
+    _edit_model_json(fewer, lambda d: d["card"].update(classes=d["card"]["classes"][:2], model_overrides=overrides))
     with pytest.raises(PackageError, match="output width 4 does not match model.json"):
         load_runner(fewer)
     other = tmp_path / "other"

@@ -17,7 +17,7 @@ from apt_video.export.trt import config_flags, trt_missing
 def test_tensorrt_engine_matches_onnx_runtime(tmp_path, prompt_run):
     run, _ = prompt_run
     out = tmp_path / "trt"
-    assert main(["export", str(run), "-o", str(out), "--precision", "fp16", "--batch", "1:4:8",
+    assert main(["export", str(run), "-o", str(out), "--precision", "fp16", "--batch-profile", "1:4:8",
                  "--timing-cache", str(tmp_path / "cache.bin")]) == 0
     package, _ = read_package(out)
     assert package.files["plan"] == "model.plan" and package.tensorrt["version"]

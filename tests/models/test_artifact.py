@@ -41,7 +41,8 @@ def test_a_trained_tensors_file_whose_card_names_no_backbone_is_not_taken_for_wh
     with torch.no_grad():
         tuned.head.weight.normal_()
     card = models.ModelCard("vit_small_patch16_224", {**GEOM, "transfer_type": "prompt", "prompt_num_tokens": 4},
-                            ["a", "b", "c"], "prompt", pretrained=backbone_record(pre))
+                            ["a", "b", "c"], "prompt", clip=models.ClipSpec(num_frames=4, input_size=32),
+                            pretrained=backbone_record(pre))
     new = tmp_path / "new.safetensors"
     save_trained(tuned, new, card)
 

@@ -76,3 +76,14 @@ def test_a_jsonl_output_torn_in_its_first_row_resumes(tmp_path, folder, exported
     assert r.videos == [] and r.torn > 0
     assert score_cli(folder / "test.csv", "--model", exported, "-o", out, "--resume") == 0
     assert len(out.read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_output_is_an_error_row_never_ok(bad):
+    from apt_video.scoring.job import prediction_row
+    probs = np.array([0.2, bad, 0.5], dtype=np.float32)
+    row = prediction_row("v.mp4", probs, ["a", "b", "c"], k=2)
+    assert (row.status, row.pred, row.prob, row.top_k) == ("error", "", None, [])
+    assert "non-finite" in row.error
+    good = prediction_row("v.mp4", np.array([0.2, 0.3, 0.5], dtype=np.float32), ["a", "b", "c"], k=2)
+    assert good.status == "ok" and good.pred == "c" and [n for n, _ in good.top_k] == ["c", "b"]

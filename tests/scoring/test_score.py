@@ -98,6 +98,7 @@ def test_jsonl_and_csv_agree(tmp_path, folder, exported):
         assert r["status"] == j["status"] and (r["pred"] or None) == j["pred"]
         if j["prob"] is not None:
             assert float(r["prob"]) == pytest.approx(j["prob"], abs=1e-6)
+        assert json.loads(r["top_k"] or "[]") == j["top_k"]  # one shape: [["class", prob], ...] in both
 
 
 def test_output_never_overwrites(tmp_path, folder, exported, capsys):
@@ -258,3 +259,22 @@ def test_labels_are_read_before_any_scoring(tmp_path, folder, exported, capsys):
     (tmp_path / "far.txt").write_text("videos/x.webm 9\n")
     assert score_cli(folder / "videos", "--model", exported, "-o", out, "--labels", tmp_path / "far.txt") == 2
     assert "beyond the model's 4 classes" in capsys.readouterr().err and not out.exists()
+
+
+def test_ctrl_c_prints_one_line_and_the_run_resumes(tmp_path, exported, kill_when):
+    """Ctrl-C reaches the command and its loader workers: one line says how to go on, exit 130,
+    and ``--resume`` completes the rows."""
+    data = tmp_path / "many"
+    make_motion_dataset(data, classes=4, per_class=8, frames=24, size=(64, 48), offset_deg=45, split=(0, 0, 1), seed=6)
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "apt_video.cli", "score", str(data / "videos"), "--model", str(exported),
+           "-o", str(out), "--no-progress", "--views", "4x3", "--batch", "4", "--workers", "1", "--resume"]
+    code, err = kill_when(cmd, lambda: out.is_file() and out.read_text().count("\n") >= 3, ENV, sig=signal.SIGINT)
+    assert code == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "\r" not in err  # stderr is a file, not a terminal: no progress bar frames
+    assert [line for line in err.splitlines() if "interrupted" in line] == [
+        "apt-video score: interrupted; the same command with --resume continues after the rows written"]
+    assert subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    expect = sorted(os.path.relpath(p, data / "videos") for p in (data / "videos").rglob("*.webm"))
+    assert [r["video"] for r in read_csv(out)] == expect

@@ -23,8 +23,10 @@ def test_refused_in_one_line_without_a_gpu(tmp_path, capsys):
 
 
 def test_bad_stages_and_json_folder_are_refused_first(tmp_path, capsys):
-    assert main(["bench", "gpu", "--stages", "loader,bogus"]) == 2
-    assert "--stages 'loader,bogus': choose from loader, infer, train, score" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the option's own type: refused while parsing
+        main(["bench", "gpu", "--stages", "loader,bogus"])
+    assert refused.value.code == 2
+    assert "--stages: 'bogus': choose from loader, infer, train, score" in capsys.readouterr().err
     assert main(["bench", "gpu", "--json", str(tmp_path / "no" / "x.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

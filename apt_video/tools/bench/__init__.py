@@ -14,9 +14,13 @@ BENCHES = ("loader", "infer", "train", "score")
 def run_bench(which: str, json_path: str | None, **kw) -> dict:
     """Bench ``which`` (one of ``BENCHES``) with its keyword arguments; its figures, with the
     machine's description, are written to ``json_path`` too."""
-    from apt_video.models.files import atomic_write_text
+    from apt_video.errors import UserError
+    from apt_video.models.files import atomic_write_text, unwritable
 
     from .common import machine
+
+    if json_path and (why := unwritable(json_path)):
+        raise UserError(f"--json {why}")
 
     fn = getattr(importlib.import_module(f"{__name__}.{which}"), f"bench_{which}")
     with tempfile.TemporaryDirectory(prefix="apt-video-bench-") as tmp:

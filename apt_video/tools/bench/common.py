@@ -20,6 +20,8 @@ from apt_video.pipeline.data import VideoEntry
 from apt_video.pipeline.video import CODECS, probe_video, write_video
 from apt_video.tools.synth import motion_clip
 
+BENCH_PRECISIONS = ("fp32", "int8")  # what the infer and score benches export and time
+
 
 def machine() -> dict:
     cpu = platform.processor() or ""

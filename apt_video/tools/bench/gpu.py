@@ -39,6 +39,7 @@ from apt_video.errors import UserError
 from apt_video.export import load_runner
 from apt_video.export.trt import trt_missing
 from apt_video.exporting import export_run
+from apt_video.models.files import unwritable
 from apt_video.pipeline.graphs import AugmentSpec
 from apt_video.pipeline.loader import VideoLoader, default_threads
 from apt_video.pipeline.randaug import parse_rand_augment
@@ -369,8 +370,8 @@ def run_gpu_command(json_path: str | None, work: str | None, stages: str) -> int
     bad = [s for s in names if s not in STAGE_FUNCTIONS]
     if bad or not names:
         raise UserError(f"--stages {stages!r}: choose from {', '.join(STAGES)}")
-    if json_path and not Path(json_path).resolve().parent.is_dir():
-        raise UserError(f"--json {json_path}: the folder {Path(json_path).resolve().parent} does not exist")
+    if json_path and (why := unwritable(json_path)):
+        raise UserError(f"--json {why}")
     if not torch.cuda.is_available():
         raise UserError("no CUDA GPU is visible to PyTorch on this host; run it on a GPU host (bench/README.md, GPU)")
     with tempfile.TemporaryDirectory(prefix="apt-video-bench-gpu-") as tmp:
