@@ -64,21 +64,21 @@ def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str |
 
 
 def export_run(source: str | Path, out: str | Path, *, pretrained: str | None = None, verify_clips: int = 4,
-               calib: str | Path | None = None, calib_clips: int | None = None, **options) -> tuple[Package, Path]:
-    """Export the weights of ``source`` (a run folder: its best weights; a weights file; or a Hugging
-    Face VideoMAE classifier as downloaded) into
-    the package folder ``out``; ``options`` are ``export.export_package``'s (precision, opset,
-    attention, prompts_as_input, batch, tensorrt, workspace_gb, timing_cache). ``int8`` and ``fp8`` calibrate
-    on ``calib_clips`` test-view clips of ``calib`` (default: the run's validation list), through the
-    same pipeline as scoring. Returns the package and where it went (``<out>.rejected`` when a check
-    failed)."""
+               calib: str | Path | None = None, calib_clips: int | None = None, fill: models.CardFill | None = None,
+               **options) -> tuple[Package, Path]:
+    """Export the weights of ``source`` (a run folder: its best weights; a weights file; or a VideoMAE
+    classifier as downloaded, ``fill`` giving what its files do not say) into the package folder
+    ``out``; ``options`` are ``export.export_package``'s (precision, opset, attention, prompts_as_input,
+    batch, tensorrt, workspace_gb, timing_cache). ``int8`` and ``fp8`` calibrate on ``calib_clips``
+    test-view clips of ``calib`` (default: the run's validation list), through the same pipeline as
+    scoring. Returns the package and where it went (``<out>.rejected`` when a check failed)."""
     if calib is not None and not Path(calib).exists():
         raise DataError(f"--calib {calib}: no such file or folder (a list file, manifest or folder of videos)")
-    opened = models.open_model(source, pretrained)
+    opened = models.open_model(source, pretrained, fill)
     if opened is None:
         raise models.CheckpointError(f"{source}: neither an apt-video weights file, a run folder with "
-                                     f"{' or '.join(models.artifact.RUN_WEIGHTS)}, nor a Hugging Face VideoMAE "
-                                     f"classifier (a folder with config.json, or a model id)")
+                                     f"{' or '.join(models.artifact.RUN_WEIGHTS)}, nor a downloaded VideoMAE "
+                                     f"classifier (a folder with config.json, a model id, or a .pth checkpoint)")
     model, card, weights = opened
     noise = torch.Generator().manual_seed(0)  # the same clips on every export of the same weights
     clips = {"random": torch.randn(3, 3, model.num_frames, model.img_size, model.img_size, generator=noise)}

@@ -135,40 +135,51 @@ def load_task(path: str | Path) -> dict[str, torch.Tensor]:
     return task
 
 
-def describe_model(model_path: str | Path) -> tuple[ModelCard, int]:
+def describe_model(model_path: str | Path, fill: models.CardFill | None = None) -> tuple[ModelCard, int]:
     """The card and preferred batch of what ``load_runner`` would run, without loading any engine
     (for a driver that runs none itself: ``apt-video score --engine ray``). An export's files are
-    checked against their recorded sha256 as ``load_runner`` checks them."""
+    checked against their recorded sha256 as ``load_runner`` checks them. ``fill``: as ``load_runner``'s."""
     p = Path(model_path)
     try:
-        found = models.describe(model_path)
+        found = models.describe(model_path, fill)
     except models.CheckpointError as exc:
         raise BackendUnavailable(str(exc)) from None
     if found is not None:
         return found[0], preferred_batch(None)
+    _no_fill(fill, p)
     package, folder = read_package(p)
     check_files(package, folder, ("onnx",))
     return package.card, preferred_batch(package)
 
 
+def _no_fill(fill: models.CardFill | None, path: Path) -> None:
+    if fill:
+        raise BackendUnavailable(f"{path}: an exported package; its card holds its clip and class names, so --preset "
+                                 f"and --classes have no place (--views sets the test views)")
+
+
 def load_runner(model_path: str | Path, backend: str = "auto", pretrained: str | None = None,
-                task: str | Path | None = None, max_batch: int | None = None, device_id: int | None = None) -> Runner:
+                task: str | Path | None = None, max_batch: int | None = None, device_id: int | None = None,
+                fill: models.CardFill | None = None) -> Runner:
     """A runner for an export folder / model.json / model.onnx / model.plan, or for an apt-video
-    weights file or training run folder (PyTorch). An export is checked before it is used: its files
+    weights file or training run folder, or a downloaded VideoMAE classifier (PyTorch; ``fill``: what
+    its files do not say, ``models.CardFill``). An export is checked before it is used: its files
     against their recorded sha256, the graph's input and output against the card."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(model_path)
-    if backend in ("trt", "ort") and (find_weights(p) is not None or models.hf_source(p) is not None):
+    torch_file = p.is_file() and p.suffix in models.artifact.CHECKPOINT_SUFFIXES
+    if backend in ("trt", "ort") and (torch_file or find_weights(p) is not None or models.hf_source(p) is not None):
         raise BackendUnavailable(f"{p} is a PyTorch checkpoint: export it first (apt-video export) to use {backend}")
     try:
-        opened = models.open_model(model_path, pretrained)
+        opened = models.open_model(model_path, pretrained, fill)
     except models.CheckpointError as exc:
         raise BackendUnavailable(str(exc)) from None
     if opened is not None:
         model, card, weights = opened
         log.info("backend: torch (%s)", weights)
         return TorchRunner(model, card, max_batch=max_batch or 32)
+    _no_fill(fill, p)
     package, folder = read_package(p)
     task_tensors = None
     if task is not None and not package.prompts_as_input:

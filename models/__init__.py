@@ -7,6 +7,7 @@ reading and prompt folding, and the model card. Tensors only: no video files, no
 - ``checkpoint.py``: reading every checkpoint format into our names (pure state-dict conversion)
 - ``hub.py``: where a named checkpoint lives (a file, a Hugging Face folder or model id)
 - ``hfcard.py``: a downloaded Hugging Face VideoMAE classifier's ``config.json`` read as a model card
+- ``ckptcard.py``: a VideoMAE or APT classifier checkpoint (``.pth``) read as a model card from its shapes
 - ``artifact.py``: apt-video's weights files (trained tensors and the card), loading any checkpoint
 - ``card.py``: the model card and ``ClipSpec``, the facts that travel with a model
 - ``files.py``: atomic file writes
@@ -25,7 +26,8 @@ _WHERE = {
     "sincos_position_table": "vit",
     "backbone_record": "artifact", "build_from_trained": "artifact", "find_weights": "artifact",
     "load_any": "artifact", "load_pretrained": "artifact", "load_weights": "artifact", "read_card": "artifact",
-    "describe": "artifact", "hf_source": "artifact", "open_model": "artifact", "hf_card": "hfcard",
+    "describe": "artifact", "hf_source": "artifact", "CardFill": "artifact",
+    "checkpoint_card": "ckptcard", "read_class_names": "ckptcard", "open_model": "artifact", "hf_card": "hfcard",
     "save_trained": "artifact", "sha256_file": "artifact", "trained_state": "artifact",
     "Backbone": "card", "CardError": "card", "ClipSpec": "card", "IMAGENET_MEAN": "card", "IMAGENET_STD": "card",
     "ModelCard": "card", "SAMPLERS": "card", "TRANSFER_TYPES": "card",

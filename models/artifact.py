@@ -7,9 +7,11 @@ comes from the pretrained file its card names (checked by sha256) or from one gi
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,8 +28,10 @@ from .checkpoint import (
     convert_state_dict,
     read_state_dict,
 )
+from .ckptcard import checkpoint_card
 from .files import atomic_path
 from .hfcard import hf_card, is_hf_folder
+from .hub import FILE_SUFFIXES as CHECKPOINT_SUFFIXES
 from .hub import HF_WEIGHTS, is_hub_id, resolve_weights
 from .registry import create_model
 
@@ -239,34 +243,71 @@ def hf_source(spec: str | Path) -> Path | None:
     return None
 
 
-def describe(spec: str | Path, clip: ClipSpec | None = None) -> tuple[ModelCard, Path] | None:
-    """The card and weights file of the model ``spec`` names, nothing loaded: an apt-video weights
-    file or run folder, or a Hugging Face VideoMAE classifier as downloaded (``clip``: how to
-    sample and view it, which its ``config.json`` does not say). None when ``spec`` is neither."""
+@dataclass(frozen=True)
+class CardFill:
+    """What a downloaded model's files do not say, given by the user: how to sample and view its
+    clips (``clip``: a preset's, ``--preset``) and its class names (``classes``: ``--classes``).
+    apt-video's own weights carry both in their card, so a fill is refused for them."""
+
+    clip: ClipSpec | None = None
+    classes: tuple[str, ...] | None = None
+
+    def __bool__(self) -> bool:
+        return self.clip is not None or self.classes is not None
+
+
+def _apt_weights(spec: str | Path) -> Path | None:
+    """``find_weights``, less a ``.safetensors`` file without apt-video's card (a converted VideoMAE
+    checkpoint: ``checkpoint_card`` reads it)."""
     weights = find_weights(spec)
-    if weights is not None:
-        return read_card(weights), weights
-    folder = hf_source(spec)
-    if folder is None:
+    if weights is not None and Path(spec).is_file() and META_KEY not in _header(weights):
         return None
-    return hf_card(folder, clip), resolve_weights(folder)
+    return weights
+
+
+def describe(spec: str | Path, fill: CardFill | None = None) -> tuple[ModelCard, Path] | None:
+    """The card and weights file of the model ``spec`` names, nothing loaded: an apt-video weights
+    file or run folder; a Hugging Face VideoMAE classifier as downloaded; or a VideoMAE or APT
+    classifier checkpoint file (``.pth``). ``fill`` gives what a downloaded model's files do not
+    say (the clip's sampling and views; the class names). None when ``spec`` is none of these."""
+    fill = fill or CardFill()
+    weights = _apt_weights(spec)
+    if weights is not None:
+        if fill:
+            raise CheckpointError(f"{spec}: an apt-video model; its card holds its clip and class names, so "
+                                  f"--preset and --classes have no place (--views sets the test views)")
+        return read_card(weights), weights
+    classes = list(fill.classes) if fill.classes is not None else None
+    folder = hf_source(spec)
+    if folder is not None:
+        card = hf_card(folder, fill.clip)
+        if classes is not None:
+            if len(classes) != card.num_classes:
+                raise CheckpointError(f"{folder}: id2label has {card.num_classes} classes but {len(classes)} class "
+                                      f"names were given (--classes)")
+            card = dataclasses.replace(card, classes=classes)
+        return card, resolve_weights(folder)
+    if Path(spec).is_file() and Path(spec).suffix in CHECKPOINT_SUFFIXES:
+        return checkpoint_card(spec, fill.clip, classes), Path(spec)
+    return None
 
 
 def open_model(spec: str | Path, pretrained: str | Path | None = None,
-               clip: ClipSpec | None = None) -> tuple[torch.nn.Module, ModelCard, Path] | None:
+               fill: CardFill | None = None) -> tuple[torch.nn.Module, ModelCard, Path] | None:
     """The model ``spec`` names (see ``describe``) built and loaded, in eval mode, with its card and
-    weights file; None when ``spec`` is neither kind. A Hugging Face classifier holds its backbone,
-    so ``pretrained`` is refused for it; its head must have one row per ``id2label`` class."""
-    weights = find_weights(spec)
+    weights file; None when ``spec`` is none of the kinds. A downloaded classifier holds its
+    backbone, so ``pretrained`` is refused for it; its head must have one row per class."""
+    weights = _apt_weights(spec)
     if weights is not None:
+        describe(spec, fill)  # refuses a fill
         model, card = build_from_trained(weights, pretrained)
         return model, card, weights
-    found = describe(spec, clip)
+    found = describe(spec, fill)
     if found is None:
         return None
     card, weights = found
     if pretrained:
-        raise CheckpointError(f"{spec}: a Hugging Face classifier holds its backbone, so --pretrained has no "
+        raise CheckpointError(f"{spec}: a downloaded classifier holds its backbone, so --pretrained has no "
                               f"place; leave it out")
     model = create_model(card.model, **card.model_overrides)
     load_pretrained(model, weights, own=True)

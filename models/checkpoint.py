@@ -9,6 +9,7 @@ them into a model.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import pickle
 import re
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 #: safetensors metadata key marking apt-video's own files, and the value for "trained tensors only"
 APT_FORMAT_KEY, APT_PARTIAL = "apt_video_contents", "trained"
 _WRAPPERS = ("model", "module", "state_dict", "model_state")
+#: classes a plain checkpoint may hold beside tensors: VideoMAE's and APT's ``save_model`` store the
+#: run's ``argparse.Namespace`` as ``args`` (attributes only: unpickling it runs no code of the file's)
+SAFE_GLOBALS = [argparse.Namespace]
 #: the tensors a prompt-tuned or linear run trains (the rest is the frozen backbone)
 TRAINED_PREFIXES = ("head.", "head_norm.", "prompt_")
 
@@ -59,8 +63,8 @@ def _short(names: list[str], n: int = 4) -> str:
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint file, unwrapped from ``model``/``module``/``state_dict``.
 
-    Pickled files are read with ``torch.load(weights_only=True)``: a file that needs code execution is
-    refused. Returns ``(state_dict, metadata)``; metadata is empty for pickled files.
+    Pickled files are read with ``torch.load(weights_only=True)`` (and ``SAFE_GLOBALS``): a file that
+    needs code execution is refused. Returns ``(state_dict, metadata)``; metadata is empty for pickled files.
     """
     path = Path(path)
     if not path.is_file():
@@ -75,7 +79,8 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     else:
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             raise CheckpointError(
                 f"{path}: refusing to unpickle: not a plain PyTorch state dict (corrupt, or holding "

@@ -156,3 +156,19 @@ def test_a_head_that_is_not_id2label_is_refused(downloaded, tmp_path, capsys):
     assert main(["score", str(root / "clips" / "videos"), "--model", str(root / "hf"), "-o", str(tmp_path / "o.csv"),
                  "--pretrained", str(root / "hf" / "model.safetensors"), "--no-progress"]) == 2
     assert "holds its backbone, so --pretrained has no place" in capsys.readouterr().err
+
+
+def test_a_preset_gives_the_sampling_and_views_config_json_does_not(downloaded):
+    """``--preset ssv2``: SSv2's segment sampler and 2x3 views; frames, size and normalisation stay
+    the model's own (config.json, preprocessor_config.json)."""
+    root, _, (mean, std) = downloaded
+    from apt_video.config import load_config
+
+    preset = load_config(preset="ssv2").clip
+    card, _ = models.describe(root / "hf", models.CardFill(preset, ("a", "b", "c")))
+    assert (card.clip.sampler, card.clip.test_num_segment, card.clip.test_num_crop) == \
+        (preset.sampler, preset.test_num_segment, preset.test_num_crop) == ("segment", 2, 3)
+    assert (card.clip.num_frames, card.clip.input_size, list(card.clip.mean), list(card.clip.std)) == (4, 32, mean, std)
+    assert card.classes == ["a", "b", "c"]
+    with pytest.raises(models.CheckpointError, match="id2label has 3 classes but 2 class names were given"):
+        models.describe(root / "hf", models.CardFill(None, ("a", "b")))

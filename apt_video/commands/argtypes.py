@@ -114,3 +114,32 @@ def share(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
     return value
+
+
+def add_downloaded_arguments(p: argparse.ArgumentParser) -> None:
+    """``--preset`` and ``--classes``: what a downloaded model's files do not say (``card_fill``)."""
+    from apt_video.config import PRESETS
+
+    p.add_argument("--preset", choices=PRESETS,
+                   help="a downloaded model (Hugging Face or VideoMAE .pth): sample and view its clips as this "
+                        "preset does (sampling rate, sampler, test views); default: VideoMAE's dense 16x4, 10x3")
+    p.add_argument("--classes", metavar="FILE",
+                   help="a downloaded model's class names: one per line, or 'INDEX NAME' lines as in classInd.txt "
+                        "(default: Hugging Face's id2label; a .pth has none: the class indices)")
+
+
+def card_fill(args: argparse.Namespace):
+    """The ``models.CardFill`` of ``--preset`` and ``--classes`` (None when neither is given);
+    ``UserError`` naming the option when one cannot be read."""
+    if args.preset is None and args.classes is None:
+        return None
+    from apt_video import models
+    from apt_video.config import ConfigError, load_config
+    from apt_video.errors import UserError
+
+    try:
+        clip = load_config(preset=args.preset).clip if args.preset else None
+        classes = tuple(models.read_class_names(args.classes)) if args.classes else None
+    except (ConfigError, models.CheckpointError) as exc:
+        raise UserError(str(exc)) from None
+    return models.CardFill(clip, classes)

@@ -1,4 +1,4 @@
-"""``apt-video bench {loader,infer,train,score,gpu}``: ours against a named baseline, same run, ratio."""
+"""``apt-video bench {loader,infer,train,score,startup,gpu}``: ours against a named baseline, same run, ratio."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fp32 or fp32,int8 (the int8 export on the same videos)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the Ray Data engine against the local one (default: local against VideoMAE's loop)")
+    bench("startup", "--help and an argument error vs the bare interpreter and import torch", runs=5)
     s = bench("gpu", "every GPU figure in one run: loader, inference, training, scoring (about 6 minutes)")
     s.add_argument("--stages", default="loader,infer,train,score",
                    type=comma_list("apt_video.tools.bench.gpu_runner", "STAGES"), help="comma-separated, in order")

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import batch_profile, nonneg_int, opset, positive_float, positive_int
+from .argtypes import (
+    add_downloaded_arguments,
+    batch_profile,
+    card_fill,
+    nonneg_int,
+    opset,
+    positive_float,
+    positive_int,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="training run folder (its best weights), an apt-video .safetensors, or a "
-                                      "Hugging Face VideoMAE classifier (a save_pretrained folder or a model id)")
+                                      "VideoMAE classifier as downloaded (a Hugging Face save_pretrained folder or "
+                                      "model id, or a VideoMAE / APT checkpoint .pth)")
     p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
                    help="the backbone of weights that hold only trained tensors (default: the one their card "
                         "names; --finetune: the same option, train's name)")
@@ -38,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", type=positive_float, default=4.0, help="TensorRT workspace in GB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
     p.add_argument("--verify-clips", type=nonneg_int, default=4, help="real clips to verify on (from the run's data)")
+    add_downloaded_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         package, where = export_run(
-            args.checkpoint, args.out, pretrained=args.pretrained, verify_clips=args.verify_clips,
+            args.checkpoint, args.out, pretrained=args.pretrained, verify_clips=args.verify_clips, fill=card_fill(args),
             precision=args.precision, opset=args.opset, attention=args.attention,
             prompts_as_input=args.prompts_as_input, batch=args.batch, tensorrt=not args.onnx_only,
             workspace_gb=args.workspace, timing_cache=args.timing_cache, calib=args.calib, calib_clips=args.calib_clips)

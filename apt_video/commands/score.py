@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 
 from .argtypes import (
+    add_downloaded_arguments,
     add_layout_arguments,
     add_progress_argument,
+    card_fill,
     layout_of,
     nonneg_float,
     positive_int,
@@ -18,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="folder (searched recursively), VideoMAE list file, or manifest")
     p.add_argument("--model", required=True,
                    help="export folder / model.json / model.onnx / model.plan, a training run / weights file, or "
-                        "a Hugging Face VideoMAE classifier as downloaded (a save_pretrained folder or a model id)")
+                        "a VideoMAE classifier as downloaded (a Hugging Face save_pretrained folder or model id, "
+                        "or a VideoMAE / APT checkpoint .pth)")
     p.add_argument("-o", "--out", required=True, help="output file (.csv or .jsonl)")
     p.add_argument("--views", type=views, help="SEGMENTSxCROPS (default: the model's test views)")
     p.add_argument("--batch", type=positive_int, help="clips per engine call (default: the engine's optimal batch)")
@@ -35,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the backbone of a PyTorch checkpoint that holds only trained tensors (default: the one "
                         "its card names; --finetune: the same option, train's name)")
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
+    add_downloaded_arguments(p)
     add_layout_arguments(p, part="test")
     ray = p.add_argument_group("Ray Data (--engine ray; install apt-video[ray])")
     ray.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -57,12 +61,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         layout = layout_of(args)
+        fill = card_fill(args)
         labels = args.input if args.labels == "" else args.labels  # --labels alone: INPUT's own labels
         report = score_videos(args.input, args.model, args.out, views=args.views, batch=args.batch,
                               backend=args.backend, labels=labels, data_root=args.data_root, top_k=args.top_k,
                               resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
                               task=args.task, layout=layout, progress=show_progress(args), engine=args.engine,
-                              ray=RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus))
+                              ray=RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus),
+                              fill=fill)
     except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if report is None:  # a torchrun rank other than 0: rank 0 reports

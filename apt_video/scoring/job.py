@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from apt_video.models.artifact import CardFill
 from apt_video.models.card import ClipSpec
 from apt_video.pipeline.data import VideoEntry
 
@@ -25,8 +26,8 @@ ENGINES = ("local", "ray")  # local: this process, or each torchrun rank; ray: R
 class ScoreJob:
     """What to score and how: the probed ``entries`` and their row ``ids`` (input order), the clip
     geometry and test views, the model's class names; the output file and its format; clips per
-    engine call, classes per row, whether to resume; the model and how to run it; the local
-    engine's decode processes."""
+    engine call, classes per row, whether to resume; the model and how to run it (``fill``: what a
+    downloaded model's files do not say); the local engine's decode processes."""
 
     entries: list[VideoEntry]
     ids: list[str]
@@ -43,6 +44,7 @@ class ScoreJob:
     task: str | None = None
     workers: int = 2
     progress: bool = True
+    fill: CardFill | None = None
 
 
 @dataclass

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from apt_video.evaluate import merge_views
 from apt_video.export import BackendUnavailable, PackageError, load_runner
+from apt_video.models.artifact import CardFill
 from apt_video.models.card import ClipSpec
 from apt_video.pipeline.data import DataError
 from apt_video.pipeline.loader import VideoLoader
@@ -189,13 +190,13 @@ class ViewScorer:
     GPU) -> ``{pos, error, probs}``."""
 
     def __init__(self, model: str, backend: str, pretrained: str | None, task: str | None, spec: ClipSpec,
-                 batch: int, decode: bool, gpu: bool = False):
+                 batch: int, decode: bool, gpu: bool = False, fill: CardFill | None = None):
         if not gpu:  # Ray leaves a zero-GPU actor every GPU of its node: it must not use them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self.device = "gpu" if gpu and torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)  # Ray sets one thread per reserved CPU
-        self.runner = load_runner(model, backend, pretrained, task)
+        self.runner = load_runner(model, backend, pretrained, task, fill=fill)
         self.spec, self.batch, self.decode = spec, batch, decode
 
     def __call__(self, batch: dict) -> dict:
@@ -224,14 +225,15 @@ class ViewScorer:
 
 
 # -- the driver ------------------------------------------------------------------------------------------
-def check_model(model: str, backend: str, pretrained: str | None, task: str | None, gpu: bool) -> tuple[str, str]:
+def check_model(model: str, backend: str, pretrained: str | None, task: str | None, gpu: bool,
+                fill: CardFill | None = None) -> tuple[str, str]:
     """``(runner name, "")`` when ``load_runner`` can run ``model`` where this runs (a Ray task with a
     scoring actor's resources), else ``("", the one-line reason)``."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     try:
-        return load_runner(model, backend, pretrained, task).name, ""
+        return load_runner(model, backend, pretrained, task, fill=fill).name, ""
     except (BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         return "", str(exc)
     finally:  # the worker goes back to Ray's pool: as it was
@@ -267,7 +269,7 @@ def score_on_ray(job: ScoreJob, options: RayOptions | None = None) -> ScoreResul
         _check_fits(have, opts, gpus)
         try:
             name, problem = ray.get(ray.remote(num_cpus=0, num_gpus=gpus, max_retries=0)(check_model).remote(
-                str(job.model), job.backend, job.pretrained, job.task, bool(gpus)))
+                str(job.model), job.backend, job.pretrained, job.task, bool(gpus), job.fill))
         except Exception as exc:  # noqa: BLE001  the check's own process failed
             raise DataError(f"a Ray worker could not load {job.model} ({_cause(exc)})") from None
         if problem:
@@ -311,7 +313,7 @@ def _run(ray, writer, job: ScoreJob, opts: RayOptions, gpus: float, t_start: flo
                             compute=ray.data.ActorPoolStrategy(size=opts.decode_cpus), num_cpus=1,
                             zero_copy_batch=True, max_task_retries=RETRIES)
     scorer = _bound(ViewScorer, model=str(job.model), backend=job.backend, pretrained=job.pretrained, task=job.task,
-                    spec=spec, batch=job.batch, decode=bool(gpus), gpu=bool(gpus))
+                    spec=spec, batch=job.batch, decode=bool(gpus), gpu=bool(gpus), fill=job.fill)
     ds = ds.map_batches(scorer, batch_size=opts.videos_per_task, compute=ray.data.ActorPoolStrategy(size=opts.actors),
                         num_cpus=0 if gpus else 1, num_gpus=gpus, zero_copy_batch=True, max_task_retries=RETRIES)
     try:

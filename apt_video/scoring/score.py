@@ -10,6 +10,7 @@ from pathlib import Path
 
 from apt_video.distributed import setup_distributed
 from apt_video.export import describe_model, load_runner
+from apt_video.models.artifact import CardFill
 from apt_video.models.card import ClipSpec
 from apt_video.pipeline.data import DataError, atomic_write_text
 
@@ -57,7 +58,7 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
                  data_root: str | Path | None = None, top_k: int = 5, resume: bool = False, workers: int | None = None,
                  fmt: str | None = None, pretrained: str | None = None, task: str | None = None,
                  layout: dict | None = None, progress: bool = True, engine: str = "local",
-                 ray: RayOptions | None = None) -> ScoreReport | None:
+                 ray: RayOptions | None = None, fill: CardFill | None = None) -> ScoreReport | None:
     """Score every video of ``source`` (folder, list file, manifest or one video) with ``model``
     (export folder or weights) into ``out``: one row per input video, in order. Under torchrun each
     rank scores its share and rank 0 merges them; the other ranks return None. ``engine="ray"``
@@ -65,7 +66,8 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
     output file) or the runner's errors (``BackendUnavailable``, ...). ``layout``: ``{"split",
     "part", "splits"}`` when ``source`` is an official dataset layout; then ``labels`` may be the
     same folder (the split's labels). ``workers``: the local engine's decode processes (default 2);
-    Ray's decoders are ``ray.decode_cpus``."""
+    Ray's decoders are ``ray.decode_cpus``. ``fill``: the clip and class names of a downloaded
+    model whose files do not say them (``models.CardFill``)."""
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: choose one of {', '.join(ENGINES)}")
     if engine == "ray" and workers is not None:
@@ -94,16 +96,16 @@ def score_videos(source: str | Path, model: str | Path, out: str | Path, *, view
             raise DataError(ray_missing())
         if why := unreachable(ray.address if ray else None):
             raise DataError(why)
-        card, preferred = describe_model(model)  # the driver runs no engine: the actors do
+        card, preferred = describe_model(model, fill)  # the driver runs no engine: the actors do
     else:
         d = setup_distributed(collectives="gloo")  # scoring exchanges only small CPU objects
-        runner = load_runner(model, backend, pretrained, task)
+        runner = load_runner(model, backend, pretrained, task, fill=fill)
         card, preferred = runner.card, runner.preferred_batch
     if truth is not None:
         truth = to_model_labels(truth, label_names, card.classes, str(labels))
     spec = scoring_spec(card, views)
     job = ScoreJob(entries, ids, spec, card.classes, out, fmt, batch or max(spec.num_views, preferred), top_k,
-                   resume, model, backend, pretrained, task, workers or 2, progress)
+                   resume, model, backend, pretrained, task, workers or 2, progress, fill)
     if engine == "ray":
         with OutputLock(out):
             result = score_on_ray(job, ray)

@@ -1,5 +1,7 @@
 """The bench commands run end to end on small inputs and write their figures (no timing asserted)."""
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +63,22 @@ def test_bench_score_int8_keeps_the_fp32_top1(tmp_path):
     r = json.loads(out.read_text())["int8"]
     assert r["passed"] and r["videos_per_s"] > 0 and r["calibration_clips"] >= 4
     assert r["top1_same_as_fp32"] == 1.0
+
+
+def test_bench_startup_times_each_answer_against_import_torch(tmp_path):
+    assert cli(["bench", "startup", "--runs", "1", "--json", str(tmp_path / "s.json")]) == 0
+    res = json.loads((tmp_path / "s.json").read_text())
+    assert res["baseline"] == "python -c 'import torch'" and res["slowest"].startswith("apt-video")
+    assert set(res["commands"]) >= {"apt-video --help", "apt-video score (argument error)", "python (bare interpreter)"}
+    assert res["ratio"] == pytest.approx(res["commands"][res["slowest"]] / res["commands"][res["baseline"]])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["export", "--help"], ["train", "--help"],
+                                  ["synth", "--help"], ["bench", "gpu", "--help"], ["score"]])
+def test_help_and_argument_errors_import_no_torch(argv):
+    """What keeps ``--help`` under a second (``bench startup`` measures it): no heavy module on that path."""
+    code = ("import sys\nfrom apt_video.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'timm', 'nvidia.dali', 'onnxruntime', 'ray', 'transformers') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120).stdout
+    assert "HEAVY []" in out, out[-500:]

@@ -1,6 +1,6 @@
 """``apt-video bench``: apt-video's paths against named baselines, measured in the same run on the
 same files and model, printed with the ratio (ours / baseline): ``loader``, ``infer``, ``train``,
-``score`` (``common`` holds what they share), and ``gpu``, every GPU figure in one run."""
+``score``, ``startup`` (``common`` holds what they share), and ``gpu``, every GPU figure in one run."""
 from __future__ import annotations
 
 import importlib
@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-BENCHES = ("loader", "infer", "train", "score")
+BENCHES = ("loader", "infer", "train", "score", "startup")
 
 
 def run_bench(which: str, json_path: str | None, **kw) -> dict:
