@@ -99,6 +99,9 @@ class TrainConfig:
     weight_decay: float = 1e-5
     lr: float = 0.3
     lr_scale_batch: int = 256  # lr, warmup_lr and min_lr scale by global batch / this (0: no scaling)
+    # the reference's videos per optimiser step (its GPUs x batch_size x update_freq; 0: not known):
+    # only reported at the start of a run, beside this run's, with the update_freq that matches it
+    paper_global_batch: int = 0
     warmup_lr: float = 0.0  # the reference parses warmup_lr but its schedule starts at 0
     min_lr: float = 1e-6
     warmup_epochs: int = 5
@@ -140,7 +143,7 @@ class TrainConfig:
                     "tubelet_size", "eval_freq"):
             need(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("prompt_num_tokens", "warmup_epochs", "nb_classes", "num_workers", "lr_scale_batch", "split",
-                    "num_threads", "seed"):
+                    "num_threads", "seed", "paper_global_batch"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         for key in ("lr", "weight_decay", "warmup_lr", "min_lr", "color_jitter", "prompt_start"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
@@ -254,6 +257,8 @@ def apply(cfg: dict, updates: dict, where: str) -> dict:
     """Set ``updates`` (key -> value; ``clip`` a mapping, or ``clip.KEY``) into ``cfg``, each
     value checked against its field's type."""
     for key, value in updates.items():
+        if key == DERIVED:
+            continue  # what a run derived, written beside its settings for the record (``run_config``)
         if key == "clip":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: clip must be a mapping of {', '.join(CLIP_FIELDS)}")
@@ -327,3 +332,55 @@ def resolve(cfg: dict) -> TrainConfig:
 
 def dump_config(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+#: the key of a run's config.yaml that holds what the run derived from its settings (ignored when read)
+DERIVED = "derived"
+
+
+@dataclass(frozen=True)
+class LrScaling:
+    """VideoMAE's linear scaling rule for one run: the base rates times videos per optimiser step
+    (``batch_size x update_freq x world``; repeated augmentations do not count) over ``lr_scale_batch``."""
+
+    global_batch: int
+    lr: float
+    min_lr: float
+    warmup_lr: float
+    paper_global_batch: int
+    #: the update_freq that gives the paper's global batch with this batch size and world (None: none does)
+    matching_update_freq: int | None
+
+    def describe(self, cfg: TrainConfig, world: int) -> str:
+        """The line a run starts with."""
+        text = (f"lr {self.lr:.4g} (lr {cfg.lr:g} x global batch {self.global_batch} / {cfg.lr_scale_batch or 1}; "
+                f"global batch = batch_size {cfg.batch_size} x update_freq {cfg.update_freq} x {world} "
+                f"process{'es' if world > 1 else ''})")
+        if not cfg.lr_scale_batch:
+            text = f"lr {self.lr:.4g} as given (lr_scale_batch 0: not scaled); global batch {self.global_batch}"
+        if self.paper_global_batch and self.paper_global_batch != self.global_batch:
+            ratio = self.paper_global_batch / (cfg.lr_scale_batch or self.paper_global_batch)
+            text += f"; the paper's global batch is {self.paper_global_batch} (lr {cfg.lr * ratio:.4g})"
+            if self.matching_update_freq:
+                text += f": --set update_freq={self.matching_update_freq} matches it here"
+            else:
+                text += ": no update_freq matches it with this batch_size and world"
+        return text
+
+
+def lr_scaling(cfg: TrainConfig, world: int) -> LrScaling:
+    global_batch = cfg.batch_size * cfg.update_freq * world
+    scale = global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else 1.0
+    per_step = cfg.batch_size * world
+    paper = cfg.paper_global_batch
+    match = paper // per_step if paper and paper % per_step == 0 else None
+    return LrScaling(global_batch, cfg.lr * scale, cfg.min_lr * scale, cfg.warmup_lr * scale, paper, match)
+
+
+def run_config(cfg: TrainConfig, world: int) -> str:
+    """A run's config.yaml: its settings (readable back with ``--config``), then under ``derived``
+    what it made of them on this host (ignored when read)."""
+    s = lr_scaling(cfg, world)
+    derived = {"world_size": world, "global_batch": s.global_batch, "effective_lr": s.lr, "effective_min_lr": s.min_lr,
+               "effective_warmup_lr": s.warmup_lr, "paper_global_batch": s.paper_global_batch}
+    return dump_config(cfg) + yaml.safe_dump({DERIVED: derived}, sort_keys=False)

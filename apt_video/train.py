@@ -36,7 +36,7 @@ from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
 from apt_video.pipeline.randaug import parse_rand_augment
 
-from .config import ConfigError, TrainConfig, dump_config
+from .config import ConfigError, TrainConfig, lr_scaling, run_config
 from .distributed import Dist, setup_distributed
 from .evaluate import accuracy_report, merge_views, topk_correct
 
@@ -381,7 +381,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             pretrained = models.Backbone(**state["pretrained"])
     if d.main:  # every input checked (data, classes, backbone, resume state): the run's folder begins
         ckpt.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(run_dir / "config.yaml", run_config(cfg, d.world))
+        log.info("%s", lr_scaling(cfg, d.world).describe(cfg, d.world))
         if held:
             holdout.write_split(run_dir, held, classes)
             log.info("held out of %d training videos: %d for validation, %d for test (per class, seed %d); the "
@@ -413,11 +414,9 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
 
     # VideoMAE's linear scaling: videos per optimiser step (its repeated augmentations, num_sample,
     # do not count)
-    global_batch = cfg.batch_size * cfg.update_freq * d.world
-    scale = global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else 1.0
+    scaled = lr_scaling(cfg, d.world)
     steps = max(1, len(train_loader) // cfg.update_freq)
-    lr_values = cosine_schedule(cfg.lr * scale, cfg.min_lr * scale, cfg.epochs, steps, cfg.warmup_epochs,
-                                cfg.warmup_lr * scale)
+    lr_values = cosine_schedule(scaled.lr, scaled.min_lr, cfg.epochs, steps, cfg.warmup_epochs, scaled.warmup_lr)
     optimizer = build_optimizer(cfg, model)
     _, use_scaler = amp_settings(cfg.amp, d.device)
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None

@@ -77,11 +77,12 @@ def resize_short_side(height: int, width: int, size: int) -> tuple[int, int]:
 
 def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[int, int]]:
     """Top-left ``(y, x)`` of the ``crops`` test crops of a ``height x width`` frame whose short side
-    is ``size``: spread along the long side at ``int(j * (long - size) / (crops - 1))``; one crop is
-    centred."""
+    is ``size``: spread along the long side at ``int(j * (long - size) / (crops - 1))`` (kinetics.py's
+    test crops); one crop is VideoMAE's CenterCrop, at ``int(round((long - size) / 2))`` (Python's
+    round: a half margin goes to the even neighbour)."""
     long = max(height, width)
     if crops == 1:
-        starts = [(long - size) // 2]
+        starts = [int(round((long - size) / 2.0))]
     else:
         step = (long - size) / (crops - 1)
         starts = [int(j * step) for j in range(crops)]

@@ -8,6 +8,8 @@ does, so that a test comparing the two can fail. Nothing here is imported by apt
   ``adam_w_mode=True`` (utils.create_ds_config); ``ref_cosine_scheduler``: utils.cosine_scheduler.
 - ``ref_kinetics_*``: kinetics.py (dense sampler); ``ref_ssv2_*``: ssv2.py (TSN segments);
   ``ref_resize``, ``ref_crop_starts``: functional.get_resize_sizes and the test crops;
+  ``ref_center_crop``: video_transforms.CenterCrop (the validation crop);
+  ``ref_train_batches``, ``ref_steps_per_epoch``: run_class_apt.py's loader and schedule length;
   ``ref_spatial_crop``: video_transforms._get_param_spatial_crop (the random resized crop).
 """
 import math
@@ -168,6 +170,26 @@ def ref_crop_starts(h, w, short, crops):
     when H >= W."""
     spatial_step = 1.0 * (max(h, w) - short) / (crops - 1)
     return [int(split_nb * spatial_step) for split_nb in range(crops)]
+
+
+def ref_train_batches(n, batch_size, world):
+    """run_class_apt.py:280-290: DistributedSampler (each rank ceil(n / world) samples, padded by
+    wrapping) into DataLoader(drop_last=True): the batches one rank sees in an epoch."""
+    return math.ceil(n / world) // batch_size
+
+
+def ref_steps_per_epoch(n, batch_size, update_freq, world):
+    """run_class_apt.py:453-454: num_training_steps_per_epoch = len(dataset_train) // total_batch_size."""
+    total_batch_size = batch_size * update_freq * world
+    return n // total_batch_size
+
+
+def ref_center_crop(im_h, im_w, size):
+    """video_transforms.py CenterCrop: (y1, x1) = (int(round((im_h - h) / 2.)), int(round((im_w - w) / 2.)))."""
+    h, w = size, size
+    x1 = int(round((im_w - w) / 2.))
+    y1 = int(round((im_h - h) / 2.))
+    return y1, x1
 
 
 def ref_spatial_crop(scale, ratio, height, width, random):

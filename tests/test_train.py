@@ -119,6 +119,57 @@ def test_no_weight_decay_on_biases_and_1d_tensors():
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
 
 
+def test_two_accumulated_half_batches_step_as_the_reference_steps_on_the_whole_batch():
+    """update_freq 2 on batches of 2 is one step of the reference on the batch of 4 (the mean loss
+    over the 4, AdamW with decoupled decay): how a run on fewer GPUs matches the paper's global batch."""
+    sets = ["model=vit_micro_patch16_112", "prompt_num_tokens=6", "prompt_end=3", "prompt_dropout=0.0",
+            "update_freq=2", "batch_size=2"]
+    cfg = load_config("hmdb51", sets=sets)
+    torch.manual_seed(0)
+    model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    with torch.no_grad():
+        model.prompt_scale.uniform_(0.8, 1.5)
+    video, labels = torch.randn(4, 3, 8, 112, 112, dtype=torch.float64), torch.tensor([0, 3, 1, 4])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    ref_model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    ref_model.load_state_dict(model.state_dict())
+    ref_label_smoothing_ce(ref_model(video), labels, cfg.smoothing).backward()
+    decay = ref_param_groups(ref_model, cfg.weight_decay)
+    lr = 0.01
+    want = {n: ref_adamw_step(before[n], p.grad, lr, decay[n], cfg.opt_betas, cfg.opt_eps)
+            for n, p in ref_model.named_parameters() if p.requires_grad}
+
+    optimizer = build_optimizer(cfg, model)
+    set_lr(optimizer, np.array([lr]), 0)
+    for half in (slice(0, 2), slice(2, 4)):
+        forward_backward(model, video[half], labels[half], cfg)
+    optimizer_step(model, optimizer, None, cfg.clip_grad)
+    after = dict(model.named_parameters())
+    for n in want:
+        torch.testing.assert_close(after[n].detach(), want[n], rtol=1e-10, atol=1e-13, msg=n)
+
+
+@pytest.mark.parametrize("preset,batch,freq,world,lr,match", [
+    ("hmdb51", 8, 1, 1, 0.3 * 8 / 256, 8), ("hmdb51", 8, 8, 1, 0.3 * 64 / 256, 8),
+    ("ucf101", 8, 1, 4, 0.05 * 32 / 256, 2), ("ssv2", 6, 1, 1, 0.3 * 6 / 256, None),
+    ("kinetics400", 8, 2, 2, 0.3 * 32 / 256, 4)])
+def test_the_effective_lr_and_the_paper_global_batch(preset, batch, freq, world, lr, match):
+    """run_class_apt.py:453-457: lr x batch_size x update_freq x world / 256; the presets' paper
+    global batch is the authors' 8 GPUs x 8, and the run names the update_freq that reaches it."""
+    from apt_video.config import lr_scaling
+
+    cfg = load_config(preset, sets=[f"batch_size={batch}", f"update_freq={freq}"])
+    s = lr_scaling(cfg, world)
+    assert s.global_batch == batch * freq * world and s.lr == pytest.approx(lr, rel=1e-12)
+    assert s.min_lr == pytest.approx(cfg.min_lr * s.global_batch / 256, rel=1e-12)
+    assert s.paper_global_batch == 64 and s.matching_update_freq == match
+    line = s.describe(cfg, world)
+    assert f"lr {lr:.4g} " in line and f"global batch {s.global_batch} " in line
+    if s.global_batch != 64:
+        assert "the paper's global batch is 64 (lr " in line
+        assert (f"--set update_freq={match} matches it here" if match else "no update_freq matches it") in line
+
+
 def test_the_clip_defaults_from_the_architecture_and_round_trips(tmp_path):
     """Clip keys a preset or --set leaves out take the architecture's clip (as timm's pretrained_cfg);
     the written config.yaml reads back to the same config."""
@@ -163,6 +214,11 @@ def test_prompt_tuning_learns_the_task_and_records_everything(prompt_run, backbo
     assert result["history"][-1]["val_top1"] >= 75.0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["transfer_type"] == "prompt" and cfg["epochs"] == 8
+    scaled = cfg["derived"]  # what the run made of its settings, for the record; ignored when read back
+    assert scaled["global_batch"] == cfg["batch_size"] * cfg["update_freq"] * scaled["world_size"]
+    assert scaled["effective_lr"] == pytest.approx(cfg["lr"] * scaled["global_batch"] / cfg["lr_scale_batch"])
+    settings = {k: v for k, v in cfg.items() if k != "derived"}
+    assert load_config(config_file=str(run / "config.yaml")).to_dict() == settings
     card = models.read_card(run / "checkpoints" / "last.safetensors")
     assert card.classes == ["move_045.0deg", "move_135.0deg", "move_225.0deg", "move_315.0deg"]
     assert card.pretrained.sha256 == models.sha256_file(backbone_run[0] / "checkpoints" / "last.safetensors")

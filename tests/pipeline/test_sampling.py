@@ -22,7 +22,15 @@ from apt_video.pipeline.sampling import (
     view_indices,
 )
 
-from reference import ref_crop_starts, ref_kinetics_test, ref_kinetics_train, ref_resize, ref_ssv2_test, ref_ssv2_train
+from reference import (
+    ref_center_crop,
+    ref_crop_starts,
+    ref_kinetics_test,
+    ref_kinetics_train,
+    ref_resize,
+    ref_ssv2_test,
+    ref_ssv2_train,
+)
 
 LENGTHS = [1, 2, 3, 5, 7, 15, 16, 17, 30, 31, 32, 33, 47, 63, 64, 65, 100, 127, 128, 129, 300, 1001]
 
@@ -118,7 +126,12 @@ def test_resize_and_crops_equal_the_reference(h, w, size, crops):
     assert offsets == want
 
 
-def test_one_crop_is_centred():
-    # the reference divides by zero (crops - 1); one crop is the centre of the long side
-    assert crop_offsets(224, 298, 224, 1) == [(0, 37)]
-    assert crop_offsets(298, 224, 224, 1) == [(37, 0)]
+@pytest.mark.parametrize("h,w", [(240, 320), (320, 240), (240, 427), (427, 240), (360, 481), (224, 299),
+                                 (224, 301), (224, 225), (128, 171), (1080, 1920), (97, 131)])
+@pytest.mark.parametrize("size", [224, 112])
+def test_one_crop_is_videomae_center_crop(h, w, size):
+    """One crop (validation's, and a test of one crop, where kinetics.py's test branch divides by
+    zero) is video_transforms.CenterCrop on the resized frame: Python's round of half the margin,
+    which sends .5 to the even neighbour (margins of 75 and 77 both start at 38)."""
+    rh, rw = resize_short_side(h, w, size)
+    assert crop_offsets(rh, rw, size, 1) == [ref_center_crop(rh, rw, size)]

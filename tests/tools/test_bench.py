@@ -78,7 +78,8 @@ def test_bench_startup_times_each_answer_against_import_torch(tmp_path):
 def test_help_and_argument_errors_import_no_torch(argv):
     """What keeps ``--help`` under a second (``bench startup`` measures it): no heavy module on that path."""
     code = ("import sys\nfrom apt_video.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'timm', 'nvidia.dali', 'onnxruntime', 'ray', 'transformers') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'timm', 'nvidia.dali', 'onnxruntime', 'ray', 'transformers')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120).stdout
     assert "HEAVY []" in out, out[-500:]
