@@ -18,10 +18,16 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[
 
 
 def accuracy_report(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
-    """Top-1 / top-5 (percent, mean over videos), per-class top-1 and the confusion matrix (rows:
-    true class, columns: predicted) of merged per-video probabilities ``(N, C)``."""
+    """Top-1 / top-5 (percent, mean over videos), per-class top-1, the confusion matrix (rows:
+    true class, columns: predicted) and ``loss`` (the true class's negative log-likelihood, mean
+    over videos) of merged per-video probabilities ``(N, C)``."""
     probs = np.asarray(probs)
-    return accuracy_from_ranks(np.argsort(-probs, axis=1)[:, :5], labels, classes)
+    report = accuracy_from_ranks(np.argsort(-probs, axis=1)[:, :5], labels, classes)
+    labels = np.asarray(labels, dtype=np.int64)
+    true = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
+    # the loss of the merged prediction: negative log-likelihood of the true class (floored at 1e-12)
+    report["loss"] = float(-np.log(np.maximum(true, 1e-12)).mean()) if len(labels) else None
+    return report
 
 
 def accuracy_from_ranks(ranks: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:

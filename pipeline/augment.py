@@ -22,7 +22,9 @@ All of it is one float32 row per augmentation (``HEAD + PER_OP * n`` values):
     per op: op index (``len(OP_NAMES)`` = skipped), magnitude bin, sign (1 = negated), and ``BLOCK``
             values: for Rotate and Shear the matrix from the op's input (with a one-pixel border)
             to its output (2x3, row-major), the output's h, w and the input's h, w; for the
-            translations the slice of the input (anchor y, x, shape h, w) and the two bilinear taps
+            translations the slice of the input (anchor y, x, shape h, w) and the two bilinear taps |
+    with random erasing (``reprob > 0``), ``ERASE`` values: applied (1 or 0), the box's top, left,
+            h, w in pixels of the crop (``erase_box``)
 
 Regions are whole pixels of the decoded frame, within it. With RandAugment on the crop
 (``aa_region="crop"``), the frame is the resized crop and every region all of it.
@@ -44,6 +46,7 @@ HEAD = LAST_CORNER.stop  # window (4), first region (4), last region's corner (2
 BLOCK = 10  # a geometric op's parameters
 PER_OP = 3 + BLOCK  # op, bin, sign, parameters
 WARPS = ("Rotate", "ShearX", "ShearY")
+ERASE = 5  # random erasing's values at the end of a row: applied, top, left, h, w
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class AugmentSpec:
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
-    reprob: float = 0.0  # random erasing probability (constant fill 0 = the mean after normalising)
+    reprob: float = 0.0  # random erasing probability (one box on every frame, per-pixel N(0, 1) noise)
     aa_region: str = "frame"  # one of AA_REGIONS
 
     def __post_init__(self):
@@ -198,6 +201,25 @@ def op_block(spec: RandAugmentSpec, op: int, mag_bin: int, sign: int, h: int, w:
     return [*anchor, *shape, float(np.float32(1.0) - frac), float(frac)] + [0.0] * (BLOCK - 6)
 
 
+def erase_box(size: int, prob: float, rng: np.random.Generator) -> list[float]:
+    """Random erasing of a ``size x size`` crop as VideoMAE's kinetics.py runs it (its
+    random_erasing.py, ``mode="pixel"``, ``max_count=1``, cube: the frames are the batch, and one box
+    is erased on all of them): applied with probability ``prob``; up to 100 tries of an area of
+    2-33% of the crop at a log-uniform aspect ratio in [0.3, 1/0.3], sides rounded, kept when both
+    are below ``size``. Returns ``[applied, top, left, h, w]`` (zeros when not applied)."""
+    if rng.random() > prob:
+        return [0.0] * ERASE
+    area = size * size
+    for _ in range(100):
+        target = rng.uniform(0.02, 1 / 3) * area
+        aspect = math.exp(rng.uniform(math.log(0.3), math.log(1 / 0.3)))
+        h, w = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if w < size and h < size:
+            top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            return [1.0, float(top), float(left), float(h), float(w)]
+    return [0.0] * ERASE
+
+
 def plan(augment: AugmentSpec, h: int, w: int, size: int, rng: np.random.Generator, cut: bool = True) -> np.ndarray:
     """One augmentation of an ``h x w`` clip cropped to ``size``: the float32 row described in the
     module docstring. ``cut=False``: every region is the whole frame (for comparison)."""
@@ -214,4 +236,6 @@ def plan(augment: AugmentSpec, h: int, w: int, size: int, rng: np.random.Generat
     row = [*window, *boxes[0], *boxes[n][:2]]
     for k in range(n):
         row += [*ops[k], *op_block(ra, *ops[k], h, w, boxes[k], boxes[k + 1])]
+    if augment.reprob > 0:
+        row += erase_box(size, augment.reprob, rng)
     return np.asarray(row, np.float32)

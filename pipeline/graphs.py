@@ -17,7 +17,7 @@ import numpy as np
 
 from apt_video.models.card import ClipSpec
 
-from .augment import AA_REGIONS, FIRST_REGION, HEAD, LAST_CORNER, PER_OP, WINDOW, AugmentSpec
+from .augment import AA_REGIONS, ERASE, FIRST_REGION, HEAD, LAST_CORNER, PER_OP, WINDOW, AugmentSpec
 from .randaug import FILL, Step, rand_augment
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 
@@ -141,24 +141,22 @@ def _augment(clip, plan, spec: ClipSpec, augment: AugmentSpec):
     mirror = fn.random.coin_flip(probability=0.5) if augment.flip else None
     video = _normalize(clip, spec, mirror)
     if augment.reprob > 0:
-        video = _random_erase(video, augment.reprob)
+        at = HEAD + PER_OP * augment.num_ops
+        video = _random_erase(video, plan[at:at + ERASE])
     return video
 
 
-def _random_erase(video, prob: float):
-    """timm-style random erasing of one rectangle (area 2-33%, aspect 0.3-3.3) on all frames."""
+def _random_erase(video, box):
+    """The box the source drew (``pipeline.augment.erase_box``) erased on every frame of the
+    normalised CFHW clip, filled with per-pixel N(0, 1) noise, fresh for each frame and channel
+    (VideoMAE's random_erasing.py, pixel mode): outside the box the clip, inside the noise."""
     from nvidia.dali import fn
-    from nvidia.dali import math as dmath
 
-    area = fn.random.uniform(range=[0.02, 1 / 3])
-    aspect = dmath.exp(fn.random.uniform(range=[np.log(0.3), np.log(1 / 0.3)]))
-    h = dmath.min(dmath.sqrt(area * aspect), 1.0)
-    w = dmath.min(dmath.sqrt(area / aspect), 1.0)
-    y = fn.random.uniform(range=[0.0, 1.0]) * (1.0 - h)
-    x = fn.random.uniform(range=[0.0, 1.0]) * (1.0 - w)
-    if fn.random.coin_flip(probability=prob):
-        video = fn.erase(video, anchor=fn.stack(y, x), shape=fn.stack(h, w), axis_names="HW",
-                         normalized_anchor=True, normalized_shape=True, fill_value=0.0)
+    if box[0] > 0:
+        where = dict(anchor=box[1:3], shape=box[3:5], axis_names="HW", normalized_anchor=False,
+                     normalized_shape=False, fill_value=0.0)
+        noise = fn.reshape(fn.random.normal(video), layout="CFHW")  # the layout of _normalize's output
+        video = fn.erase(video, **where) + (noise - fn.erase(noise, **where))
     return video
 
 

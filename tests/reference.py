@@ -9,6 +9,7 @@ does, so that a test comparing the two can fail. Nothing here is imported by apt
 - ``ref_kinetics_*``: kinetics.py (dense sampler); ``ref_ssv2_*``: ssv2.py (TSN segments);
   ``ref_resize``, ``ref_crop_starts``: functional.get_resize_sizes and the test crops;
   ``ref_center_crop``: video_transforms.CenterCrop (the validation crop);
+  ``ref_erase_cube_box``: random_erasing.py (VideoMAE's RandomErasing, one box on every frame);
   ``ref_train_batches``, ``ref_steps_per_epoch``: run_class_apt.py's loader and schedule length;
   ``ref_spatial_crop``: video_transforms._get_param_spatial_crop (the random resized crop).
 """
@@ -182,6 +183,28 @@ def ref_steps_per_epoch(n, batch_size, update_freq, world):
     """run_class_apt.py:453-454: num_training_steps_per_epoch = len(dataset_train) // total_batch_size."""
     total_batch_size = batch_size * update_freq * world
     return n // total_batch_size
+
+
+def ref_erase_cube_box(img_h, img_w, probability, random, min_area=0.02, max_area=1 / 3, min_aspect=0.3):
+    """random_erasing.py RandomErasing._erase_cube (kinetics.py: mode 'pixel', max_count=recount=1,
+    so count 1; cube, the default): the box erased on every frame, (top, left, h, w), or None when
+    the draw skips it. ``random``: what supplies ``random``, ``uniform`` and ``randint``."""
+    log_aspect_ratio = (math.log(min_aspect), math.log(1 / min_aspect))
+    if random.random() > probability:
+        return None
+    area = img_h * img_w
+    count = 1
+    for _ in range(count):
+        for _ in range(100):
+            target_area = random.uniform(min_area, max_area) * area / count
+            aspect_ratio = math.exp(random.uniform(*log_aspect_ratio))
+            h = int(round(math.sqrt(target_area * aspect_ratio)))
+            w = int(round(math.sqrt(target_area / aspect_ratio)))
+            if w < img_w and h < img_h:
+                top = random.randint(0, img_h - h)
+                left = random.randint(0, img_w - w)
+                return top, left, h, w
+    return None
 
 
 def ref_center_crop(im_h, im_w, size):

@@ -36,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
                     finetune=args.finetune, progress=show_progress(args))
     except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
         raise UserError(str(exc)) from None
-    print(f"wrote {fig}")
+    print(f"wrote {fig}, {fig.parent / 'summary.csv'} and {fig.parent / 'summary.png'}")
     return 0

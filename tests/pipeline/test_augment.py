@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from apt_video.models.card import ClipSpec
-from apt_video.pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, plan, regions
+from apt_video.pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, erase_box, plan, regions
 from apt_video.pipeline.graphs import _augment
 from apt_video.pipeline.randaug import OP_NAMES, parse_rand_augment
 
-from reference import ref_spatial_crop
+from reference import ref_erase_cube_box, ref_spatial_crop
 
 
 class _PythonRandom:
@@ -21,6 +21,9 @@ class _PythonRandom:
 
     def __init__(self, rng):
         self.rng = rng
+
+    def random(self):
+        return self.rng.random()
 
     def uniform(self, a, b):
         return self.rng.uniform(a, b)
@@ -124,3 +127,34 @@ def test_regions_follow_the_crop_back_through_the_ops():
     assert regions(spec, np.array([[SKIPPED, 27, 0]]), window, 240, 320).tolist() == [[98, 148, 152, 212]] * 2
     far = regions(spec, np.array([[tx, 27, 1]]), (0, 300, 10, 20), 240, 320)  # reads only beyond the frame
     assert far[0].tolist() == [0, 319, 14, 320]  # one pixel will do
+
+
+@pytest.mark.parametrize("size,prob", [(224, 0.25), (112, 1.0), (16, 1.0), (3, 1.0)])
+def test_erase_box_is_videomaes(size, prob):
+    """VideoMAE's RandomErasing (cube, one box; up to 100 tries) fed the same random numbers gives
+    the same boxes; no box fits a crop of 3 (a side of 3 is never below 3, 1 is never 2% of 9)."""
+    for seed in range(400):
+        ours = erase_box(size, prob, np.random.default_rng(seed))
+        ref = ref_erase_cube_box(size, size, prob, _PythonRandom(np.random.default_rng(seed)))
+        assert (tuple(int(v) for v in ours[1:]) if ours[0] else None) == ref, (seed, ours, ref)
+
+
+def test_random_erasing_fills_one_box_with_fresh_noise_on_every_frame():
+    """Through the training graph: with reprob 1 the clip equals the unerased one outside one box,
+    the same box on every frame, where it holds N(0, 1) noise drawn anew for each frame and channel
+    (random_erasing.py pixel mode, after normalisation)."""
+    frames = np.random.default_rng(3).integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    size, seeds = 32, list(range(6))
+    plain = AugmentSpec(flip=False)
+    erased = dataclasses.replace(plain, reprob=1.0)
+    a, _, _ = _augment_both(frames, ClipSpec(), plain, seeds, size)
+    b, _, rows = _augment_both(frames, ClipSpec(), erased, seeds, size)
+    for k in range(len(seeds)):
+        applied, top, left, h, w = (int(v) for v in rows[True][k][-5:])
+        assert applied == 1 and 0.02 * size * size - size <= h * w <= size * size / 3 + size
+        inside = np.zeros((size, size), bool)
+        inside[top:top + h, left:left + w] = True
+        np.testing.assert_array_equal(b[k][:, :, ~inside], a[k][:, :, ~inside])
+        noise = b[k][:, :, inside]  # (C, F, pixels)
+        assert abs(noise.mean()) < 0.15 and abs(noise.std() - 1) < 0.15
+        assert not np.allclose(noise[:, 0], noise[:, 1]) and not np.allclose(noise[0], noise[1])
