@@ -86,6 +86,9 @@ class TrainConfig:
     num_workers: int = 2
     num_threads: int = 0  # DALI's thread pool; 0: the host's cores per local rank (pipeline.loader.default_threads)
     dali_executor: str = "dynamic"  # CPU pipelines: one of EXECUTORS (dynamic: level memory; pipelined: faster)
+    # the longest side decoded at its native size, by either decode route; longer videos are scaled
+    # down to it while decoding (pipeline.video.MAX_SIDE: 1920, a 16-frame 1080p clip is 100 MB)
+    decode_max_side: int = 1920
     # optimisation
     batch_size: int = 8
     val_batch_size: int = 8
@@ -158,6 +161,7 @@ class TrainConfig:
         for key, top in UPPER_BOUNDS.items():
             need(getattr(self, key) is None or getattr(self, key) <= top, key, f"must be at most {top}")
         need(self.seed < 2**32, "seed", "must be in [0, 2**32)")
+        need(64 <= self.decode_max_side <= 8192, "decode_max_side", "must be in [64, 8192] (pixels)")
         for key in ("val_split", "test_split"):
             need(0 <= getattr(self, key) < 1, key, "must be in [0, 1): the share of each class's videos held out")
         need(self.val_split + self.test_split < 1, "val_split", f"+ test_split={self.test_split} must be below 1")

@@ -407,7 +407,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     # reuse: every loop below is done with a batch before it asks for the next
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
                   num_workers=cfg.num_workers, num_threads=cfg.num_threads or None, shard_id=d.rank,
-                  num_shards=d.world, reuse=True, executor=cfg.dali_executor)
+                  num_shards=d.world, reuse=True, executor=cfg.dali_executor, max_side=cfg.decode_max_side)
     train_loader = VideoLoader(train_set, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
                                seed=cfg.seed, num_sample=cfg.num_sample, **common)
     val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None

@@ -23,7 +23,7 @@ from . import nvdec
 from .data import VideoEntry
 from .graphs import AugmentSpec, decode_alone, decode_stage, train_pipeline, views_pipeline
 from .source import FAILED, OK, ClipSource, start_method, workers_ignore_ctrl_c
-from .video import decode_route
+from .video import MAX_SIDE, decode_route
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("dynamic", "pipelined")  # DALI's exec_dynamic=True / False
@@ -104,6 +104,7 @@ class VideoLoader:
     #: operator's buffers and on CPU runs the training graph ~20% faster, but its memory grows
     #: with the largest share of a batch each RandAugment branch has seen (``apt-video bench loader``)
     executor: str = "dynamic"
+    max_side: int = MAX_SIDE  # the longest side decoded at its native size (pipeline.video.MAX_SIDE)
     failures: list[Failure] = field(default_factory=list)
     #: index into entries -> None (DALI's decoder reads it) or why PyAV does: decided from the probe
     #: before DALI sees the file, and for a file that broke DALI's decoder, why
@@ -127,7 +128,7 @@ class VideoLoader:
         if self.num_threads is None:
             self.num_threads = default_threads()
         limits = nvdec.host_limits(self.device_id) if self.device == "gpu" else None
-        self.routes = {k: decode_route(e, self.device, limits) for k, e in enumerate(self.entries)}
+        self.routes = {k: decode_route(e, self.device, limits, self.max_side) for k, e in enumerate(self.entries)}
         self._pyav = {k for k, why in self.routes.items() if why}
         if self._pyav:
             first = min(self._pyav)
@@ -146,7 +147,7 @@ class VideoLoader:
     def source(self, start_epoch: int = 0, start_batch: int = 0) -> ClipSource:
         return ClipSource(self.entries, self.spec, self.mode, self.batch_size, self.device, self.shard_id,
                           self.num_shards, self.seed, frozenset(self._pyav), start_epoch, start_batch, self.group,
-                          self.augment, self._repeats)
+                          self.augment, self._repeats, self.max_side)
 
     @property
     def _repeats(self) -> int:

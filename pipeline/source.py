@@ -24,7 +24,7 @@ from apt_video.models.card import ClipSpec
 from .augment import AugmentSpec, plan
 from .data import VideoEntry, shard_bounds
 from .sampling import crop_offsets, eval_indices, resize_short_side, train_indices, view_indices
-from .video import decode_frames, decode_route
+from .video import MAX_SIDE, decode_frames, decode_route
 
 OK, FAILED, PADDING = 0, 1, 2  # sample status
 MODES = ("train", "eval", "test")
@@ -71,14 +71,16 @@ class ClipSource:
     def __init__(self, entries: list[VideoEntry], spec: ClipSpec, mode: str, batch_size: int,
                  device: str = "cpu", shard_id: int = 0, num_shards: int = 1, seed: int = 0,
                  pyav: frozenset[int] | None = None, start_epoch: int = 0,
-                 start_batch: int = 0, group: int = 1, augment: AugmentSpec | None = None, num_sample: int = 1):
+                 start_batch: int = 0, group: int = 1, augment: AugmentSpec | None = None, num_sample: int = 1,
+                 max_side: int = MAX_SIDE):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; choose one of {', '.join(MODES)}")
         self.entries, self.spec, self.mode = entries, spec, mode
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.shard_id, self.num_shards = shard_id, num_shards
         if pyav is None:
-            pyav = frozenset(k for k, e in enumerate(entries) if decode_route(e, device))
+            pyav = frozenset(k for k, e in enumerate(entries) if decode_route(e, device, max_side=max_side))
+        self.max_side = max_side  # frames longer than this decode with PyAV, scaled down to it (video.MAX_SIDE)
         self.pyav, self.start_epoch, self.start_batch = pyav, start_epoch, start_batch
         self.group = group  # delivered batches per DALI batch (start_batch counts DALI batches)
         self.augment = augment if augment is not None else AugmentSpec()
@@ -184,7 +186,8 @@ class ClipSource:
             else:
                 # from the keyframe before the clip (the file's frame count checks the index); no
                 # FFmpeg threads in DALI's workers, which already decode one video each per core
-                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices, frames=None if e.damaged else e.frames,
+                data, frames = _EMPTY_BYTES, decode_frames(e.path, indices, self.max_side,
+                                                           frames=None if e.damaged else e.frames,
                                                            threads=os.getpid() == self._parent)
                 size = frames.shape[1:3]
         except Exception as exc:  # reported per sample; the epoch goes on

@@ -19,23 +19,24 @@ DALI_CODECS = {
     "cpu": frozenset({"vp8", "vp9", "mjpeg"}),
     "gpu": frozenset(nvdec.CUVID_CODECS),
 }
-#: frames larger than this (longest side) are decoded by PyAV, which scales them while decoding,
-#: so that a batch of 4K clips never holds full-resolution frames
-DALI_MAX_SIDE = 1920
-#: longest side PyAV keeps when it decodes a larger video (short side >= 256 for a 16:9 video)
-PYAV_MAX_SIDE = 640
+#: the longest side decoded at its native size, by either route (the reference decodes every video
+#: at its native size): a video larger than this is decoded by PyAV, which scales its frames down to
+#: it while decoding, so that a batch of 4K clips never holds full-resolution frames. What it bounds:
+#: a 1920x1080 RGB frame is 6.2 MB, a 16-frame training clip 100 MB in a decode worker before the
+#: crop, the 10 test segments of 16 frames 1 GB. ``VideoLoader(max_side=)``, config ``decode_max_side``.
+MAX_SIDE = 1920
 
 
-def decode_route(entry: VideoEntry, device: str, limits: dict | None = None) -> str | None:
+def decode_route(entry: VideoEntry, device: str, limits: dict | None = None, max_side: int = MAX_SIDE) -> str | None:
     """None when DALI's own decoder reads this file on ``device`` ('cpu' or 'gpu'), else why PyAV
     decodes it instead (one line). ``limits``: NVDEC's, as ``pipeline.nvdec.host_limits`` reads
-    them from the driver (default: the Video Codec SDK's table)."""
+    them from the driver (default: the Video Codec SDK's table). ``max_side``: see ``MAX_SIDE``."""
     if entry.damaged:
         return "damaged: PyAV reads the frames that decode"
     if entry.rotation:
         return "rotated: PyAV turns the frames upright"
-    if max(entry.width, entry.height) > DALI_MAX_SIDE:
-        return f"longer than {DALI_MAX_SIDE} px: PyAV scales it down while decoding"
+    if max(entry.width, entry.height) > max_side:
+        return f"longer than {max_side} px: PyAV scales it down to {max_side} while decoding"
     if device == "cpu":
         return None if entry.codec in DALI_CODECS["cpu"] else f"DALI's CPU decoder has no {entry.codec} decoder"
     return nvdec.refusal(entry.codec, entry.width, entry.height, entry.pix_fmt, limits)
@@ -136,7 +137,7 @@ def _msg(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
-def decode_frames(path: str | Path, indices, max_side: int = PYAV_MAX_SIDE, frames: int | None = None,
+def decode_frames(path: str | Path, indices, max_side: int = MAX_SIDE, frames: int | None = None,
                   threads: bool = True) -> np.ndarray:
     """Frames at ``indices`` (decode order, any order, repeats allowed) as FHWC uint8 RGB, upright.
 
