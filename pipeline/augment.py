@@ -107,10 +107,13 @@ def draw_ops(spec: RandAugmentSpec, rng: np.random.Generator) -> np.ndarray:
 def op_param(spec: RandAugmentSpec, op: int, mag_bin: int, sign: int) -> float:
     """The parameter a geometric op gets for a magnitude bin and sign (degrees for Rotate, the shear
     factor, the translation as a fraction of the frame), mapped as DALI's ``augmentation`` maps the
-    other ops' magnitudes: ``linspace(0, top * mmax / 10, num_bins)[bin]``, negated for sign 1."""
+    other ops' magnitudes: ``linspace(0, top * mmax / 10, num_bins)[bin]``. rand_augment.py's
+    parameter is that value, negated for sign 1 (``_randomly_negate``), and PIL's ``transform`` and
+    ``rotate`` read it as the map from the output to the source (``rotate``: counter-clockwise); the
+    matrices here map the source to the output, so they take it negated."""
     top = GEOMETRIC[OP_NAMES[op]] * spec.mmax / 10.0
     value = float(np.linspace(0.0, top, spec.num_bins, dtype=np.float32)[mag_bin])
-    return -value if sign else value
+    return value if sign else -value
 
 
 def op_matrix(name: str, param: float, h: int, w: int) -> np.ndarray:

@@ -235,3 +235,54 @@ def ref_spatial_crop(scale, ratio, height, width, random):
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
+
+
+# -- RandAugment's ops: rand_augment.py (VideoMAE's copy of timm's), on one PIL frame --------------
+RA_MAX_LEVEL = 10.0
+RA_FILL = (128, 128, 128)  # rand_augment.py _FILL: VideoMAE passes no img_mean
+
+
+def ref_rand_augment_op(img, name, level, negate, resample):
+    """rand_augment.py: ``LEVEL_TO_ARG[name](level)`` (``_randomly_negate`` given as ``negate``),
+    then ``NAME_TO_OP[name](img, *args, fillcolor=_FILL, resample=resample)``, for the 'increasing'
+    op set (``inc1``). ``img``: a PIL RGB image; returns one."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    def sign(v):
+        return -v if negate else v
+
+    kw = dict(fillcolor=RA_FILL, resample=resample)
+    if name == "AutoContrast":
+        return ImageOps.autocontrast(img)
+    if name == "Equalize":
+        return ImageOps.equalize(img)
+    if name == "Invert":
+        return ImageOps.invert(img)
+    if name == "Rotate":
+        return img.rotate(sign((level / RA_MAX_LEVEL) * 30.0), **kw)
+    if name == "Posterize":  # PosterizeIncreasing
+        bits = 4 - int((level / RA_MAX_LEVEL) * 4)
+        if bits >= 8:
+            return img
+        mask = ~(2 ** (8 - bits) - 1)  # ImageOps.posterize's table; at bits 0 (level 10) all black, as
+        return img.point([i & mask for i in range(256)] * 3)  # PIL before 10 gave it (10 refuses 0)
+    if name == "Solarize":  # SolarizeIncreasing
+        return ImageOps.solarize(img, 256 - int((level / RA_MAX_LEVEL) * 256))
+    if name == "SolarizeAdd":
+        add, thresh = int((level / RA_MAX_LEVEL) * 110), 128
+        lut = [min(255, i + add) if i < thresh else i for i in range(256)]
+        return img.point(lut * 3)
+    enhance = {"Color": ImageEnhance.Color, "Contrast": ImageEnhance.Contrast,
+               "Brightness": ImageEnhance.Brightness, "Sharpness": ImageEnhance.Sharpness}
+    if name in enhance:  # *Increasing: 1 + randomly negated level / 10 * 0.9
+        return enhance[name](img).enhance(1.0 + sign((level / RA_MAX_LEVEL) * 0.9))
+    if name in ("ShearX", "ShearY"):
+        factor = sign((level / RA_MAX_LEVEL) * 0.3)
+        matrix = (1, factor, 0, 0, 1, 0) if name == "ShearX" else (1, 0, 0, factor, 1, 0)
+        return img.transform(img.size, Image.AFFINE, matrix, **kw)
+    if name in ("TranslateXRel", "TranslateYRel"):
+        pct = sign((level / RA_MAX_LEVEL) * 0.45)
+        matrix = (1, 0, pct * img.size[0], 0, 1, 0) if name == "TranslateXRel" else \
+            (1, 0, 0, 0, 1, pct * img.size[1])
+        return img.transform(img.size, Image.AFFINE, matrix, **kw)
+    raise ValueError(name)

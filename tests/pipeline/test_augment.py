@@ -104,9 +104,12 @@ def test_regions_give_the_pixels_of_whole_frame_rand_augment(interp):
         # the exact value is a tie (x.5, common with two-decimal shear factors) the two round to
         # neighbouring levels, and a later Posterize or Solarize threshold can widen a few of those.
         # A pixel taken from the wrong place would differ by the noise's spread. Nearest resampling
-        # takes the other neighbour at such a tie: on noise, a jump (up to 4% of the values here).
+        # takes the other neighbour at such a tie: on noise, a jump (up to 8% of the values here, a
+        # shear of -0.28 whose ties fall on whole rows). A region read from a wrong place differs
+        # nearly everywhere.
         wrong = (diff > level).mean()
-        assert (diff > 1e-6).mean() < 0.05 and wrong < (0.01 if interp == "bilinear" else 0.06), (s, row)
+        near = interp == "nearest"
+        assert (diff > 1e-6).mean() < (0.09 if near else 0.05) and wrong < (0.09 if near else 0.01), (s, row)
         smaller += (row[6] - row[4]) * (row[7] - row[5]) < 48 * 64  # the first region
     assert smaller > 40  # the regions were cut in most draws
 
@@ -118,14 +121,14 @@ def test_regions_follow_the_crop_back_through_the_ops():
     window = (100, 150, 50, 60)  # y, x, h, w in a 240 x 320 frame
     none = regions(spec, np.zeros((0, 3), np.int64), window, 240, 320)
     assert none.tolist() == [[98, 148, 152, 212]]
-    tx = OP_NAMES.index("TranslateXRel")  # bin 27 = 0.405 of the width: output x reads x - 129.6
-    got = regions(spec, np.array([[tx, 27, 0]]), window, 240, 320)
+    tx = OP_NAMES.index("TranslateXRel")  # bin 27 = 0.405 of the width, negated (sign 1): as PIL's
+    got = regions(spec, np.array([[tx, 27, 1]]), window, 240, 320)  # transform, output x reads x - 129.6
     assert got[1].tolist() == [98, 148, 152, 212]
     assert got[0].tolist() == [96, math.floor(148 - 129.6 - 2), 154, math.ceil(212 - 129.6 + 2)]
     eq = OP_NAMES.index("Equalize")
     assert regions(spec, np.array([[eq, 27, 0]]), window, 240, 320).tolist() == [[0, 0, 240, 320]] * 2
     assert regions(spec, np.array([[SKIPPED, 27, 0]]), window, 240, 320).tolist() == [[98, 148, 152, 212]] * 2
-    far = regions(spec, np.array([[tx, 27, 1]]), (0, 300, 10, 20), 240, 320)  # reads only beyond the frame
+    far = regions(spec, np.array([[tx, 27, 0]]), (0, 300, 10, 20), 240, 320)  # reads only beyond the frame
     assert far[0].tolist() == [0, 319, 14, 320]  # one pixel will do
 
 
