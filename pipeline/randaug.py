@@ -26,6 +26,11 @@ several times more than the work needs (``apt-video bench loader`` measures the 
 - Contrast, AutoContrast, Solarize, SolarizeAdd: one operator (or a short expression) each instead
   of a chain of element-wise operations over the whole clip.
 
+Color, Contrast, Brightness and AutoContrast compute PIL's formulas as rand_augment.py runs them
+(``Image.blend`` with the grey image, the mean grey level, black; ``ImageOps.autocontrast``'s
+table), truncated as PIL truncates: the same levels (tests/pipeline/test_randaug.py measures every
+op against PIL). Equalize is DALI's (OpenCV's formula), within 3 levels of PIL's.
+
 The draws (op, magnitude bin, sign) are made per clip by the source (``pipeline.augment``), which
 also gives each geometric op the region of the frame to compute: only what the crop will need.
 
@@ -155,18 +160,18 @@ def _enhance_args(spec: RandAugmentSpec) -> dict:
 
 
 def _op_auto_contrast(spec: RandAugmentSpec, portable: bool):
-    fn, types, _, _, augmentation = _dali()
+    fn, types, dmath, _, augmentation = _dali()
 
     @augmentation
     def auto_contrast(data, _):  # PIL: each channel of each frame stretched to 0..255; flat ones kept
         lo = fn.cast(fn.reductions.min(data, axes=[1, 2], keep_dims=True), dtype=types.FLOAT)
         hi = fn.cast(fn.reductions.max(data, axes=[1, 2], keep_dims=True), dtype=types.FLOAT)
         spread = fn.cast(hi > lo, dtype=types.FLOAT)
-        if portable:
+        if portable:  # ImageOps.autocontrast's table truncates
             scale = 255.0 / ((hi - lo) * spread + (1.0 - spread))
-            return fn.cast((data - lo * spread) * (scale * spread + (1.0 - spread)), dtype=types.UINT8)
+            return fn.cast(dmath.floor((data - lo * spread) * (scale * spread + (1.0 - spread))), dtype=types.UINT8)
         return fn.normalize(data, mean=lo * spread, stddev=(hi - lo) / 255.0 * spread + (1.0 - spread),
-                            axes=[1, 2], dtype=types.UINT8)
+                            axes=[1, 2], shift=TRUNCATE, dtype=types.UINT8)
 
     return auto_contrast
 
@@ -224,7 +229,14 @@ def _op_solarize_add(spec: RandAugmentSpec, portable: bool):
 
 
 def _op_color(spec: RandAugmentSpec, portable: bool):
-    return _dali()[3].color.augmentation(**_enhance_args(spec))
+    fn, types, dmath, _, augmentation = _dali()
+
+    @augmentation(**_enhance_args(spec))
+    def color(data, factor):  # PIL: blend with the frame's own grey image (convert L, then RGB)
+        grey = dmath.floor(fn.reductions.sum(data * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
+        return fn.cast(dmath.floor(grey + (data - grey) * factor), dtype=types.UINT8)  # Image.blend truncates
+
+    return color
 
 
 def _op_contrast(spec: RandAugmentSpec, portable: bool):
@@ -235,16 +247,24 @@ def _op_contrast(spec: RandAugmentSpec, portable: bool):
         if portable:
             mean = fn.reductions.mean(data, axes=[1, 2], keep_dims=True)  # (F, 1, 1, C)
             grey = dmath.floor(fn.reductions.sum(mean * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
-            return fn.cast(grey + (data - grey) * factor, dtype=types.UINT8)  # rounds and saturates
+            return fn.cast(dmath.floor(grey + (data - grey) * factor), dtype=types.UINT8)  # blend truncates
         mean = fn.reductions.mean(data, axes=[1, 2])  # (F, C)
         grey = fn.reductions.sum(mean * types.Constant(LUMA), axes=[1])
-        return fn.contrast(data, contrast=factor, contrast_center=fn.per_frame(dmath.floor(grey + 0.5)))
+        # the operator rounds; less half a level, it truncates as Image.blend does
+        return fn.brightness_contrast(data, contrast=factor, contrast_center=fn.per_frame(dmath.floor(grey + 0.5)),
+                                      brightness_shift=TRUNCATE / 255.0)
 
     return contrast
 
 
 def _op_brightness(spec: RandAugmentSpec, portable: bool):
-    return _dali()[3].brightness.augmentation(**_enhance_args(spec))
+    fn, types, dmath, _, augmentation = _dali()
+
+    @augmentation(**_enhance_args(spec))
+    def brightness(data, factor):  # PIL: blend with black, truncated (Image.blend)
+        return fn.cast(dmath.floor(data * factor), dtype=types.UINT8)
+
+    return brightness
 
 
 def _op_sharpness(spec: RandAugmentSpec, portable: bool):
@@ -289,6 +309,9 @@ OP_NAMES = tuple(OPS)
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # PIL's grey level (ITU-R 601)
+#: added before an operator's rounding so that it truncates, as PIL's blends and tables do (a level
+#: within 0.001 below a whole one still rounds up)
+TRUNCATE = -0.499
 
 
 def _u8(value: int):

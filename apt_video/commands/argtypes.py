@@ -143,3 +143,30 @@ def card_fill(args: argparse.Namespace):
     except (ConfigError, models.CheckpointError) as exc:
         raise UserError(str(exc)) from None
     return models.CardFill(clip, classes)
+
+
+def add_pretrained_argument(p: argparse.ArgumentParser) -> None:
+    """``--pretrained`` (``--finetune``, train's name for it) of export and score."""
+    p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
+                   help="the backbone of weights that hold only trained tensors (default: the one their card "
+                        "names; --finetune: the same option, train's name)")
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    """score's Ray Data options (``ray_options``)."""
+    ray = p.add_argument_group("Ray Data (--engine ray; install apt-video[ray])")
+    ray.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process (or each torchrun rank); ray: a Ray cluster (default local)")
+    ray.add_argument("--address", help="cluster to join: auto (the one `ray start` runs here) or ray://HOST:10001 "
+                                       "(default: a local cluster for this run)")
+    ray.add_argument("--actors", type=positive_int, default=1, help="scoring actors, each holding the engine")
+    ray.add_argument("--gpus-per-actor", type=nonneg_float,
+                     help="GPUs per scoring actor (default: 1 where the cluster has GPUs, else 0)")
+    ray.add_argument("--decode-cpus", type=positive_int, default=1,
+                     help="decoding actors of one CPU each (CPU actors; GPU actors decode on their GPU)")
+
+
+def ray_options(args: argparse.Namespace):
+    from apt_video.scoring import RayOptions
+
+    return RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus)

@@ -6,6 +6,7 @@ import argparse
 
 from .argtypes import (
     add_downloaded_arguments,
+    add_pretrained_argument,
     batch_profile,
     card_fill,
     nonneg_int,
@@ -19,9 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="training run folder (its best weights), an apt-video .safetensors, or a "
                                       "VideoMAE classifier as downloaded (a Hugging Face save_pretrained folder or "
                                       "model id, or a VideoMAE / APT checkpoint .pth)")
-    p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
-                   help="the backbone of weights that hold only trained tensors (default: the one their card "
-                        "names; --finetune: the same option, train's name)")
+    add_pretrained_argument(p)
     p.add_argument("-o", "--out", required=True, help="output folder: model.onnx, model.json, model.plan")
     p.add_argument("--onnx-only", action="store_true", help="do not build a TensorRT engine")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8", "fp8"], default="fp32",

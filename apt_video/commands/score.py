@@ -6,11 +6,13 @@ import argparse
 from .argtypes import (
     add_downloaded_arguments,
     add_layout_arguments,
+    add_pretrained_argument,
     add_progress_argument,
+    add_ray_arguments,
     card_fill,
     layout_of,
-    nonneg_float,
     positive_int,
+    ray_options,
     show_progress,
     views,
 )
@@ -34,22 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="skip videos already in OUT and append the rest")
     p.add_argument("--workers", type=positive_int, help="decode worker processes (local engine; default 2)")
     p.add_argument("--format", choices=["csv", "jsonl"], help="default: from OUT's extension")
-    p.add_argument("--pretrained", "--finetune", dest="pretrained", metavar="WEIGHTS",
-                   help="the backbone of a PyTorch checkpoint that holds only trained tensors (default: the one "
-                        "its card names; --finetune: the same option, train's name)")
+    add_pretrained_argument(p)
     p.add_argument("--task", help="prompts + head file for a shared-backbone (prompts-as-input) engine")
     add_downloaded_arguments(p)
     add_layout_arguments(p, part="test")
-    ray = p.add_argument_group("Ray Data (--engine ray; install apt-video[ray])")
-    ray.add_argument("--engine", choices=["local", "ray"], default="local",
-                     help="local: this process (or each torchrun rank); ray: a Ray cluster (default local)")
-    ray.add_argument("--address", help="cluster to join: auto (the one `ray start` runs here) or ray://HOST:10001 "
-                                       "(default: a local cluster for this run)")
-    ray.add_argument("--actors", type=positive_int, default=1, help="scoring actors, each holding the engine")
-    ray.add_argument("--gpus-per-actor", type=nonneg_float,
-                     help="GPUs per scoring actor (default: 1 where the cluster has GPUs, else 0)")
-    ray.add_argument("--decode-cpus", type=positive_int, default=1,
-                     help="decoding actors of one CPU each (CPU actors; GPU actors decode on their GPU)")
+    add_ray_arguments(p)
     add_progress_argument(p)
 
 
@@ -57,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from apt_video.errors import UserError
     from apt_video.export import BackendUnavailable, PackageError
     from apt_video.pipeline.data import DataError
-    from apt_video.scoring import RayOptions, score_videos
+    from apt_video.scoring import score_videos
 
     try:
         layout = layout_of(args)
@@ -67,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
                               backend=args.backend, labels=labels, data_root=args.data_root, top_k=args.top_k,
                               resume=args.resume, workers=args.workers, fmt=args.format, pretrained=args.pretrained,
                               task=args.task, layout=layout, progress=show_progress(args), engine=args.engine,
-                              ray=RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus),
-                              fill=fill)
+                              ray=ray_options(args), fill=fill)
     except (DataError, BackendUnavailable, PackageError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if report is None:  # a torchrun rank other than 0: rank 0 reports

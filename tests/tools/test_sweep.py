@@ -17,7 +17,7 @@ def test_sweep_runs_each_value_then_plots(tmp_path, task_data, backbone_run, cap
                  "--finetune", str(backbone_run[0] / "checkpoints" / "last.safetensors")])
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "sw").iterdir()) == ["prompt_dropout=0.0", "prompt_dropout=0.3",
-                                                                    "sweep.png"]
+                                                                    "summary.csv", "summary.png", "sweep.png"]
     assert main(["sweep", "--preset", "demo", "--data-root", ".", "-o", str(tmp_path / "x"),
                  "--vary", "prompt_dropout=0.1,2"]) == 2
 
@@ -43,7 +43,8 @@ def test_the_three_ablations_write_a_summary_across_runs(tiny, tmp_path, key):
     holds them, and its best validation epoch as its metrics.csv says; summary.png is drawn."""
     out = tmp_path / key
     assert main(["sweep", "--preset", "demo", "--data-root", str(tiny / "data"), "-o", str(out),
-                 "--vary", ABLATIONS[key], "--set", "epochs=2", "--set", "num_workers=0", "--no-progress"]) == 0
+                 "--vary", ABLATIONS[key], "--set", "epochs=2", "--set", "num_workers=0", "--set", "batch_size=4",
+                 "--no-progress"]) == 0
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     values = ABLATIONS[key].split("=", 1)[1].split(",")
@@ -56,5 +57,6 @@ def test_the_three_ablations_write_a_summary_across_runs(tiny, tmp_path, key):
         with open(run / "metrics.csv", newline="") as f:
             val = [(float(r["val_top1"]), -int(r["epoch"])) for r in csv.DictReader(f)]
         assert int(row["best_val_epoch"]) == -max(val)[1]
-        assert yaml.safe_load((run / "config.yaml").read_text())[key] == yaml.safe_load(row[key])
+        written = yaml.safe_load((run / "config.yaml").read_text())[key]
+        assert written == (row[key] if key == "aa" else pytest.approx(float(row[key])))
     assert (out / "summary.png").stat().st_size > 0 and (out / "sweep.png").is_file()
