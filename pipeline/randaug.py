@@ -28,8 +28,9 @@ several times more than the work needs (``apt-video bench loader`` measures the 
 
 Color, Contrast, Brightness and AutoContrast compute PIL's formulas as rand_augment.py runs them
 (``Image.blend`` with the grey image, the mean grey level, black; ``ImageOps.autocontrast``'s
-table), truncated as PIL truncates: the same levels (tests/pipeline/test_randaug.py measures every
-op against PIL). Equalize is DALI's (OpenCV's formula), within 3 levels of PIL's.
+table), truncated as PIL truncates, each as one operator: the same levels, but for Color's grey
+level, which PIL rounds before blending (a level at most). tests/pipeline/test_randaug.py measures
+every op against PIL. Equalize is DALI's (OpenCV's formula), within 3 levels of PIL's.
 
 The draws (op, magnitude bin, sign) are made per clip by the source (``pipeline.augment``), which
 also gives each geometric op the region of the frame to compute: only what the crop will need.
@@ -231,10 +232,12 @@ def _op_solarize_add(spec: RandAugmentSpec, portable: bool):
 def _op_color(spec: RandAugmentSpec, portable: bool):
     fn, types, dmath, _, augmentation = _dali()
 
+    eye, grey = types.Constant(np.eye(3, dtype=np.float32)), types.Constant(np.tile(LUMA, (3, 1)))
+
     @augmentation(**_enhance_args(spec))
-    def color(data, factor):  # PIL: blend with the frame's own grey image (convert L, then RGB)
-        grey = dmath.floor(fn.reductions.sum(data * types.Constant(LUMA), axes=[3], keep_dims=True) + 0.5)
-        return fn.cast(dmath.floor(grey + (data - grey) * factor), dtype=types.UINT8)  # Image.blend truncates
+    def color(data, factor):  # PIL: blend with the frame's grey image, grey + f (x - grey), truncated
+        # one per-pixel colour matrix, f I + (1 - f) [luma; luma; luma]; PIL rounds the grey level first
+        return fn.coord_transform(data, M=factor * eye + (1.0 - factor) * grey, T=TRUNCATE, dtype=types.UINT8)
 
     return color
 
@@ -261,8 +264,8 @@ def _op_brightness(spec: RandAugmentSpec, portable: bool):
     fn, types, dmath, _, augmentation = _dali()
 
     @augmentation(**_enhance_args(spec))
-    def brightness(data, factor):  # PIL: blend with black, truncated (Image.blend)
-        return fn.cast(dmath.floor(data * factor), dtype=types.UINT8)
+    def brightness(data, factor):  # PIL: blend with black, f x, truncated (Image.blend)
+        return fn.brightness(data, brightness=factor, brightness_shift=TRUNCATE / 255.0)
 
     return brightness
 
