@@ -30,7 +30,7 @@ _WHERE = {
     "checkpoint_card": "ckptcard", "read_class_names": "ckptcard", "open_model": "artifact", "hf_card": "hfcard",
     "save_trained": "artifact", "sha256_file": "artifact", "trained_state": "artifact",
     "Backbone": "card", "CardError": "card", "ClipSpec": "card", "IMAGENET_MEAN": "card", "IMAGENET_STD": "card",
-    "ModelCard": "card", "SAMPLERS": "card", "TRANSFER_TYPES": "card",
+    "ModelCard": "card", "SAMPLERS": "card", "class_names": "card", "TRANSFER_TYPES": "card",
 }
 __all__ = sorted(_WHERE)
 

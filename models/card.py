@@ -39,6 +39,12 @@ OVERRIDES = {
 }
 
 
+def class_names(n: int) -> list[str]:
+    """The names of ``n`` classes that no file names: ``class_0``, ``class_1``, ... (a list file's
+    numbers, a downloaded checkpoint without ``--classes``)."""
+    return [f"class_{i}" for i in range(n)]
+
+
 class CardError(ValueError):
     """A model card that cannot be read: the message names the key."""
 

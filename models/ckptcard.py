@@ -8,14 +8,14 @@ and, for an APT checkpoint, the prompts (``prompt_embeddings_k``: prompted layer
 head width, hence the heads). What they do not say is taken from the caller's clip (a preset's or
 the flags': frames, input size, sampling and views) and, for the heads of a VideoMAE checkpoint,
 from the width as VideoMAE's architectures pair them. The class names are the caller's (a
-``--classes`` file), else the class indices.
+``--classes`` file), else ``class_0``, ``class_1``, ... as a list file's numbers are named.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from .card import CardError, ClipSpec, ModelCard
+from .card import CardError, ClipSpec, ModelCard, class_names
 from .checkpoint import CheckpointError, convert_state_dict, read_state_dict
 
 #: VideoMAE's architectures by width: (registered name, heads)
@@ -62,7 +62,7 @@ def checkpoint_card(path: str | Path, clip: ClipSpec | None = None, classes: lis
         overrides.update(transfer_type="end2end", num_heads=heads)
     clip = clip or ClipSpec()
     overrides.update(num_frames=clip.num_frames, img_size=clip.input_size)
-    names = classes if classes is not None else [str(i) for i in range(n_classes)]
+    names = classes if classes is not None else class_names(n_classes)
     if len(names) != n_classes:
         raise CheckpointError(f"{path}: its head has {n_classes} classes but {len(names)} class names were given "
                               f"(--classes)")

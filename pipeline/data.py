@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from apt_video.models.card import class_names  # noqa: F401  (the data layer's users take it from here)
 from apt_video.models.files import TEXT, atomic_write_text  # noqa: F401  (re-exported for the data layer's users)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
@@ -122,10 +123,6 @@ def is_manifest(path: Path) -> bool:
     return {"path", "label", "frames", "status"} <= header
 
 
-# -- class names ---------------------------------------------------------------------------------------
-def class_names(n: int) -> list[str]:
-    """The names of ``n`` classes that no file names: ``class_0``, ``class_1``, ..."""
-    return [f"class_{i}" for i in range(n)]
 
 
 def read_classes(path: str | Path) -> list[str]:

@@ -109,7 +109,7 @@ def test_the_card_is_read_from_the_shapes_and_the_preset(tmp_path):
     clip = load_config(preset="ssv2").clip
     card, weights = models.describe(tmp_path / "apt.pth", models.CardFill(clip, None))
     o = card.model_overrides
-    assert weights == tmp_path / "apt.pth" and card.classes == ["0", "1", "2"]
+    assert weights == tmp_path / "apt.pth" and card.classes == ["class_0", "class_1", "class_2"]
     assert (o["embed_dim"], o["depth"], o["num_heads"], o["mlp_ratio"], o["tubelet_size"], o["patch_size"]) == \
         (64, 3, 4, 4.0, 2, 16)
     assert (o["prompt_num_tokens"], o["prompt_start"], o["prompt_end"], o["prompt_reparam"]) == (7, 0, 2, True)

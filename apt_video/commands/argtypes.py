@@ -125,7 +125,7 @@ def add_downloaded_arguments(p: argparse.ArgumentParser) -> None:
                         "preset does (sampling rate, sampler, test views); default: VideoMAE's dense 16x4, 10x3")
     p.add_argument("--classes", metavar="FILE",
                    help="a downloaded model's class names: one per line, or 'INDEX NAME' lines as in classInd.txt "
-                        "(default: Hugging Face's id2label; a .pth has none: the class indices)")
+                        "(default: Hugging Face's id2label; a .pth has none: class_0, class_1, ...)")
 
 
 def card_fill(args: argparse.Namespace):

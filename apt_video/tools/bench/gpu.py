@@ -174,7 +174,7 @@ def stage_loader(plan: Plan, work: Path, deadline: Deadline, state: dict) -> dic
 def _card(plan: Plan, name: str, classes: int) -> models.ModelCard:
     return models.ModelCard(model=name, model_overrides={"num_classes": classes, "prompt_num_tokens": plan.prompts,
                                                          "init_scale": 1.0},
-                            classes=[f"class_{i}" for i in range(classes)], transfer_type="end2end", clip=plan.spec)
+                            classes=models.class_names(classes), transfer_type="end2end", clip=plan.spec)
 
 
 def bench_model(plan: Plan, work: Path, name: str, state: dict):
