@@ -265,6 +265,12 @@ def _apt_weights(spec: str | Path) -> Path | None:
     return weights
 
 
+def _no_fill(spec: str | Path, fill: CardFill | None) -> None:
+    if fill:
+        raise CheckpointError(f"{spec}: an apt-video model; its card holds its clip and class names, so "
+                              f"--preset and --classes have no place (--views sets the test views)")
+
+
 def describe(spec: str | Path, fill: CardFill | None = None) -> tuple[ModelCard, Path] | None:
     """The card and weights file of the model ``spec`` names, nothing loaded: an apt-video weights
     file or run folder; a Hugging Face VideoMAE classifier as downloaded; or a VideoMAE or APT
@@ -273,9 +279,7 @@ def describe(spec: str | Path, fill: CardFill | None = None) -> tuple[ModelCard,
     fill = fill or CardFill()
     weights = _apt_weights(spec)
     if weights is not None:
-        if fill:
-            raise CheckpointError(f"{spec}: an apt-video model; its card holds its clip and class names, so "
-                                  f"--preset and --classes have no place (--views sets the test views)")
+        _no_fill(spec, fill)
         return read_card(weights), weights
     classes = list(fill.classes) if fill.classes is not None else None
     folder = hf_source(spec)
@@ -299,7 +303,7 @@ def open_model(spec: str | Path, pretrained: str | Path | None = None,
     backbone, so ``pretrained`` is refused for it; its head must have one row per class."""
     weights = _apt_weights(spec)
     if weights is not None:
-        describe(spec, fill)  # refuses a fill
+        _no_fill(spec, fill)
         model, card = build_from_trained(weights, pretrained)
         return model, card, weights
     found = describe(spec, fill)

@@ -49,6 +49,20 @@ def test_cosine_schedule_equals_the_reference(epochs, steps, warmup):
     assert load_config("hmdb51").warmup_lr == 0.0
 
 
+def _twin_models(cfg):
+    """A float64 prompt-tuned micro model (prompt scales away from 1), a copy for the reference step,
+    a batch of 4 clips with labels, and the trained tensors before any step."""
+    torch.manual_seed(0)
+    model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    with torch.no_grad():
+        model.prompt_scale.uniform_(0.8, 1.5)
+    ref_model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
+    ref_model.load_state_dict(model.state_dict())
+    video, labels = torch.randn(4, 3, 8, 112, 112, dtype=torch.float64), torch.tensor([0, 3, 1, 4])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return model, ref_model, video, labels, before
+
+
 @pytest.mark.parametrize("preset,weight_decay", [("hmdb51", None), ("ssv2", None), ("hmdb51", 0.5)])
 def test_one_optimiser_step_equals_the_reference_step(preset, weight_decay):
     """Same weights, same batch, same point of the schedule: one step of ours equals one step of
@@ -57,16 +71,9 @@ def test_one_optimiser_step_equals_the_reference_step(preset, weight_decay):
             "prompt_end=3", "prompt_dropout=0.0"] + ([f"weight_decay={weight_decay}"] if weight_decay else [])
     cfg = load_config(preset, sets=sets)
     assert cfg.opt == "adamw"
-    torch.manual_seed(0)
-    model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
-    with torch.no_grad():
-        model.prompt_scale.uniform_(0.8, 1.5)
-    video, labels = torch.randn(4, 3, 8, 112, 112, dtype=torch.float64), torch.tensor([0, 3, 1, 4])
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    model, ref_model, video, labels, before = _twin_models(cfg)
 
     # the reference step, on its own copy of the model
-    ref_model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
-    ref_model.load_state_dict(model.state_dict())
     logits = ref_model(video)
     ref_label_smoothing_ce(logits, labels, cfg.smoothing).backward()
     lr_ref = ref_cosine_scheduler(cfg.lr * 8 / 256, cfg.min_lr * 8 / 256, cfg.epochs, 10, cfg.warmup_epochs)[37]
@@ -125,14 +132,7 @@ def test_two_accumulated_half_batches_step_as_the_reference_steps_on_the_whole_b
     sets = ["model=vit_micro_patch16_112", "prompt_num_tokens=6", "prompt_end=3", "prompt_dropout=0.0",
             "update_freq=2", "batch_size=2"]
     cfg = load_config("hmdb51", sets=sets)
-    torch.manual_seed(0)
-    model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
-    with torch.no_grad():
-        model.prompt_scale.uniform_(0.8, 1.5)
-    video, labels = torch.randn(4, 3, 8, 112, 112, dtype=torch.float64), torch.tensor([0, 3, 1, 4])
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    ref_model = models.create_model(cfg.model, **cfg.model_overrides(5)).double()
-    ref_model.load_state_dict(model.state_dict())
+    model, ref_model, video, labels, before = _twin_models(cfg)
     ref_label_smoothing_ce(ref_model(video), labels, cfg.smoothing).backward()
     decay = ref_param_groups(ref_model, cfg.weight_decay)
     lr = 0.01
