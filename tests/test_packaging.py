@@ -21,11 +21,19 @@ def test_installed_copy_finds_its_presets(tmp_path):
                     "--target", str(site), str(src)], check=True, capture_output=True)
     assert sorted(p.name for p in (site / "apt_video" / "presets").glob("*.yaml")) == \
         sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+    # every module of the source tree, under its import name (a package left out of pyproject's list
+    # installs nothing and fails only when a command imports it)
+    want = {f"apt_video/{top}/{p.relative_to(src / top)}" if top != "apt_video" else
+            f"apt_video/{p.relative_to(src / top)}"
+            for top in ("models", "pipeline", "export", "apt_video") for p in (src / top).rglob("*.py")}
+    have = {str(p.relative_to(site)) for p in (site / "apt_video").rglob("*.py")}
+    assert want - have == set(), f"missing from a regular install: {sorted(want - have)}"
     shutil.rmtree(src)  # nothing may be read from the source tree any more
     # -S: no site hooks, so the editable install of the checkout cannot shadow the installed copy
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]])}
     code = ("import apt_video.config as c; cfg = c.load_config('hmdb51'); "
-            "print(c.CONFIG_DIR); print(cfg.model, cfg.aa)")
+            "print(c.CONFIG_DIR); print(cfg.model, cfg.aa); "
+            "import apt_video.scoring.score, apt_video.tools.bench.gpu, apt_video.tools.doctor")
     out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     where, values = out.stdout.split("\n")[:2]
