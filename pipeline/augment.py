@@ -22,7 +22,8 @@ All of it is one float32 row per augmentation (``HEAD + PER_OP * n`` values):
     per op: op index (``len(OP_NAMES)`` = skipped), magnitude bin, sign (1 = negated), and ``BLOCK``
             values: for Rotate and Shear the matrix from the op's input (with a one-pixel border)
             to its output (2x3, row-major), the output's h, w and the input's h, w; for the
-            translations the slice of the input (anchor y, x, shape h, w) and the two bilinear taps |
+            translations the slice of the input (anchor y, x, shape h, w) and the two bilinear taps;
+            for Sharpness its region's h, w (the border it keeps) |
     with random erasing (``reprob > 0``), ``ERASE`` values: applied (1 or 0), the box's top, left,
             h, w in pixels of the crop (``erase_box``)
 
@@ -153,6 +154,18 @@ def _within(box, h: int, w: int, margin: float) -> np.ndarray:
     return np.array([y0, x0, y1, x1], np.int64)
 
 
+def _at_least(box: np.ndarray, size: int, h: int, w: int) -> np.ndarray:
+    """``box`` (y0, x0, y1, x1) grown to ``size`` pixels along each axis, within the frame (an
+    ``h x w`` frame smaller than that: all of it)."""
+    out = box.copy()
+    for lo, hi, length in ((0, 2, h), (1, 3, w)):
+        short = min(size, length) - (out[hi] - out[lo])
+        if short > 0:  # further on the far side, the rest on the near side
+            far = min(length, out[hi] + short)
+            out[lo], out[hi] = out[lo] - (short - (far - out[hi])), far
+    return out
+
+
 def regions(spec: RandAugmentSpec, ops: np.ndarray, window, h: int, w: int) -> np.ndarray:
     """``(n + 1, 4)`` regions (y0, x0, y1, x1): before the first op, then after each op, such that
     every op computes on its region what it computes there on whole frames, and the last region
@@ -167,8 +180,8 @@ def regions(spec: RandAugmentSpec, ops: np.ndarray, window, h: int, w: int) -> n
             need = full
         elif name in GEOMETRIC:
             need = _within(_source_box(name, op_param(spec, op, mag_bin, sign), need, h, w), h, w, MARGIN)
-        elif name == "Sharpness":
-            need = _within(need, h, w, 1)
+        elif name == "Sharpness":  # its 3x3 filter, on a region of at least 3 x 3 (pipeline.randaug)
+            need = _at_least(_within(need, h, w, 1), 3, h, w)
         needed.append(need)
     needed = needed[::-1]  # needed[k]: before op k (k = 0 .. n-1); needed[n]: after the last op
     out = [needed[0]]
@@ -181,6 +194,8 @@ def op_block(spec: RandAugmentSpec, op: int, mag_bin: int, sign: int, h: int, w:
     """The ``BLOCK`` parameters of one op that reads region ``box_in`` and writes ``box_out`` (y0, x0,
     y1, x1) of an ``h x w`` frame (zeros for the ops that take none)."""
     name = OP_NAMES[op] if op != SKIPPED else None
+    if name == "Sharpness":  # the region's size: its border stays as it is
+        return [float(box_in[2] - box_in[0]), float(box_in[3] - box_in[1])] + [0.0] * (BLOCK - 2)
     if name not in GEOMETRIC:
         return [0.0] * BLOCK
     param = op_param(spec, op, mag_bin, sign)
@@ -232,6 +247,8 @@ def plan(augment: AugmentSpec, h: int, w: int, size: int, rng: np.random.Generat
     ops = draw_ops(ra, rng) if n else np.zeros((0, 3), np.int64)
     if augment.aa_region == "crop":  # RandAugment on the whole resized crop
         h = w = size
+    if min(h, w) < 3:  # PIL's Sharpness leaves a frame this small as it is (all of it is border)
+        ops[ops[:, 0] == OP_NAMES.index("Sharpness"), 0] = SKIPPED
     if cut and augment.aa_region == "frame" and n:
         boxes = regions(ra, ops, window, h, w)
     else:

@@ -26,11 +26,13 @@ several times more than the work needs (``apt-video bench loader`` measures the 
 - Contrast, AutoContrast, Solarize, SolarizeAdd: one operator (or a short expression) each instead
   of a chain of element-wise operations over the whole clip.
 
-Color, Contrast, Brightness and AutoContrast compute PIL's formulas as rand_augment.py runs them
-(``Image.blend`` with the grey image, the mean grey level, black; ``ImageOps.autocontrast``'s
-table), truncated as PIL truncates, each as one operator: the same levels, but for Color's grey
-level, which PIL rounds before blending (a level at most). tests/pipeline/test_randaug.py measures
-every op against PIL. Equalize is DALI's (OpenCV's formula), within 3 levels of PIL's.
+Color, Contrast, Brightness, Sharpness and AutoContrast compute PIL's formulas as rand_augment.py
+runs them (``Image.blend`` with the grey image, the mean grey level, black, the ``SMOOTH``-filtered
+frame; ``ImageOps.autocontrast``'s table), truncated as PIL truncates: the same levels, but for
+Color's grey level, which PIL rounds before blending (a level at most). Equalize is PIL's table
+per frame and channel, computed with torch inside the graph (``equalize_frames``): DALI's
+``fn.equalize`` is OpenCV's formula, and DALI has no per-sample table lookup.
+tests/pipeline/test_randaug.py measures every op against PIL.
 
 The draws (op, magnitude bin, sign) are made per clip by the source (``pipeline.augment``), which
 also gives each geometric op the region of the frame to compute: only what the crop will need.
@@ -177,12 +179,40 @@ def _op_auto_contrast(spec: RandAugmentSpec, portable: bool):
     return auto_contrast
 
 
+def equalize_frames(clip):
+    """PIL's ``ImageOps.equalize`` of every frame and channel of one FHWC uint8 clip, on the CPU or
+    the GPU (a DLPack tensor in, one out, as DALI's ``dl_tensor_python_function`` passes them).
+
+    PIL's table, per frame and channel with histogram ``h`` over ``N`` pixels: ``step = (N - h[last
+    level present]) // 255``; level ``i`` maps to ``(step // 2 + sum(h[:i])) // step``, at most
+    255; a plane with ``step == 0`` (one level, or nearly) is kept. DALI's ``fn.equalize`` uses
+    OpenCV's formula, up to 3 levels away; DALI has no per-sample table lookup, so the table is
+    computed and applied with torch's ``bincount`` and indexing."""
+    import torch
+
+    x = torch.from_dlpack(clip)
+    f, h, w, c = x.shape
+    plane = torch.arange(f * c, dtype=torch.int32, device=x.device).view(f, 1, 1, c) * 256
+    index = (plane + x).flatten()  # each value's slot among the planes' 256 levels (int32: fast)
+    hist = torch.bincount(index, minlength=f * c * 256).view(f * c, 256)
+    last = 255 - (hist.flip(1) > 0).int().argmax(1, keepdim=True)  # the highest level present
+    step = (h * w - hist.gather(1, last)) // 255
+    below = hist.cumsum(1) - hist  # pixels below each level
+    table = torch.where(step > 0, ((step // 2 + below) // step.clamp(min=1)).clamp(max=255),
+                        torch.arange(256, device=x.device))
+    out = torch.index_select(table.to(torch.uint8).flatten(), 0, index).view(f, h, w, c)
+    if out.is_cuda:  # DALI reads the result on its own stream once this returns
+        torch.cuda.current_stream(out.device).synchronize()
+    return torch.utils.dlpack.to_dlpack(out)
+
+
 def _op_equalize(spec: RandAugmentSpec, portable: bool):
     fn, _, _, _, augmentation = _dali()
 
-    @augmentation  # as in DALI's suite, calling the operator by its current name
-    def equalize(data, _):
-        return fn.equalize(data)
+    @augmentation
+    def equalize(data, _):  # PIL's table, per frame and channel (equalize_frames)
+        return fn.dl_tensor_python_function(data, function=equalize_frames, batch_processing=False,
+                                            output_layouts="FHWC", device=data.device)
 
     return equalize
 
@@ -271,13 +301,26 @@ def _op_brightness(spec: RandAugmentSpec, portable: bool):
 
 
 def _op_sharpness(spec: RandAugmentSpec, portable: bool):
-    fn, _, _, a, augmentation = _dali()
+    fn, types, dmath, _, augmentation = _dali()
 
-    @augmentation(mag_range=_levels(spec), param_device="auto", randomly_negate=spec.increasing,
-                  mag_to_param=(lambda lv: a.sharpness_kernel(0.9 * lv)) if spec.increasing
-                  else (lambda lv: a.sharpness_kernel(_enhance(lv) - 1.0)))
-    def sharpness(data, kernel):  # as in DALI's suite, calling the operator by its current name
-        return fn.filter(data, kernel)
+    @augmentation(**_enhance_args(spec))
+    def sharpness(data, factor, geometry):
+        """PIL: blend with the frame smoothed by ``SMOOTH`` (rounded), truncated, inside a border
+        of one pixel that PIL's filter leaves as it is. ``geometry[0:2]``: the region's (H, W), at
+        least 3 each (``pipeline.augment``); its border either is the frame's or lies outside what
+        later ops read."""
+        h, w = geometry[0:1], geometry[1:2]
+
+        def part(y, x, height, width):  # a slice of data at (y, x), anchors on the CPU
+            return fn.slice(data, fn.cat(y, x), fn.cat(height, width), axes=[1, 2], normalized_anchor=False,
+                            normalized_shape=False)
+
+        zero, one = (types.Constant(np.array([v], np.float32), device="cpu") for v in (0, 1))
+        smooth = fn.filter(data, types.Constant(SMOOTH, device=data.device), mode="valid")  # rounds, as PIL
+        inside = fn.cast(part(one, one, h - 2.0, w - 2.0), dtype=types.INT16)
+        blend = fn.cast(dmath.floor(smooth + factor * (inside - smooth)), dtype=types.UINT8)  # Image.blend
+        middle = fn.cat(part(one, zero, h - 2.0, one), blend, part(one, w - 1.0, h - 2.0, one), axis=2)
+        return fn.cat(part(zero, zero, one, w), middle, part(h - 1.0, zero, one, w), axis=1)
 
     return sharpness
 
@@ -312,6 +355,8 @@ OP_NAMES = tuple(OPS)
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # PIL's grey level (ITU-R 601)
+#: PIL's ``ImageFilter.SMOOTH``, the image ``ImageEnhance.Sharpness`` blends with: 3x3, centre 5, sum 13
+SMOOTH = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13
 #: added before an operator's rounding so that it truncates, as PIL's blends and tables do (a level
 #: within 0.001 below a whole one still rounds up)
 TRUNCATE = -0.499

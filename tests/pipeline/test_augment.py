@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from apt_video.models.card import ClipSpec
-from apt_video.pipeline.augment import SKIPPED, AugmentSpec, crop_window, draw_ops, erase_box, plan, regions
+from apt_video.pipeline.augment import (
+    HEAD,
+    PER_OP,
+    SKIPPED,
+    AugmentSpec,
+    crop_window,
+    draw_ops,
+    erase_box,
+    plan,
+    regions,
+)
 from apt_video.pipeline.graphs import _augment
 from apt_video.pipeline.randaug import OP_NAMES, parse_rand_augment
 
@@ -130,6 +140,25 @@ def test_regions_follow_the_crop_back_through_the_ops():
     assert regions(spec, np.array([[SKIPPED, 27, 0]]), window, 240, 320).tolist() == [[98, 148, 152, 212]] * 2
     far = regions(spec, np.array([[tx, 27, 0]]), (0, 300, 10, 20), 240, 320)  # reads only beyond the frame
     assert far[0].tolist() == [0, 319, 14, 320]  # one pixel will do
+    sharp = OP_NAMES.index("Sharpness")  # before it: one pixel more, and at least its 3x3 filter's size
+    got = regions(spec, np.array([[sharp, 27, 0], [tx, 27, 0]]), (0, 300, 10, 20), 240, 320)
+    assert got[0].tolist() == [0, 317, 15, 320]
+    assert regions(spec, np.array([[sharp, 27, 0]]), window, 240, 320)[0].tolist() == [97, 147, 153, 213]
+
+
+def test_sharpness_is_skipped_on_frames_smaller_than_its_filter():
+    """PIL's Sharpness leaves a frame under 3 pixels high or wide as it is (all of it is the border
+    its filter leaves): the plan skips it there, and gives it its region's size elsewhere."""
+    sharp = OP_NAMES.index("Sharpness")
+    spec = dataclasses.replace(parse_rand_augment("rand-m9-n2-mstd0-inc1-p1"), only=("Sharpness",))
+    augment = AugmentSpec(rand_augment=spec)
+    for h, w, kept in ((2, 40, False), (40, 2, False), (3, 3, True), (48, 64, True)):
+        row = plan(augment, h, w, 8, np.random.default_rng(0))
+        ops = [int(row[HEAD + PER_OP * k]) for k in range(2)]
+        assert ops == ([sharp] * 2 if kept else [SKIPPED] * 2), (h, w)
+        if kept:
+            size = row[HEAD + 3:HEAD + 5]
+            assert size.tolist() == [row[6] - row[4], row[7] - row[5]] and min(size) >= 3
 
 
 @pytest.mark.parametrize("size,prob", [(224, 0.25), (112, 1.0), (16, 1.0), (3, 1.0)])
