@@ -1,7 +1,9 @@
 """The ``apt-video`` command line: one entry point, one subcommand per job.
 
 Each subcommand is a module of ``apt_video.commands`` (``add_arguments`` and ``run``); this file only
-wires them up. The commands import the jobs inside ``run``, after the arguments are parsed.
+wires them up. The commands import the jobs inside ``run``, after the arguments are parsed: the jobs
+load PyTorch, DALI and ONNX, which ``--help`` and an argument error should not wait for. Bad input
+ends as one line and exit status 2, whichever layer names it (``errors``).
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import logging
 import os
 import sys
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 
-from .errors import UserError
+from .errors import is_bad_input
 
 # DALI's own auto_aug module still calls operators by their deprecated experimental names
 warnings.filterwarnings("ignore", message=".*is now deprecated", category=DeprecationWarning)
@@ -42,7 +45,6 @@ RESUME_HINT = {"train": "the same command with --resume continues after the last
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return version("apt-video")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -76,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except UserError as exc:
-        print(f"apt-video {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # Ctrl-C: what was written is whole (atomic writes); say how to go on
         hint = RESUME_HINT.get(args.command, "nothing was left half-written")
         print(f"apt-video {args.command}: interrupted; {hint}", file=sys.stderr)
@@ -89,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: one line, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"apt-video {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # bad input the library names (errors.BAD_INPUT): one line
+        if not is_bad_input(exc):
+            raise
+        print(f"apt-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -22,6 +22,18 @@ log = logging.getLogger(__name__)
 FOLDER = "holdout"
 
 
+def folder_config(folder: bool, val_split: float | None, test_split: float | None) -> list[str]:
+    """The config overrides (``key=value``) that train's ``--data FOLDER`` (``folder``),
+    ``--val-split`` and ``--test-split`` stand for: the folder is the training part, its class
+    folders the classes, and val and test are held out of it (0.1 each unless given)."""
+    if not folder:
+        return [f"{key}={value}" for key, value in (("val_split", val_split), ("test_split", test_split))
+                if value is not None]
+    return ["nb_classes=0", "train_list=.", "val_list=''", "test_list=''",
+            f"val_split={0.1 if val_split is None else val_split}",
+            f"test_split={0.1 if test_split is None else test_split}"]
+
+
 def split_entries(entries: list[VideoEntry], classes: list[str], val: float, test: float,
                   seed: int) -> dict[str, list[VideoEntry]]:
     """``{part: entries}``: of each class's videos (sorted by path, then shuffled with ``seed``),

@@ -1,4 +1,6 @@
-"""Argument types with range checks: a bad number is refused by argparse, naming the option."""
+"""Argument types with range checks (a bad number is refused by argparse, naming the option), and the
+groups of arguments that commands share or that read as one idea (score's Ray options, export's
+graph and engine options)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +8,8 @@ import importlib
 import re
 import sys
 
+from apt_video import models
+from apt_video.config import PRESETS, load_config
 from apt_video.pipeline.datasets import PARTS
 
 
@@ -118,8 +122,6 @@ def share(text: str) -> float:
 
 def add_downloaded_arguments(p: argparse.ArgumentParser) -> None:
     """``--preset`` and ``--classes``: what a downloaded model's files do not say (``card_fill``)."""
-    from apt_video.config import PRESETS
-
     p.add_argument("--preset", choices=PRESETS,
                    help="a downloaded model (Hugging Face or VideoMAE .pth): sample and view its clips as this "
                         "preset does (sampling rate, sampler, test views); default: VideoMAE's dense 16x4, 10x3")
@@ -129,19 +131,12 @@ def add_downloaded_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def card_fill(args: argparse.Namespace):
-    """The ``models.CardFill`` of ``--preset`` and ``--classes`` (None when neither is given);
-    ``UserError`` naming the option when one cannot be read."""
+    """The ``models.CardFill`` of ``--preset`` and ``--classes`` (None when neither is given); an
+    error naming the file or preset when one cannot be read."""
     if args.preset is None and args.classes is None:
         return None
-    from apt_video import models
-    from apt_video.config import ConfigError, load_config
-    from apt_video.errors import UserError
-
-    try:
-        clip = load_config(preset=args.preset).clip if args.preset else None
-        classes = tuple(models.read_class_names(args.classes)) if args.classes else None
-    except (ConfigError, models.CheckpointError) as exc:
-        raise UserError(str(exc)) from None
+    clip = load_config(preset=args.preset).clip if args.preset else None
+    classes = tuple(models.read_class_names(args.classes)) if args.classes else None
     return models.CardFill(clip, classes)
 
 
@@ -170,3 +165,30 @@ def ray_options(args: argparse.Namespace):
     from apt_video.scoring import RayOptions
 
     return RayOptions(args.address, args.actors, args.gpus_per_actor, args.decode_cpus)
+
+
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """export's options for the graph and the engine: precision and calibration, the batch profile,
+    opset and attention form, TensorRT's workspace and timing cache."""
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8", "fp8"], default="fp32",
+                   help="int8: a graph with quantize/dequantize (Q/DQ) nodes, calibrated on real clips (ONNX "
+                        "Runtime CPU, TensorRT); fp8: float8 Q/DQ graph for TensorRT on sm 8.9+ (Ada, Hopper, "
+                        "Blackwell)")
+    p.add_argument("--calib", help="int8/fp8: list file, manifest or folder of calibration videos (default: the "
+                   "run's validation list)")
+    p.add_argument("--calib-clips", type=positive_int,
+                   help="int8/fp8: calibration clips (default: apt_video.exporting.CALIB_CLIPS; a quarter is held "
+                        "out for verification)")
+    p.add_argument("--batch-profile", "--batch", dest="batch", type=batch_profile, default=(1, 30, 60),
+                   metavar="MIN:OPT:MAX",
+                   help="the engine's batch sizes in clips (TensorRT optimisation profile; default 1:30:60, one or "
+                        "two videos of 10x3 views). Not score's --batch, the clips of one call; --batch is the "
+                        "older name of this option")
+    p.add_argument("--opset", type=opset, default=23,
+                   help="ONNX opset, 18 to 23 (23: the fused Attention op; default 23)")
+    p.add_argument("--attention", choices=["fused", "matmul"],
+                   help="attention form (default: fused at opset >= 23 when the installed TensorRT, if any, "
+                        "is 10.14 or newer; else matmul)")
+    p.add_argument("--workspace", dest="workspace_gb", type=positive_float, default=4.0,
+                   help="TensorRT workspace in GB")
+    p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")

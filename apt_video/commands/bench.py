@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
+
 from .argtypes import comma_list, positive_int
 
 
@@ -20,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = bench("loader", "training loader vs decord + PIL RandAugment", batches=30, videos=16, workers=2,
               **{"num-sample": 2})
-    s.add_argument("--rand-augment", help="timm RandAugment string (default: VideoMAE's, rand-m7-n4-mstd0.5-inc1)")
+    s.add_argument("--rand-augment", default=VIDEOMAE_RAND_AUGMENT,
+                   help="timm RandAugment string (default: VideoMAE's, %(default)s)")
     s.add_argument("--codecs", default="vp9,h264", type=comma_list("apt_video.pipeline.video", "CODECS"),
                    help="comma-separated: vp9, h264, mjpeg, vp8, hevc, mpeg4")
     s.add_argument("--interps", default="bilinear,nearest", type=comma_list("apt_video.pipeline.randaug",
@@ -31,14 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--regions", default="frame", type=comma_list("apt_video.pipeline.graphs", "AA_REGIONS"),
                    help="RandAugment on the frame (VideoMAE's order) or the crop")
     s = bench("infer", "eager vs SDPA vs ONNX Runtime, compute floor, prompt cost", batch=2, reps=3, rounds=7)
-    s.add_argument("--model", default="vit_small_patch16_224")
+    s.add_argument("--model", dest="model_name", default="vit_small_patch16_224")
     s.add_argument("--precisions", default="fp32", type=comma_list("apt_video.tools.bench.common", "BENCH_PRECISIONS"),
                    help="fp32 or fp32,int8 (int8 timed in turn with fp32)")
     s = bench("train", "step time and memory: prompt vs linear vs end2end", batch=2, steps=3, frames=8, size=112)
-    s.add_argument("--model", default="vit_small_patch16_224")
+    s.add_argument("--model", dest="model_name", default="vit_small_patch16_224")
     s = bench("score", "scoring path vs a VideoMAE-style evaluation loop", videos=3, frames=160)
-    s.add_argument("--model", default="vit_small_patch16_224", help="any registered model (vit_micro_patch16_112: "
-                   "the demo's, seconds instead of minutes)")
+    s.add_argument("--model", dest="model_name", default="vit_small_patch16_224",
+                   help="any registered model (vit_micro_patch16_112: the demo's, seconds instead of minutes)")
     s.add_argument("--precisions", default="fp32", type=comma_list("apt_video.tools.bench.common", "BENCH_PRECISIONS"),
                    help="fp32 or fp32,int8 (the int8 export on the same videos)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -56,11 +59,6 @@ def run(args: argparse.Namespace) -> int:
         return run_gpu_command(args.json, args.work, args.stages)
     from apt_video.tools.bench import run_bench
 
-    kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")
-          and not (k == "rand_augment" and v is None)}
-    if "model" in kw:
-        kw["model_name"] = kw.pop("model")
-    if args.which == "train":
-        kw.pop("work", None)
+    kw = {k: v for k, v in vars(args).items() if k not in ("which", "json", "verbose", "command", "_module")}
     run_bench(args.which, args.json, **kw)
     return 0

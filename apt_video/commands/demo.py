@@ -16,12 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.errors import UserError
-    from apt_video.pipeline.data import DataError
-    from apt_video.tools.demo import run_demo
+    from apt_video.tools.demo import run_demo  # the job: PyTorch, DALI, ONNX Runtime
 
-    try:
-        run_demo(args.work, quick=args.quick, progress=show_progress(args), seed=args.seed, ablation=args.ablation)
-    except DataError as exc:  # a work folder of another task B or seed
-        raise UserError(str(exc)) from None
+    run_demo(args.work, quick=args.quick, progress=show_progress(args), seed=args.seed, ablation=args.ablation)
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video import models
+
 from .argtypes import nonneg_int, positive_int
 
 
@@ -12,9 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from apt_video import models
+    import torch  # the networks are built to be counted
 
     print(f"{'model':<26}{'frames':>7}{'size':>6}{'total params':>15}{'prompt-tuned':>14}{'linear':>10}"
           f"{'GFLOP/clip':>12}")

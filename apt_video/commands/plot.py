@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.errors import UserError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="training run folders (each with metrics.csv)")
@@ -11,8 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.errors import UserError
-    from apt_video.tools.plot import plot_runs
+    from apt_video.tools.plot import plot_runs  # matplotlib
 
     try:
         plot_runs(args.runs, args.out, args.title)

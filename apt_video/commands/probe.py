@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from apt_video.pipeline.data import Dataset, write_manifest
+from apt_video.pipeline.datasets import open_dataset
+from apt_video.pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
+
 from .argtypes import add_layout_arguments, add_progress_argument, layout_of, positive_int, show_progress
 
 
@@ -26,16 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.errors import UserError
-    from apt_video.pipeline.data import DataError, Dataset, write_manifest
-    from apt_video.pipeline.datasets import open_dataset
-    from apt_video.pipeline.probe import default_paths, probe_dataset, summarize, transcode_dataset
-
     source, layout = Path(args.data), layout_of(args)
-    try:
-        ds = open_dataset(source, args.data_root, **(layout or {}))
-    except DataError as exc:
-        raise UserError(str(exc)) from None
+    ds = open_dataset(source, args.data_root, **(layout or {}))
     manifest, cache = default_paths(source, tag=f"split{args.split}.{args.part}" if layout else "")
     if args.out:
         manifest = Path(args.out)

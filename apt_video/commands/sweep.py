@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.config import PRESETS
+from apt_video.errors import UserError
+
 from .argtypes import add_layout_arguments, add_progress_argument, layout_sets, show_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from apt_video.config import PRESETS
-
     p.add_argument("--preset", choices=PRESETS)
     p.add_argument("--config", help="YAML file of config keys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides")
@@ -24,17 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video import models
-    from apt_video.config import ConfigError
-    from apt_video.errors import UserError
-    from apt_video.pipeline.data import DataError
-    from apt_video.tools.sweep import sweep
+    from apt_video.tools.sweep import sweep  # the job: PyTorch and DALI
 
     try:
         fig = sweep(args.vary, args.data_root, args.output, preset=args.preset, config=args.config,
                     sets=args.set + layout_sets(args),
                     finetune=args.finetune, progress=show_progress(args))
-    except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
+    except FloatingPointError as exc:  # a run's non-finite loss
         raise UserError(str(exc)) from None
     print(f"wrote {fig}, {fig.parent / 'summary.csv'} and {fig.parent / 'summary.png'}")
     return 0

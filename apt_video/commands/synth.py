@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.errors import UserError
+from apt_video.pipeline.video import CODECS
+from apt_video.tools.synth import SPLIT, make_motion_dataset, split_counts
+
 from .argtypes import positive_int
 
 
@@ -17,8 +21,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from apt_video.pipeline.video import CODECS
-
     p.add_argument("out", help="folder to write (videos/, train.csv, val.csv, test.csv, classes.txt)")
     p.add_argument("--classes", type=positive_int, default=4, help="motion directions (default 4)")
     p.add_argument("--per-class", type=positive_int, default=20, help="videos per class (default 20)")
@@ -38,9 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apt_video.errors import UserError
-    from apt_video.tools.synth import SPLIT, make_motion_dataset, split_counts
-
     if args.axis and (args.reverse or args.distractor):
         raise UserError("--axis: the class is a line of motion, either way along it; it does not combine with "
                         "--reverse or --distractor")

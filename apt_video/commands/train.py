@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from apt_video.config import PRESETS, load_config
+from apt_video.errors import UserError
+from apt_video.holdout import folder_config
+
 from .argtypes import add_layout_arguments, add_progress_argument, layout_sets, share, show_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from apt_video.config import PRESETS
-
     p.add_argument("--preset", choices=PRESETS, help="the paper's settings (configs/<preset>.yaml)")
     p.add_argument("--config", help="YAML file of config keys, applied after the preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -35,36 +37,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_progress_argument(p)
 
 
-def data_sets(args: argparse.Namespace) -> list[str]:
-    """The config keys ``--data``, ``--val-split`` and ``--test-split`` stand for (before ``--set``,
-    which may still change them): the folder is the training part, its class folders the classes."""
-    sets = [f"{key}={value}" for key, value in (("val_split", args.val_split), ("test_split", args.test_split))
-            if value is not None]
-    if args.data is None:
-        return sets
-    shares = [f"val_split={0.1 if args.val_split is None else args.val_split}",
-              f"test_split={0.1 if args.test_split is None else args.test_split}"]
-    return ["nb_classes=0", "train_list=.", "val_list=''", "test_list=''", *shares]
-
-
 def run(args: argparse.Namespace) -> int:
-    from apt_video import models
-    from apt_video.config import ConfigError, load_config
-    from apt_video.errors import UserError
-    from apt_video.pipeline.data import DataError
-    from apt_video.train import train
+    from apt_video.train import train  # the job: PyTorch and DALI
 
     if (args.data is None) == (args.data_root is None):
         raise UserError("give --data FOLDER (class folders of one's own videos) or --data-root (list files or "
                         "an official layout), one of the two")
+    sets = folder_config(args.data is not None, args.val_split, args.test_split) + args.set + layout_sets(args)
+    cfg = load_config(args.preset, args.config, sets)
     try:
-        cfg = load_config(args.preset, args.config, data_sets(args) + args.set + layout_sets(args))
         result = train(cfg, args.data or args.data_root, args.output, args.finetune, args.resume,
                        progress=show_progress(args), overwrite=args.overwrite)
-    except (ConfigError, DataError, models.CheckpointError, FloatingPointError) as exc:
+    except FloatingPointError as exc:  # a non-finite loss: the run stops, its best checkpoint kept
         raise UserError(str(exc)) from None
-    test = result.get("test")
-    if test:
+    if test := result.get("test"):
         print(f"test: top-1 {test['top1']:.2f}  top-5 {test['top5']:.2f}  ({test['videos']} videos, "
               f"{test['views']} views)")
     return 0

@@ -33,7 +33,6 @@ from apt_video.pipeline.video import CODECS, decode_frames, probe_video, write_v
 from apt_video.scoring import score_videos
 from apt_video.train import forward_backward
 
-from .baselines import decord_loader
 from .bench.common import bench_videos, cycle, loader_rate, timed
 from .synth import motion_clip
 
@@ -377,6 +376,7 @@ def gpuloader_rate(work: Path, batches: int = 20) -> dict:
     except ImportError:
         out["baseline"] = "decord not installed: no baseline (pip install decord)"
         return out
+    from .baselines import decord_loader  # benchmark code, out of the doctor's other checks
 
     base = loader_rate(decord_loader([e.path for e in entries], spec, aa, num_sample=2), 2, batches)
     out.update(baseline_clips_per_s=round(base, 1), ratio=round(clips / secs / base, 2))
