@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from apt_video.models.card import ClipSpec
+from apt_video.pipeline.datasets import HELD_OUT, PARTS, RunData
 from apt_video.pipeline.randaug import VIDEOMAE_RAND_AUGMENT
 
 # installed (pip install .): the presets ship as package data in apt_video/presets; in a source
@@ -165,7 +166,7 @@ class TrainConfig:
         for key in ("val_split", "test_split"):
             need(0 <= getattr(self, key) < 1, key, "must be in [0, 1): the share of each class's videos held out")
         need(self.val_split + self.test_split < 1, "val_split", f"+ test_split={self.test_split} must be below 1")
-        for key in ("val", "test"):
+        for key in HELD_OUT:
             need(not (self.val_split or self.test_split) or not getattr(self, f"{key}_list"), f"{key}_list",
                  f"must be empty when val_split or test_split hold the {key} videos out of the training videos")
         need(self.prompt_start <= self.prompt_end, "prompt_start", f"must be <= prompt_end={self.prompt_end}")
@@ -187,6 +188,11 @@ class TrainConfig:
         except ValueError as exc:
             raise ConfigError(f"{self.model}: {exc}") from None
         return self
+
+    def run_data(self, root: str | Path) -> RunData:
+        """Where this run's parts come from, under ``root``: the split of an official layout, or the
+        list files."""
+        return RunData(Path(root), {part: getattr(self, f"{part}_list") for part in PARTS}, self.split, self.splits)
 
     def model_overrides(self, num_classes: int) -> dict:
         """Keyword overrides for ``models.create_model`` (what the checkpoint metadata records)."""

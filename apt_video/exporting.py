@@ -11,7 +11,7 @@ from apt_video.export import Package, export_package
 from apt_video.export.quantize import PRECISIONS as QUANTIZED
 from apt_video.export.trt import trt_missing
 from apt_video.pipeline.data import DataError
-from apt_video.pipeline.datasets import part_source
+from apt_video.pipeline.datasets import HELD_OUT, RunData
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
 
@@ -23,10 +23,9 @@ CALIB_CLIPS = 64
 def _run_sources(card: models.ModelCard) -> list[tuple[Path, dict, Path]]:
     """Where the run's validation and test videos are: ``(source, open_dataset keywords, root)``."""
     data = card.data or {}
-    root = Path(data.get("root", ""))
-    lists = {"val": data.get("val_list") or "", "test": data.get("test_list") or ""}
-    return [(*part_source(root, part, data.get("split"), data.get("splits"), lists), root)
-            for part in ("val", "test") if data.get("split") or lists[part]]
+    run = RunData(Path(data.get("root", "")), {part: data.get(f"{part}_list") or "" for part in HELD_OUT},
+                  data.get("split"), data.get("splits"))
+    return [(*run.source(part), run.root) for part in HELD_OUT if run.split or run.lists[part]]
 
 
 def real_clips(card: models.ModelCard, n: int, mode: str = "eval", source: str | Path | None = None,

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from apt_video import holdout, models
 from apt_video.models import CheckpointError, ModelCard
 from apt_video.models.files import atomic_path, atomic_write_text
 from apt_video.pipeline.data import DataError, VideoEntry, class_names
-from apt_video.pipeline.datasets import PARTS, open_dataset, part_exists, part_source
+from apt_video.pipeline.datasets import HELD_OUT, RunData, open_dataset
 from apt_video.pipeline.graphs import AugmentSpec
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import load_manifest
@@ -255,34 +256,67 @@ def write_skipped(run: Path, rows: list[tuple[str, str, str, str]]) -> None:
 
 
 # -- the whole run ----------------------------------------------------------------------------------------
-def _lists(cfg: TrainConfig) -> dict[str, str]:
-    """The config's list file of each part of the data (``train_list``, ``val_list``, ``test_list``)."""
-    return {part: getattr(cfg, f"{part}_list") for part in PARTS}
-
-
-def _source(cfg: TrainConfig, data_root: Path, part: str) -> tuple[Path, dict]:
-    return part_source(data_root, part, cfg.split, cfg.splits, _lists(cfg))
-
-
-def has_part(cfg: TrainConfig, data_root: Path, part: str) -> bool:
-    return part_exists(data_root, part, cfg.split, cfg.splits, _lists(cfg))
-
-
-def _split(cfg: TrainConfig, data_root: Path, part: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
-    src, kw = _source(cfg, data_root, part)
+def _split(cfg: TrainConfig, data: RunData, part: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
+    src, kw = data.source(part)
     if not kw and not src.exists():
         raise DataError(f"{src}: no such list file (set train_list/val_list/test_list, --data-root, or --split "
                         f"for an official dataset layout)")
     if d.main:
-        ds, _ = load_manifest(src, data_root, cfg.clip.num_frames, workers=max(1, (os.cpu_count() or 1)), **kw)
+        ds, _ = load_manifest(src, data.root, cfg.clip.num_frames, workers=max(1, (os.cpu_count() or 1)), **kw)
     d.barrier()
     if not d.main:  # the others read rank 0's probe cache and leave the manifest to it
-        ds, _ = load_manifest(src, data_root, cfg.clip.num_frames, write=False, **kw)
+        ds, _ = load_manifest(src, data.root, cfg.clip.num_frames, write=False, **kw)
     name = f"split {cfg.split} {part}" if kw else src.name
     bad = [(name, e.path, e.status, e.reason) for e in ds.entries if not e.ok]
     if bad and d.main:
         log.warning("%s: %d of %d videos are not usable (listed in skipped.csv)", src, len(bad), len(ds.entries))
     return ds.usable(), bad, ds.classes
+
+
+@dataclasses.dataclass
+class RunVideos:
+    """A run's videos, every one checked: the training and validation entries, ``held`` (``{part:
+    entries}`` when validation and test are held out of the training videos, else None), the class
+    names, and the unusable videos (rows of ``skipped.csv``)."""
+
+    train: list[VideoEntry]
+    val: list[VideoEntry]
+    held: dict | None
+    classes: list[str]
+    skipped: list
+
+
+def run_videos(cfg: TrainConfig, data: RunData, run_dir: Path, resume: str | None, d: Dist) -> RunVideos:
+    """Read and check the run's training and validation videos (and that its test part, if any, is
+    not empty) before anything is written; ``DataError`` or ``ConfigError`` naming what to fix."""
+    train_set, bad_train, classes = _split(cfg, data, "train", d)
+    held = None
+    if cfg.val_split or cfg.test_split:
+        held = holdout.kept_split(run_dir, train_set) if resume is not None or run_dir.is_dir() else None
+        held = held or holdout.split_entries(train_set, classes, cfg.val_split, cfg.test_split, cfg.seed)
+        train_set, val_set, bad_val = held["train"], held["val"], []
+    else:
+        val_set, bad_val, _ = _split(cfg, data, "val", d) if data.has("val") else ([], [], [])
+    if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
+        raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
+                        f"to 0 (the dataset's) or fix the class list")
+    classes = classes or class_names(cfg.nb_classes)
+    if not train_set:
+        raise DataError(f"{data.source('train')[0]}: no usable training video")
+    unlabelled = [e.path for e in train_set + val_set if e.label < 0]
+    if unlabelled:
+        raise DataError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
+                        f"label for every video (a list file, class folders or a labelled manifest)")
+    clips = len(train_set) * cfg.num_sample // d.world  # one rank's clips per epoch
+    if cfg.batch_size > clips:
+        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the {clips} training clips of an epoch "
+                          f"({len(train_set)} usable videos x num_sample={cfg.num_sample}"
+                          f"{f' / {d.world} ranks' if d.world > 1 else ''}); lower batch_size")
+    if cfg.final_test and not held and data.has("test"):  # read now, not after the last epoch
+        src, kw = data.source("test")
+        if not open_dataset(src, data.root, **kw).entries:
+            raise DataError(f"{src}: the test part holds no videos; fill it, or set final_test=false")
+    return RunVideos(train_set, val_set, held, classes, bad_train + bad_val)
 
 
 def _load_backbone(model, path: str) -> models.Backbone:
@@ -291,6 +325,34 @@ def _load_backbone(model, path: str) -> models.Backbone:
     if report is not None:
         log.info("%s", report.summary())
     return backbone
+
+
+def restore(state: dict, cfg: TrainConfig, model, optimizer, scaler, finetune: str | None,
+            pretrained: models.Backbone | None) -> tuple[list[dict], float, int, models.Backbone | None]:
+    """Resume a run from its ``last_state.pt``: the same shaping config, the run's backbone (the one
+    given must be it; none given: the recorded file, checked by its sha256), then the trained
+    tensors, optimiser, grad scaler and RNG. Returns (history, best validation top-1, the first
+    epoch to run, the backbone record)."""
+    _check_resumable(state, cfg)
+    began = (state.get("pretrained") or {}).get("sha256")
+    if pretrained is not None and began and pretrained.sha256 != began:
+        raise CheckpointError(f"{finetune}: not the backbone this run was trained on (sha256 "
+                              f"{pretrained.sha256[:12]}..., the run's {began[:12]}...); resume with "
+                              f"that one, or start a new run")
+    if not finetune and state.get("pretrained"):  # the run's backbone, as it was (the state holds only
+        rec = models.Backbone(**state["pretrained"])  # what the run trained)
+        if not Path(rec.path).is_file() or models.sha256_file(rec.path) != rec.sha256:
+            raise CheckpointError(f"{rec.path}: the backbone this run was trained on is missing or changed "
+                                  f"(sha256 {rec.sha256[:12]}...); pass it with --finetune to resume")
+        _load_backbone(model, rec.path)
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"])
+    if state.get("pretrained"):
+        pretrained = models.Backbone(**state["pretrained"])
+    return list(state["history"]), float(state["best_top1"]), int(state["epoch"]) + 1, pretrained
 
 
 #: what a run writes into its folder (removed by ``overwrite``)
@@ -302,12 +364,13 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
     Returns the final record (history, trainable and total parameter counts, test metrics). A folder
     that already holds a run is continued (``resume``) or started afresh (``overwrite``), never
-    written over silently."""
+    written over silently; nothing is written before every input is checked."""
     d = setup_distributed()
     torch.manual_seed(cfg.seed + d.rank)
-    run_dir, data_root = Path(output), Path(data_root)
+    run_dir = Path(output)
     if cfg.splits:  # recorded absolute: the exporter and --resume may run from another folder
         cfg = dataclasses.replace(cfg, splits=str(Path(cfg.splits).resolve()))
+    data = cfg.run_data(data_root)
     ckpt = run_dir / "checkpoints"
     state_path = ckpt / "last_state.pt"
     # a run is what training leaves: metrics or a checkpoint (a folder a refused first try made is not one)
@@ -325,60 +388,21 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
         state = load_state(state_path)
     elif resume and resume != "auto":
         state = load_state(Path(resume))
-
-    train_set, bad_train, classes = _split(cfg, data_root, "train", d)
-    held = None  # {part: entries} when val and test are held out of the training videos
-    if cfg.val_split or cfg.test_split:
-        held = holdout.kept_split(run_dir, train_set) if resume is not None or run_dir.is_dir() else None
-        held = held or holdout.split_entries(train_set, classes, cfg.val_split, cfg.test_split, cfg.seed)
-        train_set, val_set, bad_val = held["train"], held["val"], []
-    else:
-        val_set, bad_val, _ = _split(cfg, data_root, "val", d) if has_part(cfg, data_root, "val") else ([], [], [])
-    num_classes = cfg.nb_classes or len(classes)
-    if cfg.nb_classes and classes and cfg.nb_classes != len(classes):
-        raise DataError(f"nb_classes={cfg.nb_classes} but the dataset names {len(classes)} classes: set nb_classes "
-                        f"to 0 (the dataset's) or fix the class list")
-    if not classes:
-        classes = class_names(num_classes)
-    if not train_set:
-        raise DataError(f"{_source(cfg, data_root, 'train')[0]}: no usable training video")
-    unlabelled = [e.path for e in train_set + val_set if e.label < 0]
-    if unlabelled:
-        raise DataError(f"{unlabelled[0]}: has no label ({len(unlabelled)} such videos); training needs a "
-                          f"label for every video (a list file, class folders or a labelled manifest)")
-    skipped = bad_train + bad_val
-    clips = len(train_set) * cfg.num_sample // d.world  # one rank's clips per epoch
-    if cfg.batch_size > clips:
-        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the {clips} training clips of an epoch "
-                          f"({len(train_set)} usable videos x num_sample={cfg.num_sample}"
-                          f"{f' / {d.world} ranks' if d.world > 1 else ''}); lower batch_size")
-    if cfg.final_test and not held and has_part(cfg, data_root, "test"):  # read now, not after the last epoch
-        src, kw = _source(cfg, data_root, "test")
-        if not open_dataset(src, data_root, **kw).entries:
-            raise DataError(f"{src}: the test part holds no videos; fill it, or set final_test=false")
+    videos = run_videos(cfg, data, run_dir, resume, d)
+    held, classes, skipped = videos.held, videos.classes, videos.skipped
 
     try:
-        model = models.create_model(cfg.model, **cfg.model_overrides(num_classes))
+        model = models.create_model(cfg.model, **cfg.model_overrides(len(classes)))
     except ValueError as exc:  # e.g. prompt layers beyond the model's depth
         raise ConfigError(f"{cfg.model}: {exc}") from None
     model.set_attn_impl(cfg.attn_impl)
     pretrained = _load_backbone(model, finetune) if finetune else None
+    model.to(d.device)
+    optimizer = build_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cuda") if amp_settings(cfg.amp, d.device)[1] else None
+    history, best, start = [], -1.0, 0
     if state is not None:
-        _check_resumable(state, cfg)
-        began = (state.get("pretrained") or {}).get("sha256")
-        if pretrained is not None and began and pretrained.sha256 != began:
-            raise CheckpointError(f"{finetune}: not the backbone this run was trained on (sha256 "
-                                  f"{pretrained.sha256[:12]}..., the run's {began[:12]}...); resume with "
-                                  f"that one, or start a new run")
-        if not finetune and state.get("pretrained"):  # the run's backbone, as it was (the state holds only
-            rec = models.Backbone(**state["pretrained"])  # what the run trained)
-            if not Path(rec.path).is_file() or models.sha256_file(rec.path) != rec.sha256:
-                raise CheckpointError(f"{rec.path}: the backbone this run was trained on is missing or changed "
-                                      f"(sha256 {rec.sha256[:12]}...); pass it with --finetune to resume")
-            _load_backbone(model, rec.path)
-        model.load_state_dict(state["model"], strict=False)
-        if state.get("pretrained"):
-            pretrained = models.Backbone(**state["pretrained"])
+        history, best, start, pretrained = restore(state, cfg, model, optimizer, scaler, finetune, pretrained)
     if d.main:  # every input checked (data, classes, backbone, resume state): the run's folder begins
         ckpt.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", run_config(cfg, d.world))
@@ -388,11 +412,12 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             log.info("held out of %d training videos: %d for validation, %d for test (per class, seed %d); the "
                      "split is kept in %s", sum(map(len, held.values())), len(held["val"]), len(held["test"]),
                      cfg.seed, run_dir / holdout.FOLDER)
+        if state is not None:
+            log.info("resuming %s after epoch %d", run_dir, start - 1)
     if pretrained is None and cfg.transfer_type != "end2end" and d.main:
         log.warning("%s tuning on a random backbone: no --pretrained/--finetune weights were given, so the frozen "
                     "features are noise on real data; pass a VideoMAE checkpoint with --pretrained",
                     cfg.transfer_type)
-    model.to(d.device)
     trainable, total = models.count_parameters(model)
     if d.main:
         log.info("%s: %s trainable of %s parameters (%s)", cfg.model, f"{trainable:,}", f"{total:,}", cfg.transfer_type)
@@ -408,40 +433,27 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     common = dict(device="gpu" if d.device.type == "cuda" else "cpu", device_id=d.local_rank,
                   num_workers=cfg.num_workers, num_threads=cfg.num_threads or None, shard_id=d.rank,
                   num_shards=d.world, reuse=True, executor=cfg.dali_executor, max_side=cfg.decode_max_side)
-    train_loader = VideoLoader(train_set, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
+    train_loader = VideoLoader(videos.train, spec, mode="train", batch_size=cfg.batch_size, augment=augment,
                                seed=cfg.seed, num_sample=cfg.num_sample, **common)
-    val_loader = VideoLoader(val_set, spec, mode="eval", batch_size=cfg.val_batch_size, **common) if val_set else None
+    val_loader = VideoLoader(videos.val, spec, mode="eval", batch_size=cfg.val_batch_size, **common) \
+        if videos.val else None
 
     # VideoMAE's linear scaling: videos per optimiser step (its repeated augmentations, num_sample,
     # do not count)
     scaled = lr_scaling(cfg, d.world)
     steps = max(1, len(train_loader) // cfg.update_freq)
     lr_values = cosine_schedule(scaled.lr, scaled.min_lr, cfg.epochs, steps, cfg.warmup_epochs, scaled.warmup_lr)
-    optimizer = build_optimizer(cfg, model)
-    _, use_scaler = amp_settings(cfg.amp, d.device)
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-
-    history, best, start = [], -1.0, 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, best, start = list(state["history"]), float(state["best_top1"]), int(state["epoch"]) + 1
-        torch.set_rng_state(state["rng"])
-        if d.main:
-            log.info("resuming %s after epoch %d", run_dir, start - 1)
     writer = None
     if d.main:
-        from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=start)
         write_metrics(run_dir, history)
 
-    card = ModelCard(model=cfg.model, model_overrides=cfg.model_overrides(num_classes), classes=classes,
+    card = ModelCard(model=cfg.model, model_overrides=cfg.model_overrides(len(classes)), classes=classes,
                      transfer_type=cfg.transfer_type, clip=spec, pretrained=pretrained,
-                     data={"root": str(data_root.resolve()),
-                           **({part: str((run_dir / holdout.FOLDER / f"{part[:-5]}.txt").resolve())
-                               for part in ("val_list", "test_list")} if held else
-                              {"val_list": cfg.val_list, "test_list": cfg.test_list}),
+                     data={"root": str(data.root.resolve()),
+                           **({f"{part}_list": str((run_dir / holdout.FOLDER / f"{part}.txt").resolve())
+                               for part in HELD_OUT} if held else
+                              {f"{part}_list": data.lists[part] for part in HELD_OUT}),
                            "split": cfg.split, "splits": cfg.splits})
     for epoch in range(start, cfg.epochs):
         stats = {"epoch": epoch, **train_one_epoch(net, train_loader, optimizer, scaler, lr_values, epoch, cfg,
@@ -473,8 +485,8 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch"))
         d.barrier()
     result = {"history": history, "parameters": {"trainable": trainable, "total": total}}
-    if cfg.final_test and (held["test"] if held else has_part(cfg, data_root, "test")):
-        result["test"] = final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped,
+    if cfg.final_test and (held["test"] if held else data.has("test")):
+        result["test"] = final_test(model, cfg, data, run_dir, classes, spec, common, d, skipped,
                                     held["test"] if held else None)
     if writer:
         writer.close()
@@ -517,10 +529,10 @@ def _remove_run(run_dir: Path) -> None:
             path.unlink()
 
 
-def final_test(model, cfg, data_root, run_dir, classes, spec, common, d, skipped, held=None) -> dict | None:
+def final_test(model, cfg, data: RunData, run_dir, classes, spec, common, d, skipped, held=None) -> dict | None:
     """The segments x crops evaluation of the test list (or the ``held`` out test videos), merged per
     video as VideoMAE does."""
-    test_set, bad = (held, []) if held is not None else _split(cfg, data_root, "test", d)[:2]
+    test_set, bad = (held, []) if held is not None else _split(cfg, data, "test", d)[:2]
     if not test_set:
         return None
     loader = VideoLoader(test_set, spec, mode="test", batch_size=cfg.test_batch_size, **common)

@@ -21,13 +21,14 @@ is the split's test list (they have no other), Kinetics' ``val`` is ``validate.c
 reader here: its split JSON files are read as list files are (``pipeline.data``).
 
 ``open_dataset`` opens any source (list file, manifest, folder, one video, SSv2 JSON, or a part of
-one of these layouts); ``part_source`` says where a run's train, val or test part comes from.
+one of these layouts); ``RunData`` says where a run's train, val and test parts come from.
 """
 from __future__ import annotations
 
 import csv
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import (
@@ -49,6 +50,7 @@ from .data import (
 
 LAYOUTS = ("ucf101", "hmdb51", "kinetics")
 PARTS = ("train", "val", "test")
+HELD_OUT = PARTS[1:]  # the parts a run is measured on, never trained on
 SPLIT_FOLDERS = ("ucfTrainTestlist", "testTrainMulti_7030_splits", "annotations", "splits")
 KINETICS_FILES = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
@@ -117,23 +119,28 @@ def has_part(root: str | Path, split: int, part: str, splits: str | Path | None 
     return layout != "kinetics" or (folder / KINETICS_FILES[part]).is_file()
 
 
-def part_source(root: str | Path, part: str, split: int | None = None, splits: str | Path | None = None,
-                lists: dict[str, str] | None = None) -> tuple[Path, dict]:
-    """Where one part (train, val, test) of a run's data comes from: ``(source, open_dataset
-    keywords)``: split ``split`` of the official layout at ``root`` (its split files in ``splits``,
-    else found there), or the part's list file in ``lists`` (part -> file), relative to ``root``."""
-    root = Path(root)
-    if split:
-        return root, {"split": split, "part": part, "splits": splits or None}
-    return root / (lists or {}).get(part, ""), {}
+@dataclass(frozen=True)
+class RunData:
+    """Where a run's data comes from: split ``split`` of the official layout at ``root`` (its split
+    files in ``splits``, else found there), or one list file per part (``lists``: part -> file,
+    relative to ``root``; a part missing or ``""`` has none)."""
 
+    root: Path
+    lists: dict = field(default_factory=dict)
+    split: int | None = None
+    splits: str | None = None
 
-def part_exists(root: str | Path, part: str, split: int | None = None, splits: str | Path | None = None,
-                lists: dict[str, str] | None = None) -> bool:
-    """Whether a run's data has ``part``: the layout's (``has_part``), or a list file named for it that exists."""
-    if split:
-        return has_part(root, split, part, splits or None)
-    return bool((lists or {}).get(part)) and part_source(root, part, split, splits, lists)[0].exists()
+    def source(self, part: str) -> tuple[Path, dict]:
+        """``(source, open_dataset keywords)`` of ``part`` (train, val, test)."""
+        if self.split:
+            return Path(self.root), {"split": self.split, "part": part, "splits": self.splits or None}
+        return Path(self.root) / (self.lists.get(part) or ""), {}
+
+    def has(self, part: str) -> bool:
+        """Whether there is ``part``: the layout's (``has_part``), or a list file named for it that exists."""
+        if self.split:
+            return has_part(self.root, self.split, part, self.splits or None)
+        return bool(self.lists.get(part)) and self.source(part)[0].exists()
 
 
 def _ucf101(root: Path, folder: Path, split: int, part: str) -> Dataset:
