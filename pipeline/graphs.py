@@ -11,6 +11,7 @@ Both read their samples from a ``pipeline.source.ClipSource``.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -21,7 +22,7 @@ from .augment import AA_REGIONS, ERASE, FIRST_REGION, HEAD, LAST_CORNER, PER_OP,
 from .randaug import FILL, Step, rand_augment
 from .source import SAMPLE_DTYPES, SAMPLE_LAYOUTS, ClipSource, Sample
 
-__all__ = ["AA_REGIONS", "AugmentSpec", "decode_alone", "decode_stage", "file_decoder", "source_outputs",
+__all__ = ["AA_REGIONS", "AugmentSpec", "dali_error", "decode_alone", "decode_stage", "file_decoder", "source_outputs",
            "train_pipeline", "views_pipeline"]
 
 # the training graph does not use the resize/crop outputs of the shared source; that is intended
@@ -69,8 +70,18 @@ def decode_alone(path: str, indices: np.ndarray, device: str, device_id: int | N
     try:
         file_decoder(np.fromfile(path, np.uint8), indices, device, device_id).run()
     except (RuntimeError, OSError, ValueError) as exc:
-        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return dali_error(exc)
     return None
+
+
+def dali_error(exc: BaseException) -> str:
+    """What a DALI error says went wrong, in one line of at most 200 characters: the line after its
+    ``encountered:`` (DALI's run-time errors open with "Critical error in pipeline:" and the
+    operator's definition), without an assertion's condition; else its first line."""
+    text = str(exc).strip()
+    text = text.rsplit("encountered:", 1)[-1].strip() or text
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r'^Assert on ".*?" failed: ', "", line)[:200]
 
 
 def _normalize(clip, spec: ClipSpec, mirror=None):

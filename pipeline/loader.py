@@ -21,7 +21,7 @@ from apt_video.models.card import ClipSpec
 
 from . import nvdec
 from .data import VideoEntry
-from .graphs import AugmentSpec, decode_alone, decode_stage, train_pipeline, views_pipeline
+from .graphs import AugmentSpec, dali_error, decode_alone, decode_stage, train_pipeline, views_pipeline
 from .source import FAILED, OK, ClipSource, start_method, workers_ignore_ctrl_c
 from .video import MAX_SIDE, decode_route
 
@@ -244,7 +244,7 @@ class VideoLoader:
         if not dali:
             return False
         self.close()  # the failed pipeline is unusable; each file is tried in a pipeline of its own
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = dali_error(exc)
         culprits = {}
         for pos, k in dali:
             why = decode_alone(self.entries[k].path, src.frame_indices(k, src.sample_rng(epoch, pos))[0],

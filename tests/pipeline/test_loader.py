@@ -145,7 +145,7 @@ def test_file_broken_after_probing_is_reported_and_the_epoch_goes_on(tmp_path, i
     assert sorted((f.index, f.path) for f in loader.failures) == [(2, broken[0].path), (4, broken[1].path)]
     assert all(f.reason for f in loader.failures)
     # DALI's decoder failed on the batch [mjpeg, broken vp9]: only the broken file left DALI's route
-    assert loader.routes[1] is None and loader.routes[2].startswith("DALI's decoder failed")
+    assert loader.routes[1] is None and loader.routes[2].startswith("DALI's decoder failed: Failed to create")
     assert loader.routes[0] is None and "no h264 decoder" in loader.routes[3]
 
 
