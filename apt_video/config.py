@@ -121,6 +121,8 @@ class TrainConfig:
     test_split: float = 0.0
 
     def validate(self) -> TrainConfig:
+        # PyTorch and the network: the model is built on the meta device to check the prompt layers;
+        # imported here, as the command line reads this module for its --help
         import torch
 
         from apt_video.models import TRANSFER_TYPES, create_model, list_models

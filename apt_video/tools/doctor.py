@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import av
 import onnx
 import torch
 from onnx import TensorProto, helper
@@ -119,8 +121,6 @@ def environment() -> dict:
                         "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
                        for i in range(torch.cuda.device_count())]
         try:
-            import subprocess
-
             env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                            capture_output=True, text=True, timeout=20).stdout.split("\n")[0]
         except (OSError, subprocess.SubprocessError):
@@ -134,16 +134,11 @@ def environment() -> dict:
         env["nvdec"] = f"not available ({exc})"
     env["onnxruntime"] = ort_providers()
     env["tensorrt"] = trt_version() or trt_missing()
-    try:
-        import av
-
-        codecs = {}
-        for name, enc in (("h264", "libx264"), ("hevc", "libx265"), ("vp9", "libvpx-vp9"), ("av1", "libsvtav1"),
-                          ("mpeg4", "mpeg4"), ("mjpeg", "mjpeg")):
-            codecs[name] = [kind for kind, codec in (("decode", name), ("encode", enc)) if _has_codec(av, codec, kind)]
-        env["pyav"] = {"version": av.__version__, "codecs": codecs}
-    except ImportError as exc:
-        env["pyav"] = str(exc)
+    codecs = {}
+    for name, enc in (("h264", "libx264"), ("hevc", "libx265"), ("vp9", "libvpx-vp9"), ("av1", "libsvtav1"),
+                      ("mpeg4", "mpeg4"), ("mjpeg", "mjpeg")):
+        codecs[name] = [kind for kind, codec in (("decode", name), ("encode", enc)) if _has_codec(av, codec, kind)]
+    env["pyav"] = {"version": av.__version__, "codecs": codecs}
     return env
 
 

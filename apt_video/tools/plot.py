@@ -10,6 +10,8 @@ import yaml
 from apt_video.models.artifact import read_card
 from apt_video.models.checkpoint import CheckpointError
 
+from .figures import plt, save_figure
+
 TOP1, TOP5, VAL_LOSS, TRAIN_LOSS, LR = (("val_top1", "top-1 (%)"), ("val_top5", "top-5 (%)"),
                                        ("val_loss", "validation loss"), ("train_loss", "training loss"),
                                        ("lr", "learning rate"))
@@ -56,11 +58,6 @@ def run_labels(configs: list[dict], names: list[str]) -> list[str]:
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None, labels: list[str] | None = None):
     """Write a figure of up to three panels (``choose_panels``; one line per run, labelled ``labels``
     or else by what differs between the runs) to ``out``; returns the matplotlib figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     loaded = [read_run(Path(r)) for r in runs]
     labels = labels or run_labels([c for c, _ in loaded], [Path(r).name for r in runs])
     panels = choose_panels([run_classes(Path(r)) for r in runs], [rows for _, rows in loaded]) or [TOP1]
@@ -82,6 +79,5 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None,
         fig.suptitle(title)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return fig

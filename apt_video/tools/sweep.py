@@ -17,6 +17,7 @@ from apt_video.config import ConfigError, load_config
 from apt_video.models.files import atomic_write_text
 from apt_video.train import train
 
+from .figures import plt, save_figure
 from .plot import plot_runs, read_run
 
 #: summary.csv's columns after the varied keys
@@ -86,11 +87,6 @@ def summarize(runs: list[Path], combos: list[tuple[tuple[str, str], ...]], out: 
 
 
 def _plot_summary(rows: list[dict], keys: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tested = all(r["test_top1"] != "" for r in rows)
     column, name = ("test_top1", "test top-1 (%)") if tested else ("best_val_top1", "best validation top-1 (%)")
     labels = [", ".join(str(r[k]) for k in keys) for r in rows]
@@ -104,5 +100,4 @@ def _plot_summary(rows: list[dict], keys: list[str], path: Path) -> None:
     ax.set_ylabel(name)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

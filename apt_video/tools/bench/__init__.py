@@ -8,17 +8,17 @@ import json
 import tempfile
 from pathlib import Path
 
+from apt_video.errors import UserError
+from apt_video.models.files import atomic_write_text, unwritable
+
+from .common import machine
+
 BENCHES = ("loader", "infer", "train", "score", "startup")
 
 
 def run_bench(which: str, json_path: str | None, **kw) -> dict:
     """Bench ``which`` (one of ``BENCHES``) with its keyword arguments; its figures, with the
     machine's description, are written to ``json_path`` too."""
-    from apt_video.errors import UserError
-    from apt_video.models.files import atomic_write_text, unwritable
-
-    from .common import machine
-
     if json_path and (why := unwritable(json_path)):
         raise UserError(f"--json {why}")
 
