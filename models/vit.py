@@ -18,7 +18,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 
 from .card import TRANSFER_TYPES, ClipSpec
 from .prompts import prompt_init_bound, reparameterize
-from .registry import register_model
+from .registry import default_clip, register_model
 
 ATTN_IMPLS = ("sdpa", "math")
 
@@ -273,39 +273,41 @@ def _init_weights(m: nn.Module) -> None:
 
 
 # -- registered architectures (VideoMAE settings: tubelet 2, q/v bias, LayerNorm eps 1e-6) ----------
-def _build(defaults: dict, overrides: dict) -> VideoVisionTransformer:
-    return VideoVisionTransformer(**{**defaults, **overrides})
+_VIDEOMAE = dict(patch_size=16, tubelet_size=2, mlp_ratio=4.0, qkv_bias=True, norm_eps=1e-6)
 
 
-_VIDEOMAE = dict(patch_size=16, img_size=224, num_frames=16, tubelet_size=2, mlp_ratio=4.0,
-                 qkv_bias=True, norm_eps=1e-6)
+def _build(name: str, arch: dict, overrides: dict) -> VideoVisionTransformer:
+    """Architecture ``name``: VideoMAE's settings, ``arch``, and its registered clip's frames and
+    input size (``default_clip``), under the caller's ``overrides``."""
+    clip = default_clip(name)
+    return VideoVisionTransformer(**{**_VIDEOMAE, "num_frames": clip.num_frames, "img_size": clip.input_size,
+                                     **arch, **overrides})
 
 
 @register_model
 def vit_small_patch16_224(**overrides) -> VideoVisionTransformer:
-    return _build({**_VIDEOMAE, "embed_dim": 384, "depth": 12, "num_heads": 6}, overrides)
+    return _build("vit_small_patch16_224", {"embed_dim": 384, "depth": 12, "num_heads": 6}, overrides)
 
 
 @register_model
 def vit_base_patch16_224(**overrides) -> VideoVisionTransformer:
-    return _build({**_VIDEOMAE, "embed_dim": 768, "depth": 12, "num_heads": 12}, overrides)
+    return _build("vit_base_patch16_224", {"embed_dim": 768, "depth": 12, "num_heads": 12}, overrides)
 
 
 @register_model
 def vit_large_patch16_224(**overrides) -> VideoVisionTransformer:
-    return _build({**_VIDEOMAE, "embed_dim": 1024, "depth": 24, "num_heads": 16}, overrides)
+    return _build("vit_large_patch16_224", {"embed_dim": 1024, "depth": 24, "num_heads": 16}, overrides)
 
 
 @register_model
 def vit_huge_patch16_224(**overrides) -> VideoVisionTransformer:
-    return _build({**_VIDEOMAE, "embed_dim": 1280, "depth": 32, "num_heads": 16}, overrides)
+    return _build("vit_huge_patch16_224", {"embed_dim": 1280, "depth": 32, "num_heads": 16}, overrides)
 
 
 @register_model(clip=ClipSpec(num_frames=8, sampling_rate=2, input_size=112, test_num_segment=2))
 def vit_micro_patch16_112(**overrides) -> VideoVisionTransformer:
     """A tiny backbone for CPU demos and tests: 8 frames at 112 px, 4 blocks of width 128."""
-    return _build({**_VIDEOMAE, "img_size": 112, "num_frames": 8, "embed_dim": 128, "depth": 4,
-                   "num_heads": 2}, overrides)
+    return _build("vit_micro_patch16_112", {"embed_dim": 128, "depth": 4, "num_heads": 2}, overrides)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
