@@ -187,10 +187,23 @@ def equalize_frames(clip):
     level present]) // 255``; level ``i`` maps to ``(step // 2 + sum(h[:i])) // step``, at most
     255; a plane with ``step == 0`` (one level, or nearly) is kept. DALI's ``fn.equalize`` uses
     OpenCV's formula, up to 3 levels away; DALI has no per-sample table lookup, so the table is
-    computed and applied with torch's ``bincount`` and indexing."""
+    computed and applied with torch's ``bincount`` and indexing.
+
+    On the GPU the work runs on DALI's own stream: DALI reads the result there after this returns
+    (no wait here), and torch's allocator reuses its memory only for later work on that stream."""
     import torch
 
     x = torch.from_dlpack(clip)
+    if not x.is_cuda:
+        return torch.utils.dlpack.to_dlpack(_equalize(torch, x))
+    from nvidia.dali.python_function_plugin import current_dali_stream
+
+    with torch.cuda.stream(torch.cuda.ExternalStream(current_dali_stream(), device=x.device)):
+        return torch.utils.dlpack.to_dlpack(_equalize(torch, x))
+
+
+def _equalize(torch, x):
+    """``equalize_frames`` on an FHWC uint8 torch tensor."""
     f, h, w, c = x.shape
     plane = torch.arange(f * c, dtype=torch.int32, device=x.device).view(f, 1, 1, c) * 256
     index = (plane + x).flatten()  # each value's slot among the planes' 256 levels (int32: fast)
@@ -200,10 +213,7 @@ def equalize_frames(clip):
     below = hist.cumsum(1) - hist  # pixels below each level
     table = torch.where(step > 0, ((step // 2 + below) // step.clamp(min=1)).clamp(max=255),
                         torch.arange(256, device=x.device))
-    out = torch.index_select(table.to(torch.uint8).flatten(), 0, index).view(f, h, w, c)
-    if out.is_cuda:  # DALI reads the result on its own stream once this returns
-        torch.cuda.current_stream(out.device).synchronize()
-    return torch.utils.dlpack.to_dlpack(out)
+    return torch.index_select(table.to(torch.uint8).flatten(), 0, index).view(f, h, w, c)
 
 
 def _op_equalize(spec: RandAugmentSpec, portable: bool):
@@ -211,8 +221,9 @@ def _op_equalize(spec: RandAugmentSpec, portable: bool):
 
     @augmentation
     def equalize(data, _):  # PIL's table, per frame and channel (equalize_frames)
+        gpu = {"synchronize_stream": False} if data.device == "gpu" else {}  # it runs on DALI's stream
         return fn.dl_tensor_python_function(data, function=equalize_frames, batch_processing=False,
-                                            output_layouts="FHWC", device=data.device)
+                                            output_layouts="FHWC", device=data.device, **gpu)
 
     return equalize
 
