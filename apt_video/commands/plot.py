@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         plot_runs(args.runs, args.out, args.title)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # no such run; a figure format matplotlib lacks
         raise UserError(str(exc)) from None
     print(f"wrote {args.out}")
     return 0

@@ -12,7 +12,10 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
     assert plt.get_fignums() == []  # closed
     (tmp_path / "b.nosuchformat").write_text("the old file")
     fig, _ = plt.subplots()
-    with pytest.raises(ValueError, match="nosuchformat"):
+    with pytest.raises(ValueError, match="cannot write 'nosuchformat' files; use a suffix among .*png"):
         save_figure(fig, tmp_path / "b.nosuchformat")
     assert (tmp_path / "b.nosuchformat").read_text() == "the old file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.nosuchformat"]  # no temporary left
+    fig, _ = plt.subplots()
+    save_figure(fig, tmp_path / "c")  # no suffix: PNG, under the name given
+    assert (tmp_path / "c").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.nosuchformat", "c"]  # no temporary left
