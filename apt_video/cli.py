@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"apt-video {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # bad input the library names (errors.BAD_INPUT): one line
+    except Exception as exc:  # bad input the library names (errors.BAD_INPUT): one line; -v adds where
         if not is_bad_input(exc):
             raise
+        logging.getLogger(__name__).debug("where the error was raised", exc_info=True)
         print(f"apt-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

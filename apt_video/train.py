@@ -346,9 +346,13 @@ def restore(state: dict, cfg: TrainConfig, model, optimizer, scaler, finetune: s
                                   f"(sha256 {rec.sha256[:12]}...); pass it with --finetune to resume")
         _load_backbone(model, rec.path)
     model.load_state_dict(state["model"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"--resume: the state's optimiser does not fit this run's model ({exc}); resume "
+                              f"from the run's own last_state.pt, or start a new run") from None
     torch.set_rng_state(state["rng"])
     if state.get("pretrained"):
         pretrained = models.Backbone(**state["pretrained"])

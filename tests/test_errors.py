@@ -1,6 +1,8 @@
 """apt_video.errors: the library's bad-input errors, named without being imported, each end as one
 line and exit status 2 from any command."""
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +30,13 @@ def test_a_library_error_raised_under_a_command_is_one_line(tmp_path, capsys):
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"apt-video train: error: {tmp_path / 'videos'}: no video files found")
     assert not (tmp_path / "run").exists()
+
+
+def test_verbose_adds_where_the_error_was_raised(tmp_path):
+    """-v: the same line, and before it the traceback (an error in the library's own inputs is then
+    findable, not only reported)."""
+    (tmp_path / "videos" / "a").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-m", "apt_video.cli", "-v", "train", "--preset", "demo", "--data",
+                          str(tmp_path / "videos"), "-o", str(tmp_path / "run")], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" in out.stderr and "DataError" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("apt-video train: error: ")

@@ -374,6 +374,14 @@ def test_resume_reloads_the_backbone_the_run_was_trained_on(tmp_path, prompt_run
     run = tmp_path / "B"
     shutil.copytree(prompt_run[0], run)
     cfg = load_config("demo", sets=["epochs=9", "num_workers=1", "final_test=false"])
+    # a state whose optimiser does not fit is refused before the run's folder is touched
+    bad = torch.load(run / "checkpoints" / "last_state.pt", weights_only=True)
+    bad["optimizer"]["param_groups"] = bad["optimizer"]["param_groups"][:1]
+    torch.save(bad, tmp_path / "bad_state.pt")
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    with pytest.raises(models.CheckpointError, match="the state's optimiser does not fit"):
+        train(cfg, task_data / "B", run, resume=str(tmp_path / "bad_state.pt"), progress=False)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
     result = train(cfg, task_data / "B", run, resume="auto", progress=False)
     assert [h["epoch"] for h in result["history"]][-1] == 8
     assert result["history"][-1]["val_top1"] >= 75.0  # on a random backbone the prompts would be at chance

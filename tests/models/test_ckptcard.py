@@ -148,6 +148,8 @@ def test_a_preset_or_classes_for_a_model_that_holds_them_is_refused(setup, tmp_p
     ("none", "a\nb\n", "its head has 3 classes but 2 class names were given (--classes)"),
     ("none", "a\nb\na\n", "the name 'a' is given twice (entries 1 and 3)"),
     ("none", "\n\n", "holds no class names"),
+    ("none", b"\xff\xfe\x00\x01 not text", "not readable text"),
+    ("none", "missing", "not readable text ([Errno 2] No such file or directory"),
     ("pretrain", None, "a VideoMAE pre-training checkpoint (no classifier); fine-tune it first"),
     ("no-norm", None, "no fc_norm.weight: the mean-pooling LayerNorm"),
     ("layer-scale", None, "holds layer scale (blocks.N.gamma_1"),
@@ -165,8 +167,9 @@ def test_a_checkpoint_that_is_not_such_a_classifier_is_named(setup, tmp_path, ca
         sd["patch_embed.proj.weight"] = sd["patch_embed.proj.weight"][:, :, 0]
     save_as_the_reference_does(sd, tmp_path / "c.pth")
     extra = []
-    if classes is not None:
-        (tmp_path / "classes.txt").write_text(classes)
+    if classes is not None:  # "missing": a file that is not there; bytes: a binary file
+        if classes != "missing":
+            getattr(tmp_path / "classes.txt", "write_bytes" if isinstance(classes, bytes) else "write_text")(classes)
         extra = ["--classes", str(tmp_path / "classes.txt")]
     assert main(["score", str(setup / "clips" / "videos"), "--model", str(tmp_path / "c.pth"), *extra,
                  "-o", str(tmp_path / "o.csv"), "--no-progress"]) == 2
