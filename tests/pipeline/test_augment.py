@@ -124,6 +124,25 @@ def test_regions_give_the_pixels_of_whole_frame_rand_augment(interp):
     assert smaller > 40  # the regions were cut in most draws
 
 
+def test_sharpness_on_regions_gives_whole_frame_pixels_exactly():
+    """Sharpness (its border kept where the region meets the frame's edge) with whole-pixel shifts
+    before and after it: the crop of the regions equals the crop of whole frames, every value, for
+    windows anywhere up to the whole frame."""
+    frames = np.random.default_rng(4).integers(0, 256, (2, 40, 52, 3), dtype=np.uint8)
+    spec = dataclasses.replace(parse_rand_augment("rand-m9-n3-mstd1-inc1-p1", "nearest"),
+                               only=("Sharpness", "TranslateXRel", "TranslateYRel"))
+    augment = AugmentSpec(rand_augment=spec, scale=(0.05, 1.0), flip=False)
+    seeds = list(range(48))
+    cut, whole, rows = _augment_both(frames, spec, augment, seeds)
+    sharp = OP_NAMES.index("Sharpness")
+    assert sum(sharp in row[HEAD::PER_OP] for row in rows[True]) > 30
+    edge = 0
+    for s, a, b, row in zip(seeds, cut, whole, rows[True]):
+        np.testing.assert_array_equal(a, b, err_msg=str(s))
+        edge += row[4] == 0 or row[5] == 0 or row[6] == 40 or row[7] == 52  # a region at the frame's edge
+    assert edge > 10
+
+
 def test_regions_follow_the_crop_back_through_the_ops():
     """Hand-checked cases: no op (the window and its margin), a translation (the window shifted
     back), a statistics op (the whole frame before it), a skipped op (nothing changes)."""
