@@ -1,4 +1,7 @@
 """What the tests of models share."""
+import importlib
+from contextlib import contextmanager
+
 import torch
 
 from apt_video import models
@@ -35,3 +38,27 @@ def same_backbone(a, b):
 def hf_logits(hf, x):
     with torch.no_grad():
         return hf(pixel_values=x.permute(0, 2, 1, 3, 4)).logits  # HF takes (B, T, C, H, W)
+
+
+@contextmanager
+def offline_hub_cache(tmp_path, monkeypatch, repo: str, fill):
+    """A Hugging Face cache laid out here as huggingface_hub lays it out, holding ``repo``
+    (``org/name``) at one commit, its snapshot folder filled by ``fill(folder)``; HF_HUB_CACHE and
+    HF_HUB_OFFLINE point at it inside the block (no network). Yields the snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    fill(snapshot)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hc
+
+    importlib.reload(hc)  # the cache location and offline flag are read at import
+    try:
+        yield snapshot
+    finally:
+        monkeypatch.undo()
+        importlib.reload(hc)

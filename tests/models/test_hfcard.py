@@ -4,7 +4,6 @@ its ``config.json``, the class names from ``id2label``, and its predictions are 
 on the same clips."""
 import csv
 import dataclasses
-import importlib
 import json
 
 import pytest
@@ -16,6 +15,8 @@ from apt_video.pipeline.datasets import open_dataset
 from apt_video.pipeline.loader import VideoLoader
 from apt_video.pipeline.probe import probe_dataset
 from apt_video.tools.synth import make_motion_dataset
+
+from checkpoint_kit import offline_hub_cache
 
 transformers = pytest.importorskip("transformers")
 CLASSES = ["walk", "run", "jump"]
@@ -98,26 +99,17 @@ def test_exported_as_downloaded_scores_the_same(downloaded, tmp_path):
 def test_a_model_id_is_scored_from_the_local_cache(downloaded, tmp_path, monkeypatch):
     """``--model org/name``: the id read from a Hugging Face cache laid out here (no network)."""
     root, _, _ = downloaded
-    cache, commit = tmp_path / "hub", "0123456789abcdef0123456789abcdef01234567"
-    snapshot = cache / "models--org--tiny-videomae" / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
-        (snapshot / name).write_bytes((root / "hf" / name).read_bytes())
-    (cache / "models--org--tiny-videomae" / "refs").mkdir()
-    (cache / "models--org--tiny-videomae" / "refs" / "main").write_text(commit)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import huggingface_hub.constants as hc
-    importlib.reload(hc)  # the cache location and offline flag are read at import
-    try:
+
+    def fill(snapshot):
+        for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+            (snapshot / name).write_bytes((root / "hf" / name).read_bytes())
+
+    with offline_hub_cache(tmp_path, monkeypatch, "org/tiny-videomae", fill):
         out = tmp_path / "id.csv"
         assert main(["score", str(root / "clips" / "videos"), "--model", "org/tiny-videomae", "-o", str(out),
                      "--views", "2x3", "--no-progress"]) == 0
         with open(out, newline="") as f:
             assert len(list(csv.DictReader(f))) == 6
-    finally:
-        monkeypatch.undo()
-        importlib.reload(hc)
 
 
 @pytest.mark.parametrize("edit,message", [

@@ -1,6 +1,5 @@
 """models.hub: Hugging Face ids resolve from the local cache; a mistyped weights path is a missing
 file, not a hub id."""
-import importlib
 from pathlib import Path
 
 import pytest
@@ -10,24 +9,13 @@ from apt_video.models import CheckpointError, load_pretrained
 from apt_video.models.artifact import load_any
 from apt_video.models.hub import is_hub_id, resolve_weights
 
-from checkpoint_kit import X, hf_logits, make
+from checkpoint_kit import X, hf_logits, make, offline_hub_cache
 
 
 def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkeypatch):
     """``--finetune org/name``: read from a Hugging Face cache built here (no network), as
     huggingface_hub lays it out; with HF_HUB_OFFLINE set a missing id is a clear error."""
-    cache = tmp_path / "hub"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    snapshot = cache / "models--tiny-org--videomae-tiny" / "snapshots" / commit
-    hf_model.save_pretrained(snapshot)
-    (cache / "models--tiny-org--videomae-tiny" / "refs").mkdir()
-    (cache / "models--tiny-org--videomae-tiny" / "refs" / "main").write_text(commit)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    import huggingface_hub.constants as hc
-    importlib.reload(hc)  # the cache location and offline flag are read at import
-    try:
+    with offline_hub_cache(tmp_path, monkeypatch, "tiny-org/videomae-tiny", hf_model.save_pretrained) as snapshot:
         ours = make(transfer_type="end2end").eval()
         report, backbone = load_any(ours, "tiny-org/videomae-tiny")
         assert report.source_format == "huggingface" and not report.fresh
@@ -37,9 +25,6 @@ def test_huggingface_ids_resolve_from_the_local_cache(tmp_path, hf_model, monkey
         with pytest.raises(CheckpointError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
             load_pretrained(make(), "tiny-org/not-there")
         load_pretrained(make(transfer_type="end2end"), snapshot)  # a save_pretrained folder works too
-    finally:
-        monkeypatch.undo()
-        importlib.reload(hc)
 
 
 def test_a_mistyped_weights_path_is_a_missing_file_not_a_hub_id(tmp_path):
