@@ -5,18 +5,16 @@ Plain functions in the torchvision-reference style. One process per GPU (or one 
 ``torchrun``; every rank reads its shard of each split; only rank 0 writes. A run folder holds
 ``config.yaml``, ``metrics.csv``, ``tb/`` (TensorBoard), ``checkpoints/{last,best}.safetensors``
 (trained tensors + the model card), ``checkpoints/last_state.pt`` (everything needed to resume,
-in one atomic file), ``skipped.csv`` and, at the end, ``test_metrics.json``.
+in one atomic file), ``skipped.csv`` and, at the end, ``test_metrics.json`` (``runfolder``: those
+files, and resuming from them).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
 import os
-import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,8 +26,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from apt_video import holdout, models
-from apt_video.models import CheckpointError, ModelCard
-from apt_video.models.files import atomic_path, atomic_write_text
+from apt_video.models import ModelCard
+from apt_video.models.files import atomic_write_text
 from apt_video.pipeline.data import DataError, VideoEntry, class_names
 from apt_video.pipeline.datasets import HELD_OUT, RunData, open_dataset
 from apt_video.pipeline.graphs import AugmentSpec
@@ -40,9 +38,9 @@ from apt_video.pipeline.randaug import parse_rand_augment
 from .config import ConfigError, TrainConfig, lr_scaling, run_config
 from .distributed import Dist, setup_distributed
 from .evaluate import accuracy_report, merge_views, topk_correct
+from .runfolder import load_backbone, load_state, remove_run, restore, save_state, write_metrics, write_skipped
 
 log = logging.getLogger(__name__)
-METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "clips_per_s")
 
 
 def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -223,38 +221,6 @@ def predict_views(model, loader: VideoLoader, d: Dist, amp: str = "none", chunk:
     return out
 
 
-# -- files of a run ---------------------------------------------------------------------------------------
-def write_metrics(run: Path, history: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, "")) for k in METRIC_COLUMNS})
-    atomic_write_text(run / "metrics.csv", buf.getvalue())
-
-
-def save_state(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_state(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: say which and what to do
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot resume from this file ({first}); pass another with --resume PATH "
-                              f"or remove it to start afresh") from None
-
-
-def write_skipped(run: Path, rows: list[tuple[str, str, str, str]]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["split", "path", "status", "reason"])
-    w.writerows(sorted(set(rows)))
-    atomic_write_text(run / "skipped.csv", buf.getvalue())
-
-
 # -- the whole run ----------------------------------------------------------------------------------------
 def _split(cfg: TrainConfig, data: RunData, part: str, d: Dist) -> tuple[list[VideoEntry], list, list[str]]:
     src, kw = data.source(part)
@@ -319,50 +285,6 @@ def run_videos(cfg: TrainConfig, data: RunData, run_dir: Path, resume: str | Non
     return RunVideos(train_set, val_set, held, classes, bad_train + bad_val)
 
 
-def _load_backbone(model, path: str) -> models.Backbone:
-    """Load ``--finetune`` into ``model``; returns the record of the backbone it now has."""
-    report, backbone = models.load_any(model, path)
-    if report is not None:
-        log.info("%s", report.summary())
-    return backbone
-
-
-def restore(state: dict, cfg: TrainConfig, model, optimizer, scaler, finetune: str | None,
-            pretrained: models.Backbone | None) -> tuple[list[dict], float, int, models.Backbone | None]:
-    """Resume a run from its ``last_state.pt``: the same shaping config, the run's backbone (the one
-    given must be it; none given: the recorded file, checked by its sha256), then the trained
-    tensors, optimiser, grad scaler and RNG. Returns (history, best validation top-1, the first
-    epoch to run, the backbone record)."""
-    _check_resumable(state, cfg)
-    began = (state.get("pretrained") or {}).get("sha256")
-    if pretrained is not None and began and pretrained.sha256 != began:
-        raise CheckpointError(f"{finetune}: not the backbone this run was trained on (sha256 "
-                              f"{pretrained.sha256[:12]}..., the run's {began[:12]}...); resume with "
-                              f"that one, or start a new run")
-    if not finetune and state.get("pretrained"):  # the run's backbone, as it was (the state holds only
-        rec = models.Backbone(**state["pretrained"])  # what the run trained)
-        if not Path(rec.path).is_file() or models.sha256_file(rec.path) != rec.sha256:
-            raise CheckpointError(f"{rec.path}: the backbone this run was trained on is missing or changed "
-                                  f"(sha256 {rec.sha256[:12]}...); pass it with --finetune to resume")
-        _load_backbone(model, rec.path)
-    model.load_state_dict(state["model"], strict=False)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"--resume: the state's optimiser does not fit this run's model ({exc}); resume "
-                              f"from the run's own last_state.pt, or start a new run") from None
-    torch.set_rng_state(state["rng"])
-    if state.get("pretrained"):
-        pretrained = models.Backbone(**state["pretrained"])
-    return list(state["history"]), float(state["best_top1"]), int(state["epoch"]) + 1, pretrained
-
-
-#: what a run writes into its folder (removed by ``overwrite``)
-RUN_OUTPUTS = ("checkpoints", "tb", "config.yaml", "metrics.csv", "skipped.csv", "test_metrics.json", holdout.FOLDER)
-
-
 def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune: str | None = None,
           resume: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train, validate every ``eval_freq`` epochs, checkpoint, resume, and test at the end.
@@ -385,7 +307,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
             raise DataError(f"{run_dir}: holds a training run already; pass --resume to continue it, or "
                             f"--overwrite to start afresh (its checkpoints and metrics are then removed)")
         if d.main:
-            _remove_run(run_dir)
+            remove_run(run_dir)
         d.barrier()
     state = None
     if resume == "auto" and state_path.is_file():
@@ -400,7 +322,7 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     except ValueError as exc:  # e.g. prompt layers beyond the model's depth
         raise ConfigError(f"{cfg.model}: {exc}") from None
     model.set_attn_impl(cfg.attn_impl)
-    pretrained = _load_backbone(model, finetune) if finetune else None
+    pretrained = load_backbone(model, finetune) if finetune else None
     model.to(d.device)
     optimizer = build_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda") if amp_settings(cfg.amp, d.device)[1] else None
@@ -495,42 +417,6 @@ def train(cfg: TrainConfig, data_root: str | Path, output: str | Path, finetune:
     if writer:
         writer.close()
     return result
-
-
-#: config keys that shape the model or its trained tensors: a run resumes only with the same values
-SHAPING_KEYS = ("model", "nb_classes", "clip.num_frames", "clip.input_size", "tubelet_size", "transfer_type",
-                "prompt_num_tokens", "prompt_start", "prompt_end", "prompt_reparam", "opt")
-
-
-def _shaping(config: dict) -> dict:
-    """The shaping keys of a config as ``TrainConfig.to_dict`` writes it (the clip keys also read
-    flat, as configs wrote them before the clip was one record)."""
-    clip = config.get("clip") or {}
-    out = {}
-    for key in SHAPING_KEYS:
-        name = key.removeprefix("clip.")
-        if key.startswith("clip.") and (name in clip or name in config):
-            out[key] = clip.get(name, config.get(name))
-        elif key in config:
-            out[key] = config[key]
-    return out
-
-
-def _check_resumable(state: dict, cfg: TrainConfig) -> None:
-    saved, now = _shaping(state.get("config") or {}), _shaping(cfg.to_dict())
-    changed = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in SHAPING_KEYS if k in saved and saved[k] != now[k]]
-    if changed:
-        raise ConfigError(f"--resume with other settings than the run was started with ({'; '.join(changed)}); "
-                          f"resume with the run's config.yaml, or start a new run")
-
-
-def _remove_run(run_dir: Path) -> None:
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def final_test(model, cfg, data: RunData, run_dir, classes, spec, common, d, skipped, held=None) -> dict | None:
