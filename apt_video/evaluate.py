@@ -33,7 +33,8 @@ def accuracy_report(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -
 def accuracy_from_ranks(ranks: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
     """The accuracy report from each video's classes in rank order ``(N, K)`` (best first, K >= 1;
     top-5 counts the first min(K, 5)) and its true ``labels (N,)``."""
-    ranks, labels = np.asarray(ranks, dtype=np.int64).reshape(len(labels), -1), np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    ranks = np.asarray(ranks, dtype=np.int64).reshape(len(labels), -1) if len(labels) else np.zeros((0, 1), np.int64)
     n, c = len(labels), len(classes)
     pred = ranks[:, 0] if n else np.zeros(0, np.int64)
     top5 = (ranks[:, :5] == labels[:, None]).any(axis=1) if n else np.zeros(0, bool)

@@ -286,3 +286,30 @@ def ref_rand_augment_op(img, name, level, negate, resample):
             (1, 0, 0, 0, 1, pct * img.size[1])
         return img.transform(img.size, Image.AFFINE, matrix, **kw)
     raise ValueError(name)
+
+
+# -- the test-time merge: engine_for_finetuning.py merge() and compute_video() ----------------------------
+def ref_videomae_merge(lines):
+    """VideoMAE's ``merge``: ``lines`` of ``(name, logits, label, chunk_nb, split_nb)`` as its
+    final_test writes them (the numbers as the strings it reads back); each view's logits through
+    softmax, a view seen twice (the distributed sampler's padding: the same ``chunk_nb + split_nb``,
+    string concatenation) kept once, the mean per video, then ``compute_video``: argmax, and the
+    label among ``argsort(-feat)[:5]``. Returns ``({name: feat}, top-1 %, top-5 %)``."""
+    feats, labels, pos = {}, {}, {}
+    for name, logits, label, chunk_nb, split_nb in lines:
+        data = np.asarray(logits, dtype=np.float64)
+        data = np.exp(data - data.max()) / np.exp(data - data.max()).sum()  # scipy.special.softmax
+        feats.setdefault(name, [])
+        pos.setdefault(name, [])
+        if chunk_nb + split_nb in pos[name]:
+            continue
+        feats[name].append(data)
+        pos[name].append(chunk_nb + split_nb)
+        labels[name] = label
+    top1, top5, merged = [], [], {}
+    for name, data in feats.items():
+        feat = np.mean(data, axis=0)
+        merged[name] = feat
+        top1.append((int(np.argmax(feat)) == int(labels[name])) * 1.0)
+        top5.append((int(labels[name]) in np.argsort(-feat)[:5]) * 1.0)
+    return merged, np.mean(top1) * 100, np.mean(top5) * 100
