@@ -1,4 +1,4 @@
-"""timm-faithful RandAugment for video clips, built from DALI's augmentation primitives.
+"""timm-faithful RandAugment for video clips, built from DALI's operators (and torch for Equalize's table).
 
 ``rand-m7-n4-mstd0.5-inc1`` means: ``n`` = 4 ops per clip, chosen uniformly with replacement from
 15 ops; magnitude ``m`` = 7 of ``mmax`` = 10, drawn per op application from N(m, mstd) and clipped
